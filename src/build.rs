@@ -1,0 +1,1021 @@
+//! The build: resolve targets, assess every partition, restore what an older version
+//! already holds, run the stale rest in dependency order (`-j N` steps at once), audit,
+//! publish, and record each step in the run history. Also the dry-run plan, which is the
+//! same assessment without execution, with reasons.
+
+use crate::canonical::short;
+use crate::checks::{CheckResult, run_checks};
+use crate::error::{Transience, UsageError, transience};
+use crate::lake::content_hash::{canonical_order, hash_sorted};
+use crate::lake::log::AssetState;
+use crate::lake::parquet::{normalize_for_delta, schema_from_record, schema_record};
+use crate::lake::record::{CommitRecord, PartitionOutcome, PartitionRecord, RECORD_FORMAT, RuleIngredients};
+use crate::lake::runs::{RunRow, unique_suffix};
+use crate::lake::{lock, parquet, runs, table};
+use crate::ops::{self, Op, OpContext, OpInput};
+use crate::partition::{Coverage, PartitionId};
+use crate::plan::{Assessment, InputView, Reading, Reason, assess, diff_rules, domain, partition_key, rule_ingredients};
+use crate::progress::Progress;
+use crate::project::{Project, States};
+use crate::resources;
+use crate::rule::{Backoff, Rule};
+use crate::source::{SourceFile, hash_sources};
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::NaiveDate;
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub targets: Vec<String>,
+    /// Build only the targets, not their upstream.
+    pub only: bool,
+    pub force: bool,
+    pub dry_run: bool,
+    pub jobs: usize,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub keep_going: bool,
+    pub trigger: String,
+    pub lock_timeout: Duration,
+    /// The injectable clock's date, for `to = "today"`.
+    pub today: NaiveDate,
+    pub progress: bool,
+    /// Most partitions of one daily asset computed (and committed) together.
+    pub batch_size: usize,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            targets: vec![],
+            only: false,
+            force: false,
+            dry_run: false,
+            jobs: 1,
+            from: None,
+            to: None,
+            keep_going: false,
+            trigger: "manual".into(),
+            lock_timeout: Duration::from_secs(600),
+            today: chrono::Utc::now().date_naive(),
+            progress: false,
+            batch_size: 500,
+        }
+    }
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct StepSummary {
+    pub asset: String,
+    pub built: usize,
+    pub cut_off: usize,
+    pub restored: usize,
+    pub fresh: usize,
+    pub removed: usize,
+    pub ops_run: usize,
+    pub failed: Option<String>,
+    pub skipped: bool,
+    pub attempts: usize,
+    pub duration_ms: i64,
+    pub checks: Vec<CheckResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub run_id: String,
+    pub steps: Vec<StepSummary>,
+}
+
+impl BuildReport {
+    pub fn ok(&self) -> bool {
+        self.steps.iter().all(|s| s.failed.is_none() && !s.skipped)
+    }
+    pub fn ops_run(&self) -> usize {
+        self.steps.iter().map(|s| s.ops_run).sum()
+    }
+}
+
+/// A new run id: UTC time plus a random suffix.
+pub fn new_run_id() -> String {
+    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &unique_suffix()[..6])
+}
+
+/// The assets a build touches, in dependency order.
+pub fn selection(project: &Project, targets: &[String], only: bool) -> Result<Vec<String>> {
+    for t in targets {
+        project.rules.require(t)?;
+    }
+    if targets.is_empty() {
+        return Ok(project.rules.order.clone());
+    }
+    if only {
+        return Ok(project.rules.order.iter().filter(|a| targets.contains(a)).cloned().collect());
+    }
+    Ok(project.rules.upstream_closure(targets))
+}
+
+/// Everything needed to assess or run one asset.
+pub struct Prepared<'a> {
+    pub rule: &'a Rule,
+    pub op: &'static dyn Op,
+    pub sources: Vec<SourceFile>,
+    pub ingredients: RuleIngredients,
+    pub state: Arc<AssetState>,
+    /// (state, view, coverage) per input, in declared order.
+    pub inputs: Vec<(Arc<AssetState>, InputView, Coverage)>,
+    /// A daily import that learns its partitions from its output.
+    pub discovered: bool,
+    /// Partitions to build (restricted by --from/--to), when not discovered.
+    pub targets: Vec<PartitionId>,
+    /// Whether `targets` is the whole domain (so partitions outside it are removed).
+    pub full_domain: bool,
+}
+
+impl Prepared<'_> {
+    fn readings(&self) -> Vec<Reading<'_>> {
+        self.inputs
+            .iter()
+            .map(|(s, v, c)| Reading { view: v, coverage: *c, state: s })
+            .collect()
+    }
+
+    /// Assesses every target partition.
+    pub fn assess_all(&self, asset: &str, force: bool, explain: bool) -> Vec<Assessment> {
+        let readings = self.readings();
+        self.targets
+            .par_iter()
+            .map(|id| {
+                let mut a = assess(asset, *id, self.state.current.get(id), &self.ingredients, &readings, explain);
+                if force && a.reasons.is_empty() {
+                    a.reasons.push(Reason::Forced);
+                }
+                a
+            })
+            .collect()
+    }
+
+    /// Why a discovered import must run again (empty: it is fresh).
+    pub fn source_reasons(&self, force: bool) -> Vec<Reason> {
+        let Some((_, last)) = self.state.last_commit() else { return vec![Reason::Missing] };
+        if last.rule.digest != self.ingredients.digest {
+            return vec![Reason::Rule { changes: diff_rules(&last.rule, &self.ingredients) }];
+        }
+        if force { vec![Reason::Forced] } else { vec![] }
+    }
+
+    /// Partitions currently materialized but outside the domain (to remove).
+    pub fn obsolete(&self) -> Vec<PartitionId> {
+        if self.discovered || !self.full_domain {
+            return vec![];
+        }
+        let keep: BTreeSet<&PartitionId> = self.targets.iter().collect();
+        self.state.current.keys().filter(|k| !keep.contains(k)).copied().collect()
+    }
+}
+
+pub fn prepare<'a>(
+    project: &'a Project,
+    states: &States,
+    asset: &str,
+    opts: &BuildOptions,
+) -> Result<Prepared<'a>> {
+    let rule = project.rules.require(asset)?;
+    let op = ops::find(&rule.op).ok_or_else(|| anyhow!("unknown op {}", rule.op))?;
+    let mut globs = rule.sources.clone();
+    globs.extend(op.source_globs(&rule.params));
+    let sources = hash_sources(&project.root, &globs, &rule.file.display().to_string())?;
+    let ingredients = rule_ingredients(rule, op, &sources);
+    let state = states.get(asset)?;
+    let mut inputs = Vec::new();
+    for i in &rule.inputs {
+        let s = states.get(&i.asset)?;
+        let v = InputView::of(&i.asset, &s);
+        inputs.push((s, v, i.coverage));
+    }
+    let daily_inputs: Vec<&InputView> = rule
+        .inputs
+        .iter()
+        .zip(&inputs)
+        .filter(|(i, _)| project.rules.get(&i.asset).is_some_and(|r| r.daily))
+        .map(|(_, (_, v, _))| v)
+        .collect();
+    let dom = if rule.daily && rule.dates.is_none() && daily_inputs.is_empty() {
+        None
+    } else {
+        domain(rule, &daily_inputs, opts.today)
+    };
+    let discovered = dom.is_none();
+    let mut targets = dom.unwrap_or_default();
+    let full_domain = opts.from.is_none() && opts.to.is_none();
+    if rule.daily {
+        targets.retain(|p| {
+            let d = p.date();
+            opts.from.is_none_or(|f| d.is_some_and(|d| d >= f)) && opts.to.is_none_or(|t| d.is_some_and(|d| d <= t))
+        });
+    }
+    Ok(Prepared { rule, op, sources, ingredients, state, inputs, discovered, targets, full_domain })
+}
+
+// ---------------------------------------------------------------------------------
+// Dry run / status plan
+
+/// The plan for one asset: what would run and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct AssetPlan {
+    pub asset: String,
+    pub partitions_total: usize,
+    pub fresh: usize,
+    pub to_restore: Vec<PartitionId>,
+    /// (partition, reasons) that would run.
+    pub to_build: Vec<(PartitionId, Vec<Reason>)>,
+    pub to_remove: Vec<PartitionId>,
+    /// For a discovered import: why it would run again (empty: fresh).
+    pub source_reasons: Vec<Reason>,
+    pub discovered: bool,
+}
+
+impl AssetPlan {
+    pub fn is_fresh(&self) -> bool {
+        self.to_restore.is_empty()
+            && self.to_build.is_empty()
+            && self.to_remove.is_empty()
+            && self.source_reasons.is_empty()
+    }
+}
+
+/// Assesses the selection without running anything. Partitions whose inputs are stale
+/// upstream are reported as waiting on them.
+pub fn plan(project: &Project, opts: &BuildOptions) -> Result<Vec<AssetPlan>> {
+    let states = States::new(&project.lake);
+    let assets = selection(project, &opts.targets, opts.only)?;
+    let mut stale: HashMap<String, BTreeSet<PartitionId>> = HashMap::new();
+    let mut whole_stale: BTreeSet<String> = BTreeSet::new();
+    let mut plans = Vec::new();
+    for asset in &assets {
+        let prep = prepare(project, &states, asset, opts)?;
+        let mut plan = AssetPlan {
+            asset: asset.clone(),
+            partitions_total: if prep.discovered { prep.state.current.len() } else { prep.targets.len() },
+            fresh: 0,
+            to_restore: vec![],
+            to_build: vec![],
+            to_remove: prep.obsolete(),
+            source_reasons: vec![],
+            discovered: prep.discovered,
+        };
+        if prep.discovered {
+            plan.source_reasons = prep.source_reasons(opts.force);
+            if plan.source_reasons.is_empty() {
+                plan.fresh = prep.state.current.len();
+            } else {
+                whole_stale.insert(asset.clone());
+            }
+            plans.push(plan);
+            continue;
+        }
+        let mut mine = BTreeSet::new();
+        for mut a in prep.assess_all(asset, opts.force, true) {
+            if a.fresh() {
+                // Fresh now, but an input partition it covers may be rebuilt first.
+                for ((_, view, cov), input) in prep.inputs.iter().zip(&prep.rule.inputs) {
+                    let (lo, hi) = view.cover(*cov, a.id);
+                    let pending: Vec<PartitionId> = if whole_stale.contains(&input.asset) {
+                        view.ids[lo..hi].to_vec()
+                    } else if let Some(up) = stale.get(&input.asset) {
+                        view.ids[lo..hi].iter().filter(|p| up.contains(p)).copied().collect()
+                    } else {
+                        vec![]
+                    };
+                    if !pending.is_empty() {
+                        a.reasons.push(Reason::UpstreamPending { asset: input.asset.clone(), partitions: pending });
+                    }
+                }
+            }
+            if a.fresh() {
+                plan.fresh += 1;
+                continue;
+            }
+            mine.insert(a.id);
+            let restorable = !matches!(a.reasons.first(), Some(Reason::UpstreamPending { .. }))
+                && restorable_file(&prep.state, &a.key).is_some();
+            if restorable {
+                plan.to_restore.push(a.id);
+            } else {
+                plan.to_build.push((a.id, a.reasons));
+            }
+        }
+        stale.insert(asset.clone(), mine);
+        plans.push(plan);
+    }
+    Ok(plans)
+}
+
+/// The most recent file that held `key` and still exists.
+fn restorable_file<'a>(state: &'a AssetState, key: &str) -> Option<&'a crate::lake::log::KeyedFile> {
+    state
+        .by_key
+        .get(key)?
+        .iter()
+        .rev()
+        .find(|k| state.table.join(&k.record.file).is_file())
+}
+
+// ---------------------------------------------------------------------------------
+// Execution
+
+/// Runs a build (or, with `dry_run`, only plans it: use `plan` for the details).
+pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
+    let run_id = new_run_id();
+    let assets = selection(project, &opts.targets, opts.only)?;
+    let _lock = lock::acquire(&project.lake.root, &format!("run {run_id}"), opts.lock_timeout)?;
+    // Planned after the lock: whatever the previous holder built is now seen as done.
+    let states = States::new(&project.lake);
+    let progress = Progress::new(opts.progress);
+    let deps: HashMap<&str, Vec<&str>> = assets
+        .iter()
+        .map(|a| {
+            let r = &project.rules.rules[a];
+            let d = r.inputs.iter().map(|i| i.asset.as_str()).filter(|i| assets.iter().any(|x| x == i)).collect();
+            (a.as_str(), d)
+        })
+        .collect();
+
+    let mut done: HashMap<String, StepSummary> = HashMap::new();
+    let mut all_rows: Vec<RunRow> = Vec::new();
+    let mut started: BTreeSet<String> = BTreeSet::new();
+    let mut stop = false;
+    let jobs = opts.jobs.max(1);
+    std::thread::scope(|scope| -> Result<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<(String, Result<(StepSummary, Vec<RunRow>)>)>();
+        let mut running = 0usize;
+        loop {
+            if !stop {
+                for a in &assets {
+                    if running >= jobs {
+                        break;
+                    }
+                    if started.contains(a) {
+                        continue;
+                    }
+                    let d = &deps[a.as_str()];
+                    if !d.iter().all(|x| done.contains_key(*x)) {
+                        continue;
+                    }
+                    started.insert(a.clone());
+                    if let Some(bad) = d.iter().find(|x| {
+                        done.get(**x).is_some_and(|s| s.failed.is_some() || s.skipped)
+                    }) {
+                        let now = resources::now_ms();
+                        all_rows.push(row(&run_id, opts, a, "skipped", 1, now, now, None, None));
+                        let s = StepSummary {
+                            asset: a.clone(),
+                            skipped: true,
+                            failed: None,
+                            ..Default::default()
+                        };
+                        progress.println(&format!("skipped {a}: its input {bad} did not build"));
+                        done.insert(a.clone(), s);
+                        continue;
+                    }
+                    running += 1;
+                    let tx = tx.clone();
+                    let a2 = a.clone();
+                    let (states, progress, run_id) = (&states, &progress, &run_id);
+                    scope.spawn(move || {
+                        let r = run_step(project, states, &a2, opts, run_id, progress);
+                        let _ = tx.send((a2, r));
+                    });
+                }
+            }
+            if running == 0 {
+                // Nothing running and nothing launchable: mark whatever is left.
+                for a in &assets {
+                    if !done.contains_key(a) {
+                        done.insert(a.clone(), StepSummary { asset: a.clone(), skipped: true, ..Default::default() });
+                    }
+                }
+                break;
+            }
+            let (asset, result) = rx.recv().map_err(|_| anyhow!("a build worker vanished"))?;
+            running -= 1;
+            let summary = match result {
+                Ok((summary, rows)) => {
+                    all_rows.extend(rows);
+                    summary
+                }
+                Err(e) => {
+                    // Errors before any attempt (sources, state): a failed step too.
+                    let now = resources::now_ms();
+                    let msg = format!("{e:#}");
+                    all_rows.push(row(&run_id, opts, &asset, "failed", 1, now, now, None, Some(msg.clone())));
+                    StepSummary { asset: asset.clone(), failed: Some(msg), attempts: 1, ..Default::default() }
+                }
+            };
+            if let Some(msg) = &summary.failed {
+                progress.println(&format!("FAILED {asset}: {msg}"));
+                if !opts.keep_going {
+                    stop = true;
+                }
+            }
+            done.insert(asset, summary);
+        }
+        Ok(())
+    })?;
+
+    let steps: Vec<StepSummary> = assets.iter().filter_map(|a| done.remove(a)).collect();
+    let report = BuildReport { run_id: run_id.clone(), steps };
+    // A build that did nothing writes nothing, not even history: cron can call it freely.
+    let did_something = report.steps.iter().any(|s| {
+        s.built + s.cut_off + s.restored + s.removed > 0 || s.failed.is_some() || s.skipped
+    });
+    if did_something {
+        runs::append(&project.lake, &all_rows)?;
+    }
+    let scratch = project.lake.scratch(&run_id);
+    if scratch.exists() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row(
+    run_id: &str,
+    opts: &BuildOptions,
+    asset: &str,
+    outcome: &str,
+    attempt: usize,
+    started: i64,
+    ended: i64,
+    parts: Option<(&[PartitionId], Option<&str>, u64, u64)>,
+    error: Option<String>,
+) -> RunRow {
+    let (from, to, n, key, rows, bytes) = match parts {
+        Some((ids, key, rows, bytes)) => (
+            ids.first().map(|p| p.to_string()),
+            ids.last().map(|p| p.to_string()),
+            ids.len() as i64,
+            key.map(String::from),
+            rows as i64,
+            bytes as i64,
+        ),
+        None => (None, None, 0, None, 0, 0),
+    };
+    RunRow {
+        run_id: run_id.to_string(),
+        trigger: opts.trigger.clone(),
+        asset: asset.to_string(),
+        partition_from: from,
+        partition_to: to,
+        partitions: n,
+        key,
+        outcome: outcome.to_string(),
+        attempt: attempt as i64,
+        started_at: started,
+        ended_at: ended,
+        duration_ms: ended - started,
+        rows,
+        bytes,
+        peak_memory_bytes: resources::peak_memory_bytes(),
+        cpu_ms: resources::cpu_ms(),
+        error,
+        checks: None,
+    }
+}
+
+/// One produced partition, ready to publish.
+struct Produced {
+    id: PartitionId,
+    frame: DataFrame,
+    content_hash: String,
+}
+
+fn backoff_delay(rule: &Rule, attempt: usize) -> Duration {
+    let r = &rule.retry;
+    let base = match r.backoff {
+        Backoff::Exponential => r.initial.saturating_mul(1u32 << (attempt.saturating_sub(1)).min(20)),
+        Backoff::Linear => r.initial.saturating_mul(attempt as u32),
+    };
+    let d = base.min(r.max);
+    if r.jitter {
+        // Deterministic enough for logs, varied enough to spread retries.
+        let frac = (resources::now_ms() % 1000) as f64 / 1000.0;
+        d.mul_f64(0.5 + frac * 0.5)
+    } else {
+        d
+    }
+}
+
+fn run_step(
+    project: &Project,
+    states: &States,
+    asset: &str,
+    opts: &BuildOptions,
+    run_id: &str,
+    progress: &Progress,
+) -> Result<(StepSummary, Vec<RunRow>)> {
+    let t0 = Instant::now();
+    let started = resources::now_ms();
+    let prep = prepare(project, states, asset, opts)?;
+    let mut summary = StepSummary { asset: asset.to_string(), ..Default::default() };
+    let mut rows = Vec::new();
+    let table_dir = project.lake.table(asset);
+
+    if prep.discovered {
+        let reasons = prep.source_reasons(opts.force);
+        if reasons.is_empty() {
+            summary.fresh = prep.state.current.len();
+            rows.push(row(run_id, opts, asset, "reused", 1, started, resources::now_ms(), None, None));
+        } else {
+            tracing::info!(asset, "import runs: {}", reasons.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; "));
+            let bar = progress.step(asset, 1);
+            let result = run_with_retry(&prep, asset, vec![], project, run_id, &mut summary, &mut rows, opts);
+            bar.finish_and_clear();
+            match result {
+                Ok((produced, checks)) => {
+                    let gone: Vec<PartitionId> = prep
+                        .state
+                        .current
+                        .keys()
+                        .filter(|k| !produced.iter().any(|p| p.id == **k))
+                        .copied()
+                        .collect();
+                    publish(&prep, asset, &table_dir, run_id, produced, &gone, &[], &mut summary, &mut rows, opts, started, checks)?;
+                }
+                Err(e) => summary.failed = Some(format!("{e:#}")),
+            }
+        }
+        states.reload(asset)?;
+        summary.duration_ms = t0.elapsed().as_millis() as i64;
+        return Ok((summary, rows));
+    }
+
+    let assessments = prep.assess_all(asset, opts.force, false);
+    let (fresh, stale): (Vec<_>, Vec<_>) = assessments.into_iter().partition(|a| a.fresh());
+    summary.fresh = fresh.len();
+    let obsolete = prep.obsolete();
+    if stale.is_empty() && obsolete.is_empty() {
+        rows.push(row(run_id, opts, asset, "reused", 1, started, resources::now_ms(), None, None));
+        summary.duration_ms = t0.elapsed().as_millis() as i64;
+        return Ok((summary, rows));
+    }
+
+    // Reuse before recompute: an older version holding the same key.
+    let mut restores = Vec::new();
+    let mut compute: Vec<Assessment> = Vec::new();
+    for a in stale {
+        match (!opts.force).then(|| restorable_file(&prep.state, &a.key)).flatten() {
+            Some(k) => restores.push((a, k.clone())),
+            None => compute.push(a),
+        }
+    }
+    if !restores.is_empty() || !obsolete.is_empty() {
+        restore(&prep, asset, &table_dir, run_id, &restores, &obsolete, &mut summary, &mut rows, opts, started)?;
+    }
+    if compute.is_empty() {
+        states.reload(asset)?;
+        summary.duration_ms = t0.elapsed().as_millis() as i64;
+        return Ok((summary, rows));
+    }
+
+    // Contiguous runs of stale partitions, in batches.
+    let index: HashMap<PartitionId, usize> = prep.targets.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+    let mut batches: Vec<Vec<Assessment>> = Vec::new();
+    for a in compute {
+        let i = index.get(&a.id).copied().unwrap_or(0);
+        let extend = batches.last().is_some_and(|b: &Vec<Assessment>| {
+            b.len() < opts.batch_size.max(1) && b.last().is_some_and(|l| index.get(&l.id).copied().unwrap_or(0) + 1 == i)
+        });
+        if extend {
+            if let Some(b) = batches.last_mut() {
+                b.push(a);
+            }
+        } else {
+            batches.push(vec![a]);
+        }
+    }
+    let total: usize = batches.iter().map(|b| b.len()).sum();
+    let bar = progress.step(asset, total as u64);
+    for batch in batches {
+        let ids: Vec<PartitionId> = batch.iter().map(|a| a.id).collect();
+        bar.set_message(format!("{}..{}", ids[0], ids[ids.len() - 1]));
+        match run_with_retry(&prep, asset, ids.clone(), project, run_id, &mut summary, &mut rows, opts) {
+            Ok((produced, checks)) => {
+                publish(&prep, asset, &table_dir, run_id, produced, &[], &batch, &mut summary, &mut rows, opts, started, checks)?;
+                bar.inc(ids.len() as u64);
+            }
+            Err(e) => {
+                summary.failed = Some(format!("{e:#}"));
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    states.reload(asset)?;
+    summary.duration_ms = t0.elapsed().as_millis() as i64;
+    Ok((summary, rows))
+}
+
+/// The inputs an op sees for a batch: the union of the windows, with each one's range.
+fn op_inputs(prep: &Prepared, project: &Project, batch: &[PartitionId]) -> Vec<OpInput> {
+    prep.rule
+        .inputs
+        .iter()
+        .zip(&prep.inputs)
+        .map(|(input, (state, view, cov))| {
+            let ranges: Vec<(PartitionId, (usize, usize))> = if batch.is_empty() {
+                vec![]
+            } else {
+                batch.iter().map(|p| (*p, view.cover(*cov, *p))).collect()
+            };
+            let (lo, hi) = if ranges.is_empty() {
+                (0, view.ids.len())
+            } else {
+                let lo = ranges.iter().map(|(_, r)| r.0).min().unwrap_or(0);
+                let hi = ranges.iter().map(|(_, r)| r.1).max().unwrap_or(0);
+                (lo, hi.max(lo))
+            };
+            let table = project.lake.table(&input.asset);
+            let partitions = (lo..hi).map(|i| (view.ids[i], table.join(&view.files[i]))).collect();
+            let windows = ranges
+                .into_iter()
+                .map(|(p, (a, b))| (p, (a.saturating_sub(lo), b.saturating_sub(lo).max(a.saturating_sub(lo)))))
+                .collect();
+            let schema = state.last_commit().map(|(_, c)| schema_from_record(&c.schema));
+            OpInput {
+                asset: input.asset.clone(),
+                coverage: *cov,
+                daily: project.rules.get(&input.asset).is_some_and(|r| r.daily),
+                partitions,
+                windows,
+                schema,
+            }
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_with_retry(
+    prep: &Prepared,
+    asset: &str,
+    batch: Vec<PartitionId>,
+    project: &Project,
+    run_id: &str,
+    summary: &mut StepSummary,
+    rows: &mut Vec<RunRow>,
+    opts: &BuildOptions,
+) -> Result<(Vec<Produced>, Vec<CheckResult>)> {
+    let attempts = prep.rule.retry.attempts.max(1) as usize;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        summary.attempts += 1;
+        let started = resources::now_ms();
+        let scratch = project.lake.scratch(run_id).join(format!("{asset}-{}", unique_suffix()));
+        std::fs::create_dir_all(&scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
+        let ctx = OpContext {
+            rule: prep.rule,
+            partitions: batch.clone(),
+            inputs: op_inputs(prep, project, &batch),
+            project_root: &project.root,
+            scratch: scratch.clone(),
+            sources: &prep.sources,
+        };
+        summary.ops_run += 1;
+        let result = prep.op.run(&ctx).and_then(|df| split_and_hash(prep, asset, &batch, df));
+        let _ = std::fs::remove_dir_all(&scratch);
+        match result {
+            Ok(produced) => {
+                let whole = concat_frames(&produced)?;
+                let parts: Vec<DataFrame> = produced.iter().map(|p| p.frame.clone()).collect();
+                let checks = run_checks(&prep.rule.checks, &whole, asset, &parts);
+                let failed: Vec<&CheckResult> = checks.iter().filter(|c| c.blocking_failure()).collect();
+                if !failed.is_empty() {
+                    let msg = failed
+                        .iter()
+                        .map(|c| format!("check '{}' failed: {}", c.name, c.detail))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    summary.checks = checks.clone();
+                    let mut r = row(run_id, opts, asset, "failed", attempt, started, resources::now_ms(), Some((&batch, None, 0, 0)), Some(msg.clone()));
+                    r.checks = serde_json::to_string(&checks).ok();
+                    rows.push(r);
+                    bail!("{msg}\nnothing was published for {asset}");
+                }
+                summary.checks = checks.clone();
+                return Ok((produced, checks));
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                let transient = transience(&e) == Transience::Transient;
+                rows.push(row(run_id, opts, asset, "failed", attempt, started, resources::now_ms(), Some((&batch, None, 0, 0)), Some(msg.clone())));
+                if transient && attempt < attempts {
+                    let delay = backoff_delay(prep.rule, attempt);
+                    tracing::warn!(asset, attempt, "transient failure, retrying in {delay:?}: {msg}");
+                    std::thread::sleep(delay);
+                    continue;
+                }
+                if e.chain().any(|c| c.is::<UsageError>()) {
+                    return Err(e);
+                }
+                return Err(e.context(format!(
+                    "{asset} failed after {attempt} attempt(s){}",
+                    if transient { "" } else { " (not retried: the error is permanent)" }
+                )));
+            }
+        }
+    }
+}
+
+fn concat_frames(produced: &[Produced]) -> Result<DataFrame> {
+    let mut it = produced.iter();
+    let Some(first) = it.next() else { return Ok(DataFrame::empty()) };
+    let mut out = first.frame.clone();
+    for p in it {
+        out.vstack_mut(&p.frame)?;
+    }
+    Ok(out)
+}
+
+/// Splits an op's output by partition, in canonical order, with content hashes.
+fn split_and_hash(prep: &Prepared, asset: &str, batch: &[PartitionId], df: DataFrame) -> Result<Vec<Produced>> {
+    let df = normalize_for_delta(df)?;
+    let keys = &prep.rule.key_columns;
+    let mut parts: Vec<(PartitionId, DataFrame)> = Vec::new();
+    if !prep.rule.daily {
+        parts.push((PartitionId::Whole, df));
+    } else {
+        let dc = prep.rule.date_column.as_str();
+        let c = df.column(dc).map_err(|_| {
+            anyhow!(
+                "the output of daily asset '{asset}' has no '{dc}' column (it has {}): add it, or set date_column in {}",
+                df.get_column_names().iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                prep.rule.file.display()
+            )
+        })?;
+        if c.dtype() != &DataType::Date {
+            bail!("column '{dc}' of '{asset}' is {}, not a date", c.dtype());
+        }
+        if c.null_count() > 0 {
+            bail!("column '{dc}' of '{asset}' has {} null dates", c.null_count());
+        }
+        let mut by_day: BTreeMap<PartitionId, DataFrame> = BTreeMap::new();
+        if df.height() > 0 {
+            for part in df.partition_by_stable([dc], true)? {
+                let day = part
+                    .column(dc)?
+                    .date()?
+                    .as_date_iter()
+                    .next()
+                    .flatten()
+                    .ok_or_else(|| anyhow!("empty partition"))?;
+                by_day.insert(PartitionId::Day(day), part);
+            }
+        }
+        if !batch.is_empty() {
+            let wanted: BTreeSet<&PartitionId> = batch.iter().collect();
+            let extra: Vec<String> = by_day.keys().filter(|k| !wanted.contains(k)).map(|k| k.to_string()).collect();
+            if !extra.is_empty() {
+                bail!(
+                    "op '{}' of '{asset}' returned rows for partitions it was not asked for: {} (asked for {}..{})",
+                    prep.rule.op,
+                    extra.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+                    batch[0],
+                    batch[batch.len() - 1]
+                );
+            }
+            for p in batch {
+                by_day.entry(*p).or_insert_with(|| df.clear());
+            }
+        }
+        parts.extend(by_day);
+    }
+    parts
+        .into_par_iter()
+        .map(|(id, frame)| {
+            let frame = canonical_order(&frame, keys)?;
+            let content_hash = hash_sorted(&frame)?.to_hex().to_string();
+            Ok(Produced { id, frame, content_hash })
+        })
+        .collect()
+}
+
+fn file_name(id: PartitionId, key: &str) -> String {
+    format!("part-{id}-{}-{}.parquet", short(key), &unique_suffix()[..8])
+}
+
+fn tags(id: PartitionId, key: &str, content_hash: &str) -> Vec<(String, String)> {
+    vec![
+        ("lakebuild.partition".into(), id.to_string()),
+        ("lakebuild.key".into(), key.to_string()),
+        ("lakebuild.content_hash".into(), content_hash.to_string()),
+    ]
+}
+
+fn group_rows(
+    run_id: &str,
+    opts: &BuildOptions,
+    asset: &str,
+    started: i64,
+    records: &[PartitionRecord],
+    rows: &mut Vec<RunRow>,
+    checks: &[CheckResult],
+) {
+    for (outcome, name) in [
+        (PartitionOutcome::Built, "built"),
+        (PartitionOutcome::CutOff, "cut_off"),
+        (PartitionOutcome::Restored, "restored"),
+    ] {
+        let group: Vec<&PartitionRecord> = records.iter().filter(|r| r.outcome == outcome).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let ids: Vec<PartitionId> = group.iter().map(|r| r.id).collect();
+        let key = (group.len() == 1).then(|| group[0].key.as_str());
+        let nrows: u64 = group.iter().map(|r| r.rows).sum();
+        let bytes: u64 = group.iter().map(|r| r.bytes).sum();
+        let mut r = row(run_id, opts, asset, name, 1, started, resources::now_ms(), Some((&ids, key, nrows, bytes)), None);
+        if !checks.is_empty() {
+            r.checks = serde_json::to_string(checks).ok();
+        }
+        rows.push(r);
+    }
+}
+
+/// Write, (audit already done), publish: data files, then one atomic commit.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    prep: &Prepared,
+    asset: &str,
+    table_dir: &std::path::Path,
+    run_id: &str,
+    produced: Vec<Produced>,
+    gone: &[PartitionId],
+    batch: &[Assessment],
+    summary: &mut StepSummary,
+    rows: &mut Vec<RunRow>,
+    opts: &BuildOptions,
+    started: i64,
+    checks: Vec<CheckResult>,
+) -> Result<()> {
+    let by_id: HashMap<PartitionId, &Assessment> = batch.iter().map(|a| (a.id, a)).collect();
+    let schema = produced
+        .first()
+        .map(|p| (**p.frame.schema()).clone())
+        .unwrap_or_default();
+    let written: Vec<Result<(PartitionRecord, table::NewFile, Option<table::OldFile>)>> = produced
+        .into_par_iter()
+        .map(|mut p| {
+            let (key, reads) = match by_id.get(&p.id) {
+                Some(a) => (a.key.clone(), a.reads.clone()),
+                // A discovered import: no inputs, the rule digest and the id make the key.
+                None => (partition_key(asset, p.id, &prep.ingredients.digest, &[]), vec![]),
+            };
+            let current = prep.state.current.get(&p.id);
+            let unchanged = current.filter(|c| c.record.content_hash == p.content_hash);
+            let (file, bytes, outcome, old) = match unchanged {
+                // Early cutoff: same content, so keep the file; only its key changes.
+                Some(c) => (c.record.file.clone(), c.record.bytes, PartitionOutcome::CutOff, None),
+                None => {
+                    let name = file_name(p.id, &key);
+                    let bytes = parquet::write(&mut p.frame, &table_dir.join(&name))?;
+                    let old = current.map(|c| table::OldFile { path: c.record.file.clone(), size: c.record.bytes as i64 });
+                    (name, bytes, PartitionOutcome::Built, old)
+                }
+            };
+            let rec = PartitionRecord {
+                id: p.id,
+                key: key.clone(),
+                content_hash: p.content_hash.clone(),
+                file: file.clone(),
+                rows: p.frame.height() as u64,
+                bytes,
+                outcome,
+                inputs: reads,
+            };
+            let add = table::NewFile {
+                path: file,
+                size: bytes as i64,
+                rows: p.frame.height() as u64,
+                tags: tags(p.id, &key, &p.content_hash),
+                data_change: outcome == PartitionOutcome::Built,
+            };
+            Ok((rec, add, old))
+        })
+        .collect();
+    let mut records = Vec::new();
+    let mut adds = Vec::new();
+    let mut removes = Vec::new();
+    for w in written {
+        let (rec, add, old) = w?;
+        records.push(rec);
+        adds.push(add);
+        removes.extend(old);
+    }
+    for id in gone {
+        if let Some(c) = prep.state.current.get(id) {
+            removes.push(table::OldFile { path: c.record.file.clone(), size: c.record.bytes as i64 });
+        }
+    }
+    // A source whose output did not change at all and whose key did not change either:
+    // nothing to commit.
+    let all_same = records.iter().all(|r| {
+        prep.state.current.get(&r.id).is_some_and(|c| c.record.key == r.key && c.record.content_hash == r.content_hash)
+    });
+    if all_same && gone.is_empty() && !records.is_empty() {
+        summary.fresh += records.len();
+        return Ok(());
+    }
+    let record = CommitRecord {
+        format: RECORD_FORMAT,
+        run_id: run_id.to_string(),
+        asset: asset.to_string(),
+        rule: prep.ingredients.clone(),
+        schema: schema_record(&schema),
+        partitions: records.clone(),
+        removed: gone.to_vec(),
+        committed_at: chrono::Utc::now().to_rfc3339(),
+    };
+    table::commit(table_dir, &schema, &adds, &removes, &record)?;
+    summary.built += records.iter().filter(|r| r.outcome == PartitionOutcome::Built).count();
+    summary.cut_off += records.iter().filter(|r| r.outcome == PartitionOutcome::CutOff).count();
+    summary.removed += gone.len();
+    group_rows(run_id, opts, asset, started, &records, rows, &checks);
+    Ok(())
+}
+
+/// Makes older materializations with the current keys current again, and drops
+/// partitions that left the domain. One commit; no op runs.
+#[allow(clippy::too_many_arguments)]
+fn restore(
+    prep: &Prepared,
+    asset: &str,
+    table_dir: &std::path::Path,
+    run_id: &str,
+    restores: &[(Assessment, crate::lake::log::KeyedFile)],
+    obsolete: &[PartitionId],
+    summary: &mut StepSummary,
+    rows: &mut Vec<RunRow>,
+    opts: &BuildOptions,
+    started: i64,
+) -> Result<()> {
+    let mut adds = Vec::new();
+    let mut removes = Vec::new();
+    let mut records = Vec::new();
+    let mut schema = None;
+    for (a, k) in restores {
+        let mut rec = k.record.clone();
+        rec.outcome = PartitionOutcome::Restored;
+        rec.inputs = a.reads.clone();
+        if schema.is_none() {
+            schema = Some(schema_from_record(&k.commit.schema));
+        }
+        adds.push(table::NewFile {
+            path: rec.file.clone(),
+            size: rec.bytes as i64,
+            rows: rec.rows,
+            tags: tags(rec.id, &rec.key, &rec.content_hash),
+            data_change: true,
+        });
+        if let Some(c) = prep.state.current.get(&a.id) {
+            if c.record.file != rec.file {
+                removes.push(table::OldFile { path: c.record.file.clone(), size: c.record.bytes as i64 });
+            }
+        }
+        records.push(rec);
+    }
+    for id in obsolete {
+        if let Some(c) = prep.state.current.get(id) {
+            removes.push(table::OldFile { path: c.record.file.clone(), size: c.record.bytes as i64 });
+        }
+    }
+    let schema = match schema {
+        Some(s) => s,
+        None => prep
+            .state
+            .last_commit()
+            .map(|(_, c)| schema_from_record(&c.schema))
+            .unwrap_or_default(),
+    };
+    let record = CommitRecord {
+        format: RECORD_FORMAT,
+        run_id: run_id.to_string(),
+        asset: asset.to_string(),
+        rule: prep.ingredients.clone(),
+        schema: schema_record(&schema),
+        partitions: records.clone(),
+        removed: obsolete.to_vec(),
+        committed_at: chrono::Utc::now().to_rfc3339(),
+    };
+    table::commit(table_dir, &schema, &adds, &removes, &record)?;
+    summary.restored += records.len();
+    summary.removed += obsolete.len();
+    group_rows(run_id, opts, asset, started, &records, rows, &[]);
+    Ok(())
+}

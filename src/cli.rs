@@ -1,0 +1,343 @@
+//! The command line: argument parsing and printing only.
+
+use crate::build::{BuildOptions, build, plan};
+use crate::error::{UsageError, exit_code};
+use crate::lake::{gc, lock, runs};
+use crate::partition::PartitionId;
+use crate::project::Project;
+use crate::{explain, graph, history, status};
+use anyhow::Result;
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lakebuild",
+    version,
+    about = "A make-like, content-addressed build system for a Delta Lake lakehouse",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// With no subcommand: build these targets (all assets when none).
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct Global {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    directory: Option<PathBuf>,
+    /// The rules folder.
+    #[arg(long, global = true, default_value = "rules", env = "LAKEBUILD_RULES")]
+    rules: PathBuf,
+    /// The lake folder.
+    #[arg(long, global = true, default_value = "lake", env = "LAKEBUILD_LAKE")]
+    lake: PathBuf,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// No progress bars.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct BuildArgs {
+    /// Assets to build (with everything upstream of them).
+    targets: Vec<String>,
+    /// Print what would run and exactly why; run nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Rebuild the targets even when fresh.
+    #[arg(long)]
+    force: bool,
+    /// Steps run at once.
+    #[arg(short, long, default_value_t = 1)]
+    jobs: usize,
+    /// Build only the targets, not their upstream.
+    #[arg(long)]
+    only: bool,
+    /// First partition date to build (YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<NaiveDate>,
+    /// Last partition date to build (YYYY-MM-DD).
+    #[arg(long)]
+    to: Option<NaiveDate>,
+    /// Keep building independent assets after a failure.
+    #[arg(long)]
+    keep_going: bool,
+    /// How long to wait for another lakebuild holding the lake (e.g. 30s, 10m).
+    #[arg(long, env = "LAKEBUILD_LOCK_TIMEOUT", default_value = "10m")]
+    lock_timeout: String,
+    /// What started this run (recorded in the history).
+    #[arg(long, default_value = "manual")]
+    trigger: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build targets (all assets when none).
+    Build(BuildArgs),
+    /// Every asset: fresh / stale (why) / missing / failed.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lineage of ASSET[@VERSION] and why it is stale.
+    Why {
+        target: String,
+        /// The partition (YYYY-MM-DD); default the latest.
+        #[arg(long)]
+        partition: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The asset graph with status.
+    Graph {
+        #[arg(long, default_value = "dot", value_parser = ["dot", "mermaid", "json"])]
+        format: String,
+    },
+    /// The run history.
+    History {
+        #[arg(long)]
+        asset: Option<String>,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Success rates and duration percentiles per asset.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove data files no version references, and files out of the current version
+    /// for longer than the retention period.
+    Gc {
+        #[arg(long, default_value = "7d")]
+        retention: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The injectable clock: `LAKEBUILD_NOW` (YYYY-MM-DD or RFC 3339) or the real date.
+pub fn today() -> Result<NaiveDate> {
+    match std::env::var("LAKEBUILD_NOW") {
+        Ok(s) if !s.is_empty() => {
+            if let Ok(d) = NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
+                return Ok(d);
+            }
+            chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.date_naive()).map_err(|_| {
+                UsageError(format!("LAKEBUILD_NOW='{s}' is neither YYYY-MM-DD nor RFC 3339")).into()
+            })
+        }
+        _ => Ok(chrono::Utc::now().date_naive()),
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "lakebuild=info",
+        _ => "lakebuild=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}
+
+fn build_options(a: &BuildArgs, g: &Global) -> Result<BuildOptions> {
+    let lock_timeout = crate::rule::parse_duration(&a.lock_timeout).ok_or_else(|| {
+        UsageError(format!("--lock-timeout '{}' is not a duration: write e.g. 30s or 10m", a.lock_timeout))
+    })?;
+    Ok(BuildOptions {
+        targets: a.targets.clone(),
+        only: a.only,
+        force: a.force,
+        dry_run: a.dry_run,
+        jobs: a.jobs.max(1),
+        from: a.from,
+        to: a.to,
+        keep_going: a.keep_going,
+        trigger: a.trigger.clone(),
+        lock_timeout,
+        today: today()?,
+        progress: !g.quiet && std::env::var_os("NO_COLOR").is_none(),
+        ..Default::default()
+    })
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let root = match &cli.global.directory {
+        Some(d) => d.clone(),
+        None => std::env::current_dir()?,
+    };
+    let g = &cli.global;
+    let project = Project::load(&root, &g.rules, &g.lake)?;
+    let default_opts = || build_options(&BuildArgs { lock_timeout: "10m".into(), ..Default::default() }, g);
+    match cli.command {
+        None => run_build(&project, &cli.build, g),
+        Some(Command::Build(a)) => run_build(&project, &a, g),
+        Some(Command::Status { json }) => {
+            let s = status::status(&project, &default_opts()?)?;
+            if json { print_json(&s)? } else { print!("{}", status::render(&s)) }
+            Ok(0)
+        }
+        Some(Command::Why { target, partition, json }) => {
+            let p = match partition {
+                Some(p) => Some(PartitionId::parse(&p).map_err(UsageError)?),
+                None => None,
+            };
+            let w = explain::why(&project, &target, p, &default_opts()?)?;
+            if json { print_json(&w)? } else { print!("{}", explain::render(&w)) }
+            Ok(0)
+        }
+        Some(Command::Graph { format }) => {
+            let s = status::status(&project, &default_opts()?)?;
+            print!("{}", graph::render(&project, &s, &format));
+            Ok(0)
+        }
+        Some(Command::History { asset, run, limit, json }) => {
+            let rows = runs::read_all(&project.lake)?;
+            let picked = history::filter(&rows, asset.as_deref(), run.as_deref(), limit);
+            if json { print_json(&picked)? } else { print!("{}", history::render(&picked)) }
+            Ok(0)
+        }
+        Some(Command::Stats { json }) => {
+            let rows = runs::read_all(&project.lake)?;
+            let s = history::stats(&rows);
+            if json { print_json(&s)? } else { print!("{}", history::render_stats(&s)) }
+            Ok(0)
+        }
+        Some(Command::Gc { retention, dry_run, json }) => {
+            let retention = crate::rule::parse_duration(&retention)
+                .ok_or_else(|| UsageError(format!("--retention '{retention}' is not a duration, e.g. 7d")))?;
+            let _lock = lock::acquire(&project.lake.root, "gc", Duration::from_secs(600))?;
+            let mut reports = Vec::new();
+            for a in &project.rules.order {
+                reports.push(gc::collect(&project.lake.table(a), retention, dry_run)?);
+            }
+            reports.push(gc::collect(&project.lake.runs_table(), retention, dry_run)?);
+            let tmp = project.lake.root.join("_lakebuild").join("tmp");
+            if tmp.exists() && !dry_run {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            if json {
+                print_json(&reports)?
+            } else {
+                for r in &reports {
+                    if r.orphans_removed + r.expired_removed + r.kept_for_retention > 0 {
+                        println!(
+                            "{}: removed {} unreferenced and {} expired file(s), {} bytes; kept {} for retention",
+                            r.table, r.orphans_removed, r.expired_removed, r.bytes_freed, r.kept_for_retention
+                        );
+                    }
+                }
+                println!("gc done{}", if dry_run { " (dry run: nothing removed)" } else { "" });
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn run_build(project: &Project, a: &BuildArgs, g: &Global) -> Result<i32> {
+    let opts = build_options(a, g)?;
+    if a.dry_run {
+        let plans = plan(project, &opts)?;
+        if a.json {
+            print_json(&plans)?;
+            return Ok(0);
+        }
+        let mut any = false;
+        for p in &plans {
+            if p.is_fresh() {
+                continue;
+            }
+            any = true;
+            println!("{}:", p.asset);
+            for r in &p.source_reasons {
+                println!("  import runs again: {r}");
+            }
+            if !p.to_restore.is_empty() {
+                println!("  restore {} partition(s) from older versions (no op runs)", p.to_restore.len());
+            }
+            for id in &p.to_remove {
+                println!("  remove {id} (no longer in the domain)");
+            }
+            for (id, reasons) in p.to_build.iter().take(20) {
+                let r: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+                println!("  build {id}: {}", r.join("; "));
+            }
+            if p.to_build.len() > 20 {
+                println!("  … and {} more partition(s)", p.to_build.len() - 20);
+            }
+        }
+        if !any {
+            println!("nothing to do: every asset is fresh");
+        }
+        return Ok(0);
+    }
+    let report = build(project, &opts)?;
+    if a.json {
+        print_json(&report)?;
+    } else {
+        for s in &report.steps {
+            if s.skipped {
+                println!("{:<28} skipped (an input failed)", s.asset);
+            } else if let Some(e) = &s.failed {
+                println!("{:<28} FAILED: {e}", s.asset);
+            } else if s.built + s.cut_off + s.restored + s.removed > 0 {
+                println!(
+                    "{:<28} built {}, cut off {}, restored {}, removed {}, fresh {} ({} ms)",
+                    s.asset, s.built, s.cut_off, s.restored, s.removed, s.fresh, s.duration_ms
+                );
+            }
+        }
+        if report.ops_run() == 0 && report.ok() && report.steps.iter().all(|s| s.restored + s.removed == 0) {
+            println!("nothing to do: every asset is fresh");
+        }
+    }
+    Ok(if report.ok() { 0 } else { 1 })
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_tracing(cli.global.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit_code(&e)
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Lineage: `lakebuild why`. Provenance (the tree of inputs a materialization was built
+//! from, read from the Delta log) and staleness (whether it is stale now and exactly
+//! which ingredient changed).
+
+use crate::build::{BuildOptions, prepare};
+use crate::error::UsageError;
+use crate::lake::log::AssetState;
+use crate::lake::record::{CommitRecord, PartitionRecord};
+use crate::partition::PartitionId;
+use crate::plan::{Reason, assess};
+use crate::project::{Project, States};
+use anyhow::Result;
+use serde::Serialize;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Provenance {
+    pub asset: String,
+    pub version: i64,
+    pub partition: PartitionId,
+    pub key: String,
+    pub content_hash: String,
+    pub rows: u64,
+    pub op: String,
+    pub code_version: String,
+    pub params: serde_json::Value,
+    pub sources: Vec<crate::source::SourceFile>,
+    pub run_id: String,
+    pub committed_at: String,
+    pub outcome: crate::lake::record::PartitionOutcome,
+    pub inputs: Vec<InputProvenance>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputProvenance {
+    pub asset: String,
+    pub version: i64,
+    pub first: Option<PartitionId>,
+    pub last: Option<PartitionId>,
+    pub count: usize,
+    pub digest: String,
+    /// The input partition this one is anchored on, recursively (None past the depth limit
+    /// or when the window was empty).
+    pub anchor: Option<Box<Provenance>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Why {
+    pub provenance: Provenance,
+    /// "fresh", "stale", or "superseded" (an older version was asked for).
+    pub status: String,
+    pub reasons: Vec<Reason>,
+    pub latest_version: i64,
+}
+
+/// The record of partition `id` as of `version`.
+fn record_at(state: &AssetState, id: PartitionId, version: i64) -> Option<(i64, Arc<CommitRecord>, PartitionRecord)> {
+    // Removed at or before `version` after its last write: gone.
+    let past = state.history.get(&id)?;
+    let i = past.partition_point(|p| p.version <= version);
+    let last = past.get(i.checked_sub(1)?)?;
+    last.content_hash.as_ref()?;
+    let c = state.commits.get(&last.version)?;
+    let r = c.partitions.iter().find(|p| p.id == id)?;
+    Some((last.version, c.clone(), r.clone()))
+}
+
+fn provenance(
+    states: &States,
+    asset: &str,
+    id: PartitionId,
+    version: i64,
+    depth: usize,
+) -> Result<Option<Provenance>> {
+    let state = states.get(asset)?;
+    let Some((_v, commit, rec)) = record_at(&state, id, version) else { return Ok(None) };
+    let mut inputs = Vec::new();
+    for read in &rec.inputs {
+        let anchor = if depth == 0 || read.count == 0 {
+            None
+        } else {
+            let istate = states.get(&read.asset)?;
+            // Anchor on the same date when the input has it, else the last partition read.
+            let candidate = match id {
+                PartitionId::Day(_) if istate.content_hash_at(id, read.version).is_some() => Some(id),
+                _ => read.last,
+            };
+            match candidate {
+                Some(p) => provenance(states, &read.asset, p, read.version, depth - 1)?.map(Box::new),
+                None => None,
+            }
+        };
+        inputs.push(InputProvenance {
+            asset: read.asset.clone(),
+            version: read.version,
+            first: read.first,
+            last: read.last,
+            count: read.count,
+            digest: read.digest.clone(),
+            anchor,
+        });
+    }
+    Ok(Some(Provenance {
+        asset: asset.to_string(),
+        version,
+        partition: id,
+        key: rec.key.clone(),
+        content_hash: rec.content_hash.clone(),
+        rows: rec.rows,
+        op: commit.rule.op.clone(),
+        code_version: commit.rule.code_version.clone(),
+        params: commit.rule.params.clone(),
+        sources: commit.rule.sources.clone(),
+        run_id: commit.run_id.clone(),
+        committed_at: commit.committed_at.clone(),
+        outcome: rec.outcome,
+        inputs,
+    }))
+}
+
+/// Parses `ASSET[@VERSION]`.
+pub fn parse_target(t: &str) -> Result<(String, Option<i64>)> {
+    match t.split_once('@') {
+        None => Ok((t.to_string(), None)),
+        Some((a, v)) => match v.parse::<i64>() {
+            Ok(v) => Ok((a.to_string(), Some(v))),
+            Err(_) => Err(UsageError(format!("'{t}': the version after @ must be a number, e.g. {a}@3")).into()),
+        },
+    }
+}
+
+pub fn why(project: &Project, target: &str, partition: Option<PartitionId>, opts: &BuildOptions) -> Result<Why> {
+    let (asset, version) = parse_target(target)?;
+    let rule = project.rules.require(&asset)?;
+    let states = States::new(&project.lake);
+    let state = states.get(&asset)?;
+    let Some(latest) = state.version else {
+        return Err(UsageError(format!("'{asset}' has never been built: run `lakebuild {asset}`")).into());
+    };
+    let version = version.unwrap_or(latest);
+    if version > latest || version < 0 {
+        return Err(UsageError(format!("'{asset}' has versions 0..{latest}; there is no version {version}")).into());
+    }
+    let id = match partition {
+        Some(p) => p,
+        None if rule.daily => *state.partition_ids_at(version).last().ok_or_else(|| {
+            UsageError(format!("'{asset}' held no partitions at version {version}"))
+        })?,
+        None => PartitionId::Whole,
+    };
+    let prov = provenance(&states, &asset, id, version, 6)?.ok_or_else(|| {
+        UsageError(format!("'{asset}' has no partition {id} at version {version}: see `lakebuild status`"))
+    })?;
+
+    let (status, reasons) = if version < latest && state.content_hash_at(id, latest) != Some(prov.content_hash.as_str()) {
+        ("superseded".to_string(), vec![])
+    } else {
+        let prep = prepare(project, &states, &asset, opts)?;
+        if prep.discovered {
+            let r = prep.source_reasons(false);
+            (if r.is_empty() { "fresh" } else { "stale" }.to_string(), r)
+        } else if !prep.targets.contains(&id) {
+            ("stale".to_string(), vec![Reason::Missing])
+        } else {
+            let readings: Vec<_> = prep
+                .inputs
+                .iter()
+                .map(|(s, v, c)| crate::plan::Reading { view: v, coverage: *c, state: s })
+                .collect();
+            let a = assess(&asset, id, state.current.get(&id), &prep.ingredients, &readings, true);
+            (if a.fresh() { "fresh" } else { "stale" }.to_string(), a.reasons)
+        }
+    };
+    Ok(Why { provenance: prov, status, reasons, latest_version: latest })
+}
+
+fn render_prov(p: &Provenance, indent: usize, out: &mut String) {
+    use std::fmt::Write;
+    let pad = " ".repeat(indent);
+    let _ = writeln!(out, "{pad}{} @ version {} partition {} ({})", p.asset, p.version, p.partition, serde_json::to_string(&p.outcome).unwrap_or_default().trim_matches('"'));
+    let _ = writeln!(out, "{pad}  key {}  content {}  rows {}", &p.key[..16], &p.content_hash[..16], p.rows);
+    let _ = writeln!(out, "{pad}  op {} (code {}) params {}", p.op, p.code_version, p.params);
+    for s in &p.sources {
+        let _ = writeln!(out, "{pad}  source {} ({})", s.path, &s.hash[..12]);
+    }
+    let _ = writeln!(out, "{pad}  run {} at {}", p.run_id, p.committed_at);
+    for i in &p.inputs {
+        let range = match (i.first, i.last) {
+            (Some(a), Some(b)) if a == b => format!("{a}"),
+            (Some(a), Some(b)) => format!("{a}..{b}"),
+            _ => "nothing".into(),
+        };
+        let _ = writeln!(out, "{pad}  <- {} @ version {}: {} partition(s) {range}, digest {}", i.asset, i.version, i.count, &i.digest[..12]);
+        if let Some(a) = &i.anchor {
+            render_prov(a, indent + 6, out);
+        }
+    }
+}
+
+pub fn render(w: &Why) -> String {
+    let mut out = String::new();
+    render_prov(&w.provenance, 0, &mut out);
+    out.push('\n');
+    match w.status.as_str() {
+        "fresh" => out.push_str("status: fresh (its key matches what its inputs and rule give now)\n"),
+        "superseded" => out.push_str(&format!("status: superseded (the latest version is {})\n", w.latest_version)),
+        _ => {
+            out.push_str("status: stale, because\n");
+            for r in &w.reasons {
+                out.push_str(&format!("  - {r}\n"));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,210 @@
+//! Reading a table's Delta log: the JSON commits replayed in order into the current
+//! partitions (with their keys and content hashes) and the history of every partition,
+//! which answers "what did partition p hold at version v" and "which old file has key k".
+//!
+//! lakebuild keeps every commit JSON (`delta.enableExpiredLogCleanup=false`), so the
+//! replay reads JSON only; checkpoints exist for other readers' speed.
+
+use super::record::{CommitRecord, PartitionRecord};
+use crate::partition::PartitionId;
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A partition's current materialization.
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub record: PartitionRecord,
+    /// The table version that made it current.
+    pub version: i64,
+    pub commit: Arc<CommitRecord>,
+}
+
+/// One materialization in a partition's history: `None` content when it was removed.
+#[derive(Debug, Clone)]
+pub struct Past {
+    pub version: i64,
+    pub content_hash: Option<String>,
+}
+
+/// A file that held a given key at some version.
+#[derive(Debug, Clone)]
+pub struct KeyedFile {
+    pub version: i64,
+    pub id: PartitionId,
+    pub record: PartitionRecord,
+    pub commit: Arc<CommitRecord>,
+}
+
+/// The state of one asset's table as recorded by its Delta log.
+#[derive(Debug, Clone, Default)]
+pub struct AssetState {
+    pub table: PathBuf,
+    /// Latest version; `None` when the table does not exist yet.
+    pub version: Option<i64>,
+    pub current: BTreeMap<PartitionId, Current>,
+    pub history: BTreeMap<PartitionId, Vec<Past>>,
+    pub by_key: HashMap<String, Vec<KeyedFile>>,
+    /// Active data files (Delta replay), path -> size.
+    pub active_files: BTreeMap<String, i64>,
+    /// Every file ever added, for gc.
+    pub ever_added: BTreeMap<String, i64>,
+    /// (version, lakebuild record) of each lakebuild commit.
+    pub commits: BTreeMap<i64, Arc<CommitRecord>>,
+    /// When each version was committed (ms since epoch), from commitInfo.
+    pub timestamps: BTreeMap<i64, i64>,
+    /// When each file stopped being active (version), for gc retention.
+    pub removed_at: BTreeMap<String, i64>,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    #[serde(rename = "commitInfo")]
+    commit_info: Option<serde_json::Value>,
+    add: Option<FileAction>,
+    remove: Option<FileAction>,
+}
+
+#[derive(Deserialize)]
+struct FileAction {
+    path: String,
+    #[serde(default)]
+    size: Option<i64>,
+}
+
+/// Paths of the JSON commit files of a table, by version.
+pub fn commit_files(table: &Path) -> Result<BTreeMap<i64, PathBuf>> {
+    let log = table.join("_delta_log");
+    let mut out = BTreeMap::new();
+    let entries = match std::fs::read_dir(&log) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", log.display())),
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", log.display()))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(stem) = name.strip_suffix(".json") {
+            if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+                if let Ok(v) = stem.parse::<i64>() {
+                    out.insert(v, entry.path());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl AssetState {
+    /// Replays the table's log. A missing table gives an empty state.
+    pub fn load(table: &Path) -> Result<AssetState> {
+        let mut state = AssetState { table: table.to_path_buf(), ..Default::default() };
+        for (version, path) in commit_files(table)? {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read Delta commit {}", path.display()))?;
+            state.apply(version, &text).with_context(|| {
+                format!("Delta commit {} is not valid: the table may have been edited by hand", path.display())
+            })?;
+        }
+        Ok(state)
+    }
+
+    fn apply(&mut self, version: i64, text: &str) -> Result<()> {
+        let mut record: Option<CommitRecord> = None;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let line: Line = serde_json::from_str(line)?;
+            if let Some(info) = line.commit_info {
+                if let Some(ts) = info.get("timestamp").and_then(|t| t.as_i64()) {
+                    self.timestamps.insert(version, ts);
+                }
+                if let Some(lb) = info.get("lakebuild") {
+                    // Written by deltalake either as an object or as a JSON string.
+                    let r: CommitRecord = match lb {
+                        serde_json::Value::String(s) => serde_json::from_str(s)?,
+                        v => serde_json::from_value(v.clone())?,
+                    };
+                    record = Some(r);
+                }
+            }
+            if let Some(add) = line.add {
+                let size = add.size.unwrap_or(0);
+                self.removed_at.remove(&add.path);
+                self.ever_added.insert(add.path.clone(), size);
+                self.active_files.insert(add.path, size);
+            }
+            if let Some(rm) = line.remove {
+                if self.active_files.remove(&rm.path).is_some() {
+                    self.removed_at.insert(rm.path, version);
+                }
+            }
+        }
+        self.version = Some(version);
+        let Some(record) = record else { return Ok(()) };
+        let record = Arc::new(record);
+        for p in &record.partitions {
+            self.current.insert(
+                p.id,
+                Current { record: p.clone(), version, commit: record.clone() },
+            );
+            self.history
+                .entry(p.id)
+                .or_default()
+                .push(Past { version, content_hash: Some(p.content_hash.clone()) });
+            self.by_key.entry(p.key.clone()).or_default().push(KeyedFile {
+                version,
+                id: p.id,
+                record: p.clone(),
+                commit: record.clone(),
+            });
+        }
+        for id in &record.removed {
+            self.current.remove(id);
+            self.history.entry(*id).or_default().push(Past { version, content_hash: None });
+        }
+        self.commits.insert(version, record);
+        Ok(())
+    }
+
+    /// Current partition ids, ascending.
+    pub fn partition_ids(&self) -> Vec<PartitionId> {
+        self.current.keys().copied().collect()
+    }
+
+    /// The content hash partition `id` held at `version`.
+    pub fn content_hash_at(&self, id: PartitionId, version: i64) -> Option<&str> {
+        let past = self.history.get(&id)?;
+        let i = past.partition_point(|p| p.version <= version);
+        past.get(i.checked_sub(1)?)?.content_hash.as_deref()
+    }
+
+    /// Partition ids that existed at `version`, ascending.
+    pub fn partition_ids_at(&self, version: i64) -> Vec<PartitionId> {
+        self.history
+            .iter()
+            .filter(|(id, _)| self.content_hash_at(**id, version).is_some())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Content hash of the whole asset: blake3 over its (partition id, content hash) pairs.
+    pub fn asset_content_hash(&self) -> String {
+        let mut h = crate::canonical::CanonicalHasher::new("asset-content");
+        for (id, c) in &self.current {
+            h.str(&id.to_string()).str(&c.record.content_hash);
+        }
+        h.finish().to_hex().to_string()
+    }
+
+    /// The most recent commit record, if any.
+    pub fn last_commit(&self) -> Option<(i64, &Arc<CommitRecord>)> {
+        self.commits.iter().next_back().map(|(v, r)| (*v, r))
+    }
+
+    /// The most recent version at which any current partition changed.
+    pub fn last_modified(&self) -> Option<i64> {
+        self.current.values().map(|c| c.version).max()
+    }
+}

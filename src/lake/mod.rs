@@ -1,0 +1,42 @@
+//! The lake: one Delta table per asset under `lake/<asset>/`, plus lakebuild's own
+//! tables and files under `lake/_lakebuild/` (run history, lock).
+
+pub mod content_hash;
+pub mod gc;
+pub mod lock;
+pub mod log;
+pub mod parquet;
+pub mod record;
+pub mod runs;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+/// Paths inside a lake directory.
+#[derive(Debug, Clone)]
+pub struct Lake {
+    pub root: PathBuf,
+}
+
+impl Lake {
+    pub fn new(root: impl Into<PathBuf>) -> Lake {
+        Lake { root: root.into() }
+    }
+
+    pub fn table(&self, asset: &str) -> PathBuf {
+        self.root.join(asset)
+    }
+
+    pub fn runs_table(&self) -> PathBuf {
+        self.root.join("_lakebuild").join("runs")
+    }
+
+    /// A scratch directory for one run's temporary files.
+    pub fn scratch(&self, run_id: &str) -> PathBuf {
+        self.root.join("_lakebuild").join("tmp").join(run_id)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+}

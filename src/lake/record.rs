@@ -1,0 +1,79 @@
+//! What lakebuild writes into each Delta commit's `commitInfo` (under the key
+//! `lakebuild`): the run, the rule's ingredients, and for every partition written its
+//! key, content hash and the input versions it read. This is the build database.
+
+use crate::partition::PartitionId;
+use crate::source::SourceFile;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const RECORD_FORMAT: u32 = 1;
+
+/// The rule-level ingredients of a key: everything but the input partitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleIngredients {
+    pub op: String,
+    pub code_version: String,
+    /// Canonical params (sorted keys).
+    pub params: Value,
+    pub sources: Vec<SourceFile>,
+    /// (input asset, coverage as text), in declared order.
+    pub inputs: Vec<(String, String)>,
+    pub daily: bool,
+    pub key_columns: Vec<String>,
+    /// blake3 over all of the above.
+    pub digest: String,
+}
+
+/// What one partition read from one input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputRead {
+    pub asset: String,
+    /// The input table's version at the time.
+    pub version: i64,
+    pub first: Option<PartitionId>,
+    pub last: Option<PartitionId>,
+    pub count: usize,
+    /// blake3 over the covered (partition id, content hash) pairs.
+    pub digest: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionOutcome {
+    /// The op ran and produced new content.
+    Built,
+    /// The op ran and produced the content that was already current (early cutoff).
+    CutOff,
+    /// An older materialization with the same key was made current again.
+    Restored,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub id: PartitionId,
+    pub key: String,
+    pub content_hash: String,
+    /// Data file path, relative to the table root.
+    pub file: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub outcome: PartitionOutcome,
+    pub inputs: Vec<InputRead>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitRecord {
+    pub format: u32,
+    pub run_id: String,
+    pub asset: String,
+    pub rule: RuleIngredients,
+    /// (column, dtype) of the data files written.
+    pub schema: Vec<(String, String)>,
+    pub partitions: Vec<PartitionRecord>,
+    /// Partitions that stopped existing (an import that lost a day).
+    #[serde(default)]
+    pub removed: Vec<PartitionId>,
+    /// When the commit was made (RFC 3339).
+    pub committed_at: String,
+}

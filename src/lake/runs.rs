@@ -1,0 +1,158 @@
+//! The run history: `lake/_lakebuild/runs`, a Delta table with one row per step and
+//! attempt (run id, trigger, asset, partition range, key, outcome, timings, sizes,
+//! memory, error). Written once per step, read by `history` and `stats`.
+
+use super::{Lake, log::AssetState, parquet, table};
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunRow {
+    pub run_id: String,
+    pub trigger: String,
+    pub asset: String,
+    pub partition_from: Option<String>,
+    pub partition_to: Option<String>,
+    pub partitions: i64,
+    pub key: Option<String>,
+    /// built / reused / restored / cut_off / failed / skipped
+    pub outcome: String,
+    pub attempt: i64,
+    /// Milliseconds since the epoch.
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub duration_ms: i64,
+    pub rows: i64,
+    pub bytes: i64,
+    pub peak_memory_bytes: i64,
+    pub cpu_ms: i64,
+    pub error: Option<String>,
+    /// Check results as JSON text (name, severity, passed, detail).
+    pub checks: Option<String>,
+}
+
+fn rows_to_frame(rows: &[RunRow]) -> Result<DataFrame> {
+    macro_rules! col_of {
+        ($name:expr, $f:expr) => {
+            Column::new($name.into(), rows.iter().map($f).collect::<Vec<_>>())
+        };
+    }
+    let ms = |v: &Vec<i64>| -> Result<Column> {
+        Ok(Column::new("x".into(), v).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))?)
+    };
+    let started: Vec<i64> = rows.iter().map(|r| r.started_at).collect();
+    let ended: Vec<i64> = rows.iter().map(|r| r.ended_at).collect();
+    let df = DataFrame::new_infer_height(vec![
+        col_of!("run_id", |r: &RunRow| r.run_id.clone()),
+        col_of!("trigger", |r: &RunRow| r.trigger.clone()),
+        col_of!("asset", |r: &RunRow| r.asset.clone()),
+        col_of!("partition_from", |r: &RunRow| r.partition_from.clone()),
+        col_of!("partition_to", |r: &RunRow| r.partition_to.clone()),
+        col_of!("partitions", |r: &RunRow| r.partitions),
+        col_of!("key", |r: &RunRow| r.key.clone()),
+        col_of!("outcome", |r: &RunRow| r.outcome.clone()),
+        col_of!("attempt", |r: &RunRow| r.attempt),
+        ms(&started)?.with_name("started_at".into()),
+        ms(&ended)?.with_name("ended_at".into()),
+        col_of!("duration_ms", |r: &RunRow| r.duration_ms),
+        col_of!("rows", |r: &RunRow| r.rows),
+        col_of!("bytes", |r: &RunRow| r.bytes),
+        col_of!("peak_memory_bytes", |r: &RunRow| r.peak_memory_bytes),
+        col_of!("cpu_ms", |r: &RunRow| r.cpu_ms),
+        col_of!("error", |r: &RunRow| r.error.clone()),
+        col_of!("checks", |r: &RunRow| r.checks.clone()),
+    ])?;
+    parquet::normalize_for_delta(df)
+}
+
+/// Appends rows to the run history (one commit).
+pub fn append(lake: &Lake, rows: &[RunRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut df = rows_to_frame(rows)?;
+    let dir = lake.runs_table();
+    let name = format!("part-{}-{}.parquet", rows[0].run_id, unique_suffix());
+    let bytes = parquet::write(&mut df, &dir.join(&name))?;
+    let add = table::NewFile {
+        path: name,
+        size: bytes as i64,
+        rows: df.height() as u64,
+        tags: vec![("lakebuild.run_id".into(), rows[0].run_id.clone())],
+        data_change: true,
+    };
+    let app = HashMap::from([("lakebuild_runs".to_string(), serde_json::json!({"run_id": rows[0].run_id}))]);
+    table::commit_with(&dir, df.schema(), &[add], &[], app).context("cannot record the run history")?;
+    Ok(())
+}
+
+/// A short unique suffix for file names.
+pub fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let h = blake3::hash(format!("{t}-{}-{n}", std::process::id()).as_bytes());
+    h.to_hex()[..12].to_string()
+}
+
+/// Every row of the run history, oldest first.
+pub fn read_all(lake: &Lake) -> Result<Vec<RunRow>> {
+    let dir = lake.runs_table();
+    let state = AssetState::load(&dir)?;
+    if state.active_files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let files: Vec<_> = state.active_files.keys().map(|p| dir.join(p)).collect();
+    let df = parquet::scan_files(&files)?
+        .with_columns([
+            col("started_at").cast(DataType::Int64),
+            col("ended_at").cast(DataType::Int64),
+        ])
+        .collect()?;
+    let df = df.sort(["started_at"], SortMultipleOptions::default().with_maintain_order(true))?;
+    let s = |n: &str| -> Result<Vec<Option<String>>> {
+        Ok(df.column(n)?.str()?.iter().map(|v| v.map(|x| x.to_string())).collect())
+    };
+    let i = |n: &str| -> Result<Vec<i64>> {
+        let c = df.column(n)?.cast(&DataType::Int64)?;
+        Ok(c.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
+    };
+    let (run_id, trigger, asset, pf, pt, key, outcome, error, checks) = (
+        s("run_id")?, s("trigger")?, s("asset")?, s("partition_from")?, s("partition_to")?,
+        s("key")?, s("outcome")?, s("error")?, s("checks")?,
+    );
+    let (parts, attempt, st, en, dur, rows, bytes, mem, cpu) = (
+        i("partitions")?, i("attempt")?, i("started_at")?, i("ended_at")?, i("duration_ms")?,
+        i("rows")?, i("bytes")?, i("peak_memory_bytes")?, i("cpu_ms")?,
+    );
+    let mut out = Vec::with_capacity(df.height());
+    for k in 0..df.height() {
+        out.push(RunRow {
+            run_id: run_id[k].clone().unwrap_or_default(),
+            trigger: trigger[k].clone().unwrap_or_default(),
+            asset: asset[k].clone().unwrap_or_default(),
+            partition_from: pf[k].clone(),
+            partition_to: pt[k].clone(),
+            partitions: parts[k],
+            key: key[k].clone(),
+            outcome: outcome[k].clone().unwrap_or_default(),
+            attempt: attempt[k],
+            started_at: st[k],
+            ended_at: en[k],
+            duration_ms: dur[k],
+            rows: rows[k],
+            bytes: bytes[k],
+            peak_memory_bytes: mem[k],
+            cpu_ms: cpu[k],
+            error: error[k].clone(),
+            checks: checks[k].clone(),
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,210 @@
+//! Writing Delta tables through the `deltalake` crate: create a table from a polars
+//! schema, and commit lakebuild's own Add/Remove actions with its record in commitInfo.
+//! Every commit is atomic (a conditional put of the next log file): a crash before it
+//! leaves the table at its previous version, with at most some unreferenced files.
+
+use super::record::CommitRecord;
+use anyhow::{Context, Result, anyhow, bail};
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::{Action, Add, DataType as DeltaType, MetadataExt, Remove, StructField, StructType};
+use deltalake::operations::create::CreateBuilder;
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use polars::prelude::{DataType, Schema, TimeUnit};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The tokio runtime the deltalake calls run on.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
+    })
+}
+
+/// A data file to add.
+#[derive(Debug, Clone)]
+pub struct NewFile {
+    /// Relative to the table root.
+    pub path: String,
+    pub size: i64,
+    pub rows: u64,
+    pub tags: Vec<(String, String)>,
+    /// False when an existing file is re-added only to change its tags (same data).
+    pub data_change: bool,
+}
+
+/// A file to remove from the current version.
+#[derive(Debug, Clone)]
+pub struct OldFile {
+    pub path: String,
+    pub size: i64,
+}
+
+/// The Delta type of a (normalised) polars dtype.
+pub fn delta_type(dtype: &DataType) -> Result<DeltaType> {
+    Ok(match dtype {
+        DataType::Boolean => DeltaType::BOOLEAN,
+        DataType::Int8 => DeltaType::BYTE,
+        DataType::Int16 => DeltaType::SHORT,
+        DataType::Int32 => DeltaType::INTEGER,
+        DataType::Int64 => DeltaType::LONG,
+        DataType::Float32 => DeltaType::FLOAT,
+        DataType::Float64 => DeltaType::DOUBLE,
+        DataType::String => DeltaType::STRING,
+        DataType::Binary => DeltaType::BINARY,
+        DataType::Date => DeltaType::DATE,
+        DataType::Datetime(TimeUnit::Microseconds, Some(_)) => DeltaType::TIMESTAMP,
+        other => bail!("column type {other} cannot be stored in a Delta table: cast it to a supported type"),
+    })
+}
+
+fn delta_schema(schema: &Schema) -> Result<StructType> {
+    let fields = schema
+        .iter()
+        .map(|(name, dt)| Ok(StructField::new(name.to_string(), delta_type(dt)?, true)))
+        .collect::<Result<Vec<_>>>()?;
+    StructType::try_new(fields).map_err(|e| anyhow!("invalid Delta schema: {e}"))
+}
+
+fn table_url(dir: &Path) -> Result<url::Url> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let abs = std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+    url::Url::from_directory_path(&abs).map_err(|_| anyhow!("cannot make a URL of {}", abs.display()))
+}
+
+async fn open_or_create(dir: &Path, schema: &Schema) -> Result<DeltaTable> {
+    let url = table_url(dir)?;
+    if dir.join("_delta_log").is_dir() {
+        return deltalake::open_table(url).await.with_context(|| format!("cannot open Delta table {}", dir.display()));
+    }
+    let created = CreateBuilder::new()
+        .with_location(url.to_string())
+        .with_table_name(dir.file_name().and_then(|n| n.to_str()).unwrap_or("asset"))
+        .with_columns(delta_schema(schema)?.fields().cloned())
+        .with_configuration([
+            // History, lineage and time travel live in the log: never expire it.
+            ("delta.enableExpiredLogCleanup", Some("false")),
+            ("delta.checkpointInterval", Some("50")),
+        ])
+        .with_save_mode(SaveMode::ErrorIfExists)
+        .await;
+    match created {
+        Ok(t) => Ok(t),
+        // Lost a race with another creator: use theirs.
+        Err(_) if dir.join("_delta_log").is_dir() => {
+            deltalake::open_table(table_url(dir)?).await.context("cannot open Delta table")
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create Delta table {}", dir.display())),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Commits `adds` and `removes` with `record` in commitInfo, creating the table if needed
+/// and updating its schema when `schema` differs. Returns the new version.
+pub fn commit(
+    dir: &Path,
+    schema: &Schema,
+    adds: &[NewFile],
+    removes: &[OldFile],
+    record: &CommitRecord,
+) -> Result<i64> {
+    let app = HashMap::from([("lakebuild".to_string(), serde_json::to_value(record)?)]);
+    runtime().block_on(commit_async(dir, schema, adds, removes, app))
+}
+
+/// Like `commit`, with arbitrary app metadata (for lakebuild's own tables).
+pub fn commit_with(
+    dir: &Path,
+    schema: &Schema,
+    adds: &[NewFile],
+    removes: &[OldFile],
+    app: HashMap<String, serde_json::Value>,
+) -> Result<i64> {
+    runtime().block_on(commit_async(dir, schema, adds, removes, app))
+}
+
+async fn commit_async(
+    dir: &Path,
+    schema: &Schema,
+    adds: &[NewFile],
+    removes: &[OldFile],
+    app: HashMap<String, serde_json::Value>,
+) -> Result<i64> {
+    let wanted = delta_schema(schema)?;
+    let mut last_err = None;
+    for _attempt in 0..10 {
+        let mut table = open_or_create(dir, schema).await?;
+        let snapshot = table.snapshot()?;
+        let mut actions: Vec<Action> = Vec::new();
+        if snapshot.schema().as_ref() != &wanted {
+            let md = snapshot.metadata().clone().with_schema(&wanted)?;
+            actions.push(Action::Metadata(md));
+        }
+        let ts = now_ms();
+        for r in removes {
+            actions.push(Action::Remove(Remove {
+                path: r.path.clone(),
+                data_change: true,
+                deletion_timestamp: Some(ts),
+                extended_file_metadata: Some(true),
+                size: Some(r.size),
+                ..Default::default()
+            }));
+        }
+        for a in adds {
+            let tags: HashMap<String, Option<String>> =
+                a.tags.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+            actions.push(Action::Add(Add {
+                path: a.path.clone(),
+                size: a.size,
+                modification_time: ts,
+                data_change: a.data_change,
+                stats: Some(format!("{{\"numRecords\":{}}}", a.rows)),
+                tags: Some(tags),
+                ..Default::default()
+            }));
+        }
+        let op = DeltaOperation::Write {
+            mode: if removes.is_empty() { SaveMode::Append } else { SaveMode::Overwrite },
+            partition_by: None,
+            predicate: None,
+        };
+        let res = CommitBuilder::from(CommitProperties::default())
+            .with_actions(actions)
+            .with_app_metadata(app.clone())
+            .build(Some(snapshot), table.log_store(), op)
+            .await;
+        match res {
+            Ok(fin) => {
+                let v = fin.version() as i64;
+                table.state = Some(fin.snapshot);
+                return Ok(v);
+            }
+            // Someone committed in between: reload and rebuild the actions (the data files
+            // are already written), then try again.
+            Err(DeltaTableError::Transaction { source: TransactionError::CommitConflict(c) }) => {
+                last_err = Some(anyhow!("commit conflict: {c}"));
+            }
+            Err(DeltaTableError::VersionAlreadyExists(v)) => {
+                last_err = Some(anyhow!("version {v} already exists"));
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot commit to {}", dir.display())),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| anyhow!("commit failed"))).context(format!(
+        "gave up committing to {} after 10 conflicting attempts",
+        dir.display()
+    ))
+}

@@ -1,0 +1,111 @@
+//! Op `files`: imports CSV or parquet files as an asset. The files are sources (their
+//! content hashes enter the key); a daily asset learns its partitions from the date
+//! column, and only the days whose content changed get new content hashes.
+
+use super::{Op, OpContext, ParamSpec, ParamType};
+use crate::error::UsageError;
+use anyhow::{Context, Result};
+use globset::{Glob, GlobSetBuilder};
+use polars::prelude::*;
+use serde_json::Value;
+
+pub struct FilesOp;
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec { name: "path", ty: ParamType::StrOrStrList, required: true, doc: "glob(s) of the files, relative to the project root" },
+    ParamSpec { name: "format", ty: ParamType::Str, required: false, doc: "\"csv\", \"parquet\" or \"auto\" (by extension)" },
+];
+
+fn globs(params: &Value) -> Vec<String> {
+    match params.get("path") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Reads one CSV or parquet file, with errors that name it.
+pub fn read_file(path: &std::path::Path, format: &str) -> Result<DataFrame> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let fmt = if format == "auto" { ext.as_str() } else { format };
+    match fmt {
+        "parquet" | "pq" => crate::lake::parquet::read(path),
+        "csv" | "txt" => CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(10_000))
+            .map_parse_options(|p| p.with_try_parse_dates(true))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("{} is not a readable CSV file", path.display())),
+        other => Err(UsageError(format!(
+            "{}: unknown file format '{other}': set format = \"csv\" or \"parquet\"",
+            path.display()
+        ))
+        .into()),
+    }
+}
+
+impl Op for FilesOp {
+    fn name(&self) -> &'static str {
+        "files"
+    }
+    fn code_version(&self) -> &'static str {
+        crate::op_code_version!()
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+    fn discovers_partitions(&self) -> bool {
+        true
+    }
+    fn source_globs(&self, params: &Value) -> Vec<String> {
+        globs(params)
+    }
+    fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
+        let format = ctx.param_str("format").unwrap_or("auto");
+        let mut set = GlobSetBuilder::new();
+        for g in globs(&ctx.rule.params) {
+            set.add(Glob::new(&g)?);
+        }
+        let set = set.build()?;
+        let mut frames = Vec::new();
+        for src in ctx.sources.iter().filter(|s| set.is_match(&s.path)) {
+            let path = src.absolute(ctx.project_root);
+            let mut df = read_file(&path, format)?;
+            if ctx.rule.daily {
+                let dc = ctx.rule.date_column.as_str();
+                let Ok(c) = df.column(dc) else {
+                    return Err(UsageError(format!(
+                        "{}: no '{dc}' column for daily asset '{}': add it or set date_column in {}",
+                        path.display(),
+                        ctx.rule.asset,
+                        ctx.rule.file.display()
+                    ))
+                    .into());
+                };
+                if c.dtype() != &DataType::Date {
+                    let parsed = c.cast(&DataType::Date)?;
+                    if parsed.null_count() > c.null_count() {
+                        return Err(UsageError(format!(
+                            "{}: column '{dc}' has values that are not dates (YYYY-MM-DD)",
+                            path.display()
+                        ))
+                        .into());
+                    }
+                    df.with_column(parsed)?;
+                }
+            }
+            frames.push(df);
+        }
+        let Some(first) = frames.first().cloned() else {
+            return Ok(DataFrame::empty());
+        };
+        let mut out = first;
+        for f in &frames[1..] {
+            out.vstack_mut(f).map_err(anyhow::Error::from).context("the imported files have different columns or types")?;
+        }
+        out.rechunk_mut();
+        Ok(out)
+    }
+}

@@ -1,0 +1,167 @@
+//! Partitions and windows: which slice of an asset is built and keyed on its own, and
+//! which input partitions one output partition may read.
+//!
+//! A daily asset has one partition per date of its domain. A window `[a, b]` over a daily
+//! input is counted in the input's own partitions (trading days): offset 0 is the input's
+//! last partition on or before the output date, `-1` the one before it, `+1` the one after.
+//! Near the edges a window is truncated to what exists; the covered set (and so the key)
+//! changes when the missing partitions appear.
+
+use chrono::{Datelike, NaiveDate, Weekday};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The id of a partition: a date for daily assets, `Whole` for unpartitioned ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum PartitionId {
+    Whole,
+    Day(NaiveDate),
+}
+
+impl PartitionId {
+    pub fn date(&self) -> Option<NaiveDate> {
+        match self {
+            PartitionId::Day(d) => Some(*d),
+            PartitionId::Whole => None,
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "whole" {
+            return Ok(PartitionId::Whole);
+        }
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(PartitionId::Day)
+            .map_err(|_| format!("'{s}' is not a partition id (expected YYYY-MM-DD or 'whole')"))
+    }
+}
+
+impl fmt::Display for PartitionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PartitionId::Whole => f.write_str("whole"),
+            PartitionId::Day(d) => write!(f, "{}", d.format("%Y-%m-%d")),
+        }
+    }
+}
+
+impl From<PartitionId> for String {
+    fn from(p: PartitionId) -> String {
+        p.to_string()
+    }
+}
+
+impl TryFrom<String> for PartitionId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        PartitionId::parse(&s)
+    }
+}
+
+/// How one input is read by each output partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Coverage {
+    /// All current partitions of the input (an unpartitioned input, or any input of an
+    /// unpartitioned output).
+    Whole,
+    /// Partitions at offsets `[a, b]` around the output date, counted in input partitions.
+    Window(i64, i64),
+}
+
+impl fmt::Display for Coverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Coverage::Whole => f.write_str("whole"),
+            Coverage::Window(a, b) => write!(f, "[{a}, {b}]"),
+        }
+    }
+}
+
+/// The index range `[lo, hi)` of `input` (sorted ascending) covered by `window` for an
+/// output at `date`.
+pub fn window_range(input: &[PartitionId], date: NaiveDate, a: i64, b: i64) -> (usize, usize) {
+    let day = PartitionId::Day(date);
+    // Position of the last partition <= date (anchor), as a signed index; -1 if none.
+    let anchor = input.partition_point(|p| *p <= day) as i64 - 1;
+    let n = input.len() as i64;
+    let lo = (anchor + a).clamp(0, n);
+    let hi = (anchor + b + 1).clamp(0, n);
+    if lo >= hi { (lo as usize, lo as usize) } else { (lo as usize, hi as usize) }
+}
+
+/// Dates of a generated daily domain.
+pub fn date_range(from: NaiveDate, to: NaiveDate, weekdays_only: bool) -> Vec<PartitionId> {
+    let mut out = Vec::new();
+    let mut d = from;
+    while d <= to {
+        if !weekdays_only || !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
+            out.push(PartitionId::Day(d));
+        }
+        match d.succ_opt() {
+            Some(n) => d = n,
+            None => break,
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn days(n: u32) -> Vec<PartitionId> {
+        (1..=n)
+            .map(|i| PartitionId::Day(NaiveDate::from_ymd_opt(2024, 1, i).unwrap_or_default()))
+            .collect()
+    }
+
+    fn d(i: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2024, 1, i).unwrap_or_default()
+    }
+
+    #[test]
+    fn past_window_is_truncated_at_start() {
+        let input = days(10);
+        assert_eq!(window_range(&input, d(1), -3, 0), (0, 1));
+        assert_eq!(window_range(&input, d(5), -3, 0), (1, 5));
+    }
+
+    #[test]
+    fn future_window_grows_as_days_arrive() {
+        let input = days(10);
+        assert_eq!(window_range(&input, d(8), 0, 5), (7, 10));
+        assert_eq!(window_range(&days(12), d(8), 0, 5), (7, 12));
+    }
+
+    #[test]
+    fn anchor_is_last_partition_on_or_before_date() {
+        // Input lacks Jan 5: offset 0 for Jan 5 is Jan 4.
+        let input: Vec<_> = days(10).into_iter().filter(|p| p.date() != Some(d(5))).collect();
+        let (lo, hi) = window_range(&input, d(5), 0, 0);
+        assert_eq!(&input[lo..hi], &[PartitionId::Day(d(4))]);
+    }
+
+    #[test]
+    fn nothing_before_first_input_day() {
+        let input = days(10)[5..].to_vec();
+        assert_eq!(window_range(&input, d(2), -3, 0), (0, 0));
+        // A future window from before the start reaches the first days.
+        let (lo, hi) = window_range(&input, d(2), 0, 1);
+        assert_eq!((lo, hi), (0, 1));
+    }
+
+    #[test]
+    fn weekday_range_skips_weekends() {
+        let r = date_range(d(1), d(7), true);
+        assert_eq!(r.len(), 5); // 2024-01-01 is a Monday
+    }
+
+    #[test]
+    fn partition_id_round_trips() {
+        for s in ["whole", "2024-02-29"] {
+            assert_eq!(PartitionId::parse(s).map(|p| p.to_string()), Ok(s.to_string()));
+        }
+        assert!(PartitionId::parse("2024-13-01").is_err());
+    }
+}

@@ -1,0 +1,414 @@
+//! Keys and staleness: pure functions from rules and recorded lake state to "which
+//! partitions must be rebuilt, and exactly why". No I/O here.
+//!
+//! key(asset, partition) = blake3(format tag, asset, partition id, rule digest, and for
+//! each input the digest of exactly the (partition id, content hash) pairs its window
+//! covers). The rule digest covers the op, its code version, canonical params, source
+//! file hashes, input declarations and key columns.
+
+use crate::canonical::{CanonicalHasher, Hash, canonical_json};
+use crate::lake::log::{AssetState, Current};
+use crate::lake::record::{InputRead, RuleIngredients};
+use crate::ops::Op;
+use crate::partition::{Coverage, PartitionId, date_range, window_range};
+use crate::rule::Rule;
+use crate::source::SourceFile;
+use chrono::NaiveDate;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The rule-level ingredients of every key of `rule`.
+pub fn rule_ingredients(rule: &Rule, op: &dyn Op, sources: &[SourceFile]) -> RuleIngredients {
+    let params: Value =
+        serde_json::from_str(&canonical_json(&rule.params)).unwrap_or(Value::Null);
+    let inputs: Vec<(String, String)> =
+        rule.inputs.iter().map(|i| (i.asset.clone(), i.coverage.to_string())).collect();
+    let mut h = CanonicalHasher::new("rule");
+    h.str(&rule.op).str(op.code_version()).str(&canonical_json(&params));
+    h.i64(sources.len() as i64);
+    for s in sources {
+        h.str(&s.path).str(&s.hash);
+    }
+    h.i64(inputs.len() as i64);
+    for (a, c) in &inputs {
+        h.str(a).str(c);
+    }
+    h.str(if rule.daily { "daily" } else { "whole" });
+    h.i64(rule.key_columns.len() as i64);
+    for k in &rule.key_columns {
+        h.str(k);
+    }
+    RuleIngredients {
+        op: rule.op.clone(),
+        code_version: op.code_version().to_string(),
+        params,
+        sources: sources.to_vec(),
+        inputs,
+        daily: rule.daily,
+        key_columns: rule.key_columns.clone(),
+        digest: h.finish().to_hex().to_string(),
+    }
+}
+
+/// An input asset's current partitions, aligned arrays for fast window arithmetic.
+#[derive(Debug, Clone)]
+pub struct InputView {
+    pub asset: String,
+    pub version: i64,
+    pub ids: Vec<PartitionId>,
+    pub hashes: Vec<String>,
+    /// The version at which each partition's current materialization was committed.
+    pub versions: Vec<i64>,
+    pub files: Vec<String>,
+}
+
+impl InputView {
+    pub fn of(asset: &str, state: &AssetState) -> InputView {
+        let mut v = InputView {
+            asset: asset.to_string(),
+            version: state.version.unwrap_or(-1),
+            ids: Vec::with_capacity(state.current.len()),
+            hashes: Vec::with_capacity(state.current.len()),
+            versions: Vec::with_capacity(state.current.len()),
+            files: Vec::with_capacity(state.current.len()),
+        };
+        for (id, c) in &state.current {
+            v.ids.push(*id);
+            v.hashes.push(c.record.content_hash.clone());
+            v.versions.push(c.version);
+            v.files.push(c.record.file.clone());
+        }
+        v
+    }
+
+    /// Index range of the partitions `coverage` covers for output partition `out`.
+    pub fn cover(&self, coverage: Coverage, out: PartitionId) -> (usize, usize) {
+        match (coverage, out.date()) {
+            (Coverage::Window(a, b), Some(d)) => window_range(&self.ids, d, a, b),
+            _ => (0, self.ids.len()),
+        }
+    }
+
+    /// Digest of the covered (id, content hash) pairs.
+    pub fn digest(&self, range: (usize, usize)) -> Hash {
+        let mut h = CanonicalHasher::new("cover");
+        h.i64((range.1 - range.0) as i64);
+        for i in range.0..range.1 {
+            h.str(&self.ids[i].to_string()).str(&self.hashes[i]);
+        }
+        h.finish()
+    }
+
+    pub fn read(&self, range: (usize, usize)) -> InputRead {
+        InputRead {
+            asset: self.asset.clone(),
+            version: self.version,
+            first: self.ids.get(range.0).copied().filter(|_| range.1 > range.0),
+            last: if range.1 > range.0 { self.ids.get(range.1 - 1).copied() } else { None },
+            count: range.1 - range.0,
+            digest: self.digest(range).to_hex().to_string(),
+        }
+    }
+}
+
+/// The key of one partition.
+pub fn partition_key(asset: &str, id: PartitionId, rule_digest: &str, inputs: &[InputRead]) -> String {
+    let mut h = CanonicalHasher::new("key");
+    h.str(asset).str(&id.to_string()).str(rule_digest);
+    h.i64(inputs.len() as i64);
+    for i in inputs {
+        h.str(&i.asset).str(&i.digest);
+    }
+    h.finish().to_hex().to_string()
+}
+
+/// The partitions a daily asset should have: its generated range, or its first daily
+/// input's partitions. `None` when the op discovers them.
+pub fn domain(
+    rule: &Rule,
+    daily_inputs: &[&InputView],
+    today: NaiveDate,
+) -> Option<Vec<PartitionId>> {
+    if !rule.daily {
+        return Some(vec![PartitionId::Whole]);
+    }
+    if let Some(d) = &rule.dates {
+        return Some(date_range(d.from, d.to.unwrap_or(today), d.weekdays));
+    }
+    daily_inputs.first().map(|i| i.ids.clone())
+}
+
+/// One difference between the recorded and the current rule ingredients.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RuleChange {
+    Param { name: String, old: Option<Value>, new: Option<Value> },
+    CodeVersion { op: String, old: String, new: String },
+    Op { old: String, new: String },
+    SourceAdded { path: String },
+    SourceRemoved { path: String },
+    SourceModified { path: String, old: String, new: String },
+    Inputs { old: Vec<(String, String)>, new: Vec<(String, String)> },
+    KeyColumns { old: Vec<String>, new: Vec<String> },
+    Partitioning { old: bool, new: bool },
+}
+
+impl std::fmt::Display for RuleChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let show = |v: &Option<Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into());
+        match self {
+            RuleChange::Param { name, old, new } => write!(f, "param {name} changed: {} -> {}", show(old), show(new)),
+            RuleChange::CodeVersion { op, old, new } => write!(f, "op '{op}' code changed: {old} -> {new}"),
+            RuleChange::Op { old, new } => write!(f, "op changed: {old} -> {new}"),
+            RuleChange::SourceAdded { path } => write!(f, "source file added: {path}"),
+            RuleChange::SourceRemoved { path } => write!(f, "source file removed: {path}"),
+            RuleChange::SourceModified { path, old, new } => {
+                write!(f, "source file changed: {path} ({} -> {})", &old[..12.min(old.len())], &new[..12.min(new.len())])
+            }
+            RuleChange::Inputs { old, new } => write!(f, "inputs changed: {old:?} -> {new:?}"),
+            RuleChange::KeyColumns { old, new } => write!(f, "key columns changed: {old:?} -> {new:?}"),
+            RuleChange::Partitioning { old, new } => write!(f, "partitioning changed: daily {old} -> {new}"),
+        }
+    }
+}
+
+/// What differs between two sets of rule ingredients.
+pub fn diff_rules(old: &RuleIngredients, new: &RuleIngredients) -> Vec<RuleChange> {
+    let mut out = Vec::new();
+    if old.op != new.op {
+        out.push(RuleChange::Op { old: old.op.clone(), new: new.op.clone() });
+    } else if old.code_version != new.code_version {
+        out.push(RuleChange::CodeVersion {
+            op: new.op.clone(),
+            old: old.code_version.clone(),
+            new: new.code_version.clone(),
+        });
+    }
+    let empty = serde_json::Map::new();
+    let po = old.params.as_object().unwrap_or(&empty);
+    let pn = new.params.as_object().unwrap_or(&empty);
+    let mut names: Vec<&String> = po.keys().chain(pn.keys()).collect();
+    names.sort();
+    names.dedup();
+    for n in names {
+        if po.get(n) != pn.get(n) {
+            out.push(RuleChange::Param { name: n.clone(), old: po.get(n).cloned(), new: pn.get(n).cloned() });
+        }
+    }
+    let so: BTreeMap<&str, &str> = old.sources.iter().map(|s| (s.path.as_str(), s.hash.as_str())).collect();
+    let sn: BTreeMap<&str, &str> = new.sources.iter().map(|s| (s.path.as_str(), s.hash.as_str())).collect();
+    for (p, h) in &sn {
+        match so.get(p) {
+            None => out.push(RuleChange::SourceAdded { path: p.to_string() }),
+            Some(o) if o != h => out.push(RuleChange::SourceModified {
+                path: p.to_string(),
+                old: o.to_string(),
+                new: h.to_string(),
+            }),
+            _ => {}
+        }
+    }
+    for p in so.keys().filter(|p| !sn.contains_key(*p)) {
+        out.push(RuleChange::SourceRemoved { path: p.to_string() });
+    }
+    if old.inputs != new.inputs {
+        out.push(RuleChange::Inputs { old: old.inputs.clone(), new: new.inputs.clone() });
+    }
+    if old.key_columns != new.key_columns {
+        out.push(RuleChange::KeyColumns { old: old.key_columns.clone(), new: new.key_columns.clone() });
+    }
+    if old.daily != new.daily {
+        out.push(RuleChange::Partitioning { old: old.daily, new: new.daily });
+    }
+    out
+}
+
+/// Which input partitions differ between what a materialization read and what its
+/// window covers now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InputChange {
+    pub asset: String,
+    pub read_version: i64,
+    pub changed: Vec<PartitionId>,
+    pub added: Vec<PartitionId>,
+    pub removed: Vec<PartitionId>,
+}
+
+impl std::fmt::Display for InputChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[PartitionId]| {
+            let mut s: Vec<String> = v.iter().take(5).map(|p| p.to_string()).collect();
+            if v.len() > 5 {
+                s.push(format!("… {} in all", v.len()));
+            }
+            s.join(", ")
+        };
+        write!(f, "input {} (read at version {}):", self.asset, self.read_version)?;
+        if !self.changed.is_empty() {
+            write!(f, " changed partitions {}", list(&self.changed))?;
+        }
+        if !self.added.is_empty() {
+            write!(f, " new partitions in window {}", list(&self.added))?;
+        }
+        if !self.removed.is_empty() {
+            write!(f, " partitions gone from window {}", list(&self.removed))?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a partition is not fresh.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    Missing,
+    Forced,
+    Rule { changes: Vec<RuleChange> },
+    Input(InputChange),
+    /// A covered input partition is itself about to be rebuilt.
+    UpstreamPending { asset: String, partitions: Vec<PartitionId> },
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Missing => f.write_str("never built"),
+            Reason::Forced => f.write_str("--force"),
+            Reason::Rule { changes } => {
+                let s: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+                f.write_str(&s.join("; "))
+            }
+            Reason::Input(c) => write!(f, "{c}"),
+            Reason::UpstreamPending { asset, partitions } => write!(
+                f,
+                "waits on {asset}: {} covered partition(s) stale upstream (may be cut off)",
+                partitions.len()
+            ),
+        }
+    }
+}
+
+/// The assessment of one partition.
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    pub id: PartitionId,
+    /// The key it should have now.
+    pub key: String,
+    pub reads: Vec<InputRead>,
+    /// Empty = fresh.
+    pub reasons: Vec<Reason>,
+}
+
+impl Assessment {
+    pub fn fresh(&self) -> bool {
+        self.reasons.is_empty()
+    }
+}
+
+/// How each input of a rule is read.
+pub struct Reading<'a> {
+    pub view: &'a InputView,
+    pub coverage: Coverage,
+    /// States, for turning a recorded read into per-partition differences.
+    pub state: &'a AssetState,
+}
+
+/// Compares a recorded read with the current cover and lists the partitions that differ.
+pub fn input_change(reading: &Reading, recorded: &InputRead, range: (usize, usize)) -> InputChange {
+    let v = reading.view;
+    let mut old: BTreeMap<PartitionId, String> = BTreeMap::new();
+    if let (Some(first), Some(last)) = (recorded.first, recorded.last) {
+        for id in reading.state.partition_ids_at(recorded.version) {
+            if id >= first && id <= last {
+                if let Some(h) = reading.state.content_hash_at(id, recorded.version) {
+                    old.insert(id, h.to_string());
+                }
+            }
+        }
+    }
+    let mut change = InputChange {
+        asset: v.asset.clone(),
+        read_version: recorded.version,
+        changed: vec![],
+        added: vec![],
+        removed: vec![],
+    };
+    let mut now: BTreeMap<PartitionId, &str> = BTreeMap::new();
+    for i in range.0..range.1 {
+        now.insert(v.ids[i], &v.hashes[i]);
+    }
+    for (id, h) in &now {
+        match old.get(id) {
+            None => change.added.push(*id),
+            Some(o) if o != h => change.changed.push(*id),
+            _ => {}
+        }
+    }
+    for id in old.keys().filter(|id| !now.contains_key(*id)) {
+        change.removed.push(*id);
+    }
+    change
+}
+
+/// Assesses one partition against its current materialization.
+pub fn assess(
+    asset: &str,
+    id: PartitionId,
+    current: Option<&Current>,
+    rule: &RuleIngredients,
+    readings: &[Reading],
+    explain: bool,
+) -> Assessment {
+    let ranges: Vec<(usize, usize)> = readings.iter().map(|r| r.view.cover(r.coverage, id)).collect();
+    let Some(cur) = current else {
+        let reads: Vec<InputRead> = readings.iter().zip(&ranges).map(|(r, g)| r.view.read(*g)).collect();
+        let key = partition_key(asset, id, &rule.digest, &reads);
+        return Assessment { id, key, reads, reasons: vec![Reason::Missing] };
+    };
+    // Fast path: same rule, same covered ids, and nothing covered changed since it was read.
+    let same_rule = cur.commit.rule.digest == rule.digest;
+    if same_rule && cur.record.inputs.len() == readings.len() {
+        let untouched = readings.iter().zip(&ranges).zip(&cur.record.inputs).all(|((r, g), rec)| {
+            let v = r.view;
+            let n = g.1 - g.0;
+            rec.asset == v.asset
+                && rec.count == n
+                && (n == 0 || (rec.first == Some(v.ids[g.0]) && rec.last == Some(v.ids[g.1 - 1])))
+                && v.versions[g.0..g.1].iter().all(|ver| *ver <= rec.version)
+        });
+        if untouched {
+            return Assessment {
+                id,
+                key: cur.record.key.clone(),
+                reads: cur.record.inputs.clone(),
+                reasons: vec![],
+            };
+        }
+    }
+    let reads: Vec<InputRead> = readings.iter().zip(&ranges).map(|(r, g)| r.view.read(*g)).collect();
+    let key = partition_key(asset, id, &rule.digest, &reads);
+    if key == cur.record.key {
+        return Assessment { id, key, reads, reasons: vec![] };
+    }
+    let mut reasons = Vec::new();
+    if explain {
+        if !same_rule {
+            let changes = diff_rules(&cur.commit.rule, rule);
+            reasons.push(Reason::Rule { changes });
+        }
+        for ((r, g), read) in readings.iter().zip(&ranges).zip(&reads) {
+            let recorded = cur.record.inputs.iter().find(|x| x.asset == r.view.asset);
+            match recorded {
+                Some(rec) if rec.digest == read.digest => {}
+                Some(rec) => reasons.push(Reason::Input(input_change(r, rec, *g))),
+                None => {}
+            }
+        }
+    }
+    if reasons.is_empty() {
+        // Without explanation (or when the difference is only in the input list itself).
+        reasons.push(Reason::Rule { changes: diff_rules(&cur.commit.rule, rule) });
+    }
+    Assessment { id, key, reads, reasons }
+}

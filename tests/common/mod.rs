@@ -1,0 +1,191 @@
+//! Test projects on disk: rules, data files and a lake in a temp dir, driven through the
+//! real `lakebuild` binary and inspected through the library.
+#![allow(dead_code)]
+
+use lakebuild::lake::Lake;
+use lakebuild::lake::log::AssetState;
+use lakebuild::lake::record::CommitRecord;
+use lakebuild::lake::runs::{self, RunRow};
+use lakebuild::partition::PartitionId;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+pub struct Proj {
+    pub dir: tempfile::TempDir,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_lakebuild")
+}
+
+impl Proj {
+    pub fn new() -> R<Proj> {
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join("rules"))?;
+        std::fs::create_dir_all(dir.path().join("data"))?;
+        Ok(Proj { dir })
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) -> R {
+        let p = self.path(rel);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(p, text)?;
+        Ok(())
+    }
+
+    pub fn rule(&self, asset: &str, text: &str) -> R {
+        self.write(&format!("rules/{asset}.toml"), text)
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.current_dir(self.root()).args(args).env("NO_COLOR", "1").env_remove("RUST_LOG");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> R<Output> {
+        Ok(self.cmd(args).output()?)
+    }
+
+    /// Runs lakebuild and fails the test (with its output) unless it exits 0.
+    pub fn ok(&self, args: &[&str]) -> R<String> {
+        let out = self.run(args)?;
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        if !out.status.success() {
+            return Err(format!(
+                "lakebuild {args:?} exited {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(stdout)
+    }
+
+    /// Runs lakebuild, expecting exit code `code`; returns stdout + stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> R<String> {
+        let out = self.run(args)?;
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if out.status.code() != Some(code) {
+            return Err(format!("expected exit {code}, got {:?}:\n{all}", out.status.code()).into());
+        }
+        Ok(all)
+    }
+
+    pub fn lake(&self) -> Lake {
+        Lake::new(self.path("lake"))
+    }
+
+    pub fn state(&self, asset: &str) -> R<AssetState> {
+        Ok(AssetState::load(&self.lake().table(asset))?)
+    }
+
+    pub fn version(&self, asset: &str) -> R<Option<i64>> {
+        Ok(self.state(asset)?.version)
+    }
+
+    pub fn hashes(&self, asset: &str) -> R<BTreeMap<PartitionId, String>> {
+        Ok(self
+            .state(asset)?
+            .current
+            .iter()
+            .map(|(k, c)| (*k, c.record.content_hash.clone()))
+            .collect())
+    }
+
+    pub fn last_commit(&self, asset: &str) -> R<CommitRecord> {
+        let s = self.state(asset)?;
+        let (_, c) = s.last_commit().ok_or("no commit")?;
+        Ok((**c).clone())
+    }
+
+    pub fn history(&self) -> R<Vec<RunRow>> {
+        Ok(runs::read_all(&self.lake())?)
+    }
+}
+
+pub fn day(i: u32) -> chrono::NaiveDate {
+    // Business days from 2024-01-01 (a Monday).
+    let mut d = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default();
+    let mut n = 0;
+    loop {
+        use chrono::Datelike;
+        if d.weekday().num_days_from_monday() < 5 {
+            if n == i {
+                return d;
+            }
+            n += 1;
+        }
+        d = d.succ_opt().unwrap_or(d);
+    }
+}
+
+pub fn pid(i: u32) -> PartitionId {
+    PartitionId::Day(day(i))
+}
+
+/// A CSV of daily prices for `days` business days and three codes (one alphanumeric).
+/// `tweak(day, code, close) -> close` lets a test change values.
+pub fn prices_csv(days: u32, tweak: &dyn Fn(u32, &str, f64) -> f64) -> String {
+    let mut s = String::from("Date,Code,Close,Volume\n");
+    for i in 0..days {
+        for (k, code) in ["1301", "7203", "131A0"].iter().enumerate() {
+            let close = 100.0 + (i as f64) * (k as f64 + 1.0) + ((i * 7 + k as u32 * 3) % 5) as f64;
+            let close = tweak(i, code, close);
+            s.push_str(&format!("{},{code},{close},{}\n", day(i), 1000 + i * 10 + k as u32));
+        }
+    }
+    s
+}
+
+pub const PRICES_RULE: &str = r#"
+op = "files"
+partitioned = "daily"
+key_columns = ["Code", "Date"]
+[params]
+path = "data/prices.csv"
+[[checks]]
+kind = "unique"
+columns = ["Code", "Date"]
+"#;
+
+/// A 3-day moving average: a genuinely windowed op.
+pub const MA_RULE: &str = r#"
+op = "sql"
+partitioned = "daily"
+key_columns = ["Code", "Date"]
+inputs = [{ asset = "prices", window = [-2, 0] }]
+[params]
+query = "SELECT {{date}} AS Date, Code, AVG(Close) AS ma3, COUNT(*) AS n FROM prices GROUP BY Code"
+"#;
+
+pub const SUMMARY_RULE: &str = r#"
+op = "sql"
+key_columns = ["Code"]
+inputs = [{ asset = "ma" }]
+[params]
+query = "SELECT Code, COUNT(*) AS days, AVG(ma3) AS avg_ma FROM ma GROUP BY Code"
+"#;
+
+/// prices -> ma -> summary over `days` days.
+pub fn pipeline(days: u32) -> R<Proj> {
+    let p = Proj::new()?;
+    p.write("data/prices.csv", &prices_csv(days, &|_, _, c| c))?;
+    p.rule("prices", PRICES_RULE)?;
+    p.rule("ma", MA_RULE)?;
+    p.rule("summary", SUMMARY_RULE)?;
+    Ok(p)
+}
