@@ -55,10 +55,17 @@ fn write_source(path: &Path, n: usize) -> anyhow::Result<()> {
 
 fn run(root: &Path, args: &[&str]) -> anyhow::Result<Duration> {
     let t = Instant::now();
-    let out = Command::new(bin()).current_dir(root).args(args).env("NO_COLOR", "1").output()?;
+    let out = Command::new(bin())
+        .current_dir(root)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()?;
     let took = t.elapsed();
     if !out.status.success() {
-        anyhow::bail!("lakebuild {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        anyhow::bail!(
+            "lakebuild {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(took)
 }
@@ -73,7 +80,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
-    let n: usize = std::env::var("LAKEBUILD_BENCH_DAYS").ok().and_then(|s| s.parse().ok()).unwrap_or(2500);
+    let n: usize = std::env::var("LAKEBUILD_BENCH_DAYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2500);
     let dir = tempfile::tempdir()?;
     let root = dir.path();
     std::fs::create_dir_all(root.join("rules"))?;
@@ -98,14 +108,32 @@ fn main() -> anyhow::Result<()> {
     let full = run(root, &["build", "-q", "-j", "2"])?;
     println!("full build:                {:>10.1} ms", ms(full));
 
-    let noop = median((0..7).map(|_| run(root, &["build", "-q"])).collect::<anyhow::Result<_>>()?);
-    println!("no-op build (process):     {:>10.1} ms   (goal < 100 ms)", ms(noop));
-    let status = median((0..5).map(|_| run(root, &["status"])).collect::<anyhow::Result<_>>()?);
-    println!("status (process):          {:>10.1} ms   (goal < 100 ms)", ms(status));
+    let noop = median(
+        (0..7)
+            .map(|_| run(root, &["build", "-q"]))
+            .collect::<anyhow::Result<_>>()?,
+    );
+    println!(
+        "no-op build (process):     {:>10.1} ms   (goal < 100 ms)",
+        ms(noop)
+    );
+    let status = median(
+        (0..5)
+            .map(|_| run(root, &["status"]))
+            .collect::<anyhow::Result<_>>()?,
+    );
+    println!(
+        "status (process):          {:>10.1} ms   (goal < 100 ms)",
+        ms(status)
+    );
 
     write_source(&root.join("data/src.parquet"), n + 1)?;
     let inc = run(root, &["build", "-q", "-j", "2"])?;
-    println!("one-new-day incremental:   {:>10.1} ms   = 1/{:.0} of the full build", ms(inc), full.as_secs_f64() / inc.as_secs_f64());
+    println!(
+        "one-new-day incremental:   {:>10.1} ms   = 1/{:.0} of the full build",
+        ms(inc),
+        full.as_secs_f64() / inc.as_secs_f64()
+    );
 
     // Hashing throughput: 4 files of 256 MiB.
     let hdir = tempfile::tempdir()?;
@@ -135,14 +163,20 @@ fn main() -> anyhow::Result<()> {
         hash_file(p)?;
     }
     let ours = t.elapsed();
-    println!("blake3 hashing (lakebuild): {:>9.2} GB/s", total as f64 / ours.as_secs_f64() / 1e9);
+    println!(
+        "blake3 hashing (lakebuild): {:>9.2} GB/s",
+        total as f64 / ours.as_secs_f64() / 1e9
+    );
     match Command::new("b3sum").arg("--version").output() {
         Ok(o) if o.status.success() => {
             let t = Instant::now();
             let out = Command::new("b3sum").args(&files).output()?;
             let theirs = t.elapsed();
             if out.status.success() {
-                println!("blake3 hashing (b3sum):     {:>9.2} GB/s   (same files, same run)", total as f64 / theirs.as_secs_f64() / 1e9);
+                println!(
+                    "blake3 hashing (b3sum):     {:>9.2} GB/s   (same files, same run)",
+                    total as f64 / theirs.as_secs_f64() / 1e9
+                );
             }
         }
         _ => println!("b3sum not on PATH (cargo install b3sum) — baseline skipped"),

@@ -9,12 +9,17 @@ use crate::error::{Transience, UsageError, transience};
 use crate::lake::content_hash::{canonical_order, hash_sorted};
 use crate::lake::log::AssetState;
 use crate::lake::parquet::{normalize_for_delta, schema_from_record, schema_record};
-use crate::lake::record::{CommitRecord, PartitionOutcome, PartitionRecord, RECORD_FORMAT, RuleIngredients};
+use crate::lake::record::{
+    CommitRecord, PartitionOutcome, PartitionRecord, RECORD_FORMAT, RuleIngredients,
+};
 use crate::lake::runs::{RunRow, unique_suffix};
 use crate::lake::{lock, parquet, runs, table};
 use crate::ops::{self, Op, OpContext, OpInput};
 use crate::partition::{Coverage, PartitionId};
-use crate::plan::{Assessment, InputView, Reading, Reason, assess, diff_rules, domain, partition_key, rule_ingredients};
+use crate::plan::{
+    Assessment, InputView, Reading, Reason, assess, diff_rules, domain, partition_key,
+    rule_ingredients,
+};
 use crate::progress::Progress;
 use crate::project::{Project, States};
 use crate::resources;
@@ -103,7 +108,11 @@ impl BuildReport {
 
 /// A new run id: UTC time plus a random suffix.
 pub fn new_run_id() -> String {
-    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"), &unique_suffix()[..6])
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%SZ"),
+        &unique_suffix()[..6]
+    )
 }
 
 /// The assets a build touches, in dependency order.
@@ -115,7 +124,13 @@ pub fn selection(project: &Project, targets: &[String], only: bool) -> Result<Ve
         return Ok(project.rules.order.clone());
     }
     if only {
-        return Ok(project.rules.order.iter().filter(|a| targets.contains(a)).cloned().collect());
+        return Ok(project
+            .rules
+            .order
+            .iter()
+            .filter(|a| targets.contains(a))
+            .cloned()
+            .collect());
     }
     Ok(project.rules.upstream_closure(targets))
 }
@@ -141,7 +156,11 @@ impl Prepared<'_> {
     fn readings(&self) -> Vec<Reading<'_>> {
         self.inputs
             .iter()
-            .map(|(s, v, c)| Reading { view: v, coverage: *c, state: s })
+            .map(|(s, v, c)| Reading {
+                view: v,
+                coverage: *c,
+                state: s,
+            })
             .collect()
     }
 
@@ -151,7 +170,14 @@ impl Prepared<'_> {
         self.targets
             .par_iter()
             .map(|id| {
-                let mut a = assess(asset, *id, self.state.current.get(id), &self.ingredients, &readings, explain);
+                let mut a = assess(
+                    asset,
+                    *id,
+                    self.state.current.get(id),
+                    &self.ingredients,
+                    &readings,
+                    explain,
+                );
                 if force && a.reasons.is_empty() {
                     a.reasons.push(Reason::Forced);
                 }
@@ -162,9 +188,13 @@ impl Prepared<'_> {
 
     /// Why a discovered import must run again (empty: it is fresh).
     pub fn source_reasons(&self, force: bool) -> Vec<Reason> {
-        let Some((_, last)) = self.state.last_commit() else { return vec![Reason::Missing] };
+        let Some((_, last)) = self.state.last_commit() else {
+            return vec![Reason::Missing];
+        };
         if last.rule.digest != self.ingredients.digest {
-            return vec![Reason::Rule { changes: diff_rules(&last.rule, &self.ingredients) }];
+            return vec![Reason::Rule {
+                changes: diff_rules(&last.rule, &self.ingredients),
+            }];
         }
         if force { vec![Reason::Forced] } else { vec![] }
     }
@@ -175,7 +205,12 @@ impl Prepared<'_> {
             return vec![];
         }
         let keep: BTreeSet<&PartitionId> = self.targets.iter().collect();
-        self.state.current.keys().filter(|k| !keep.contains(k)).copied().collect()
+        self.state
+            .current
+            .keys()
+            .filter(|k| !keep.contains(k))
+            .copied()
+            .collect()
     }
 }
 
@@ -216,10 +251,21 @@ pub fn prepare<'a>(
     if rule.daily {
         targets.retain(|p| {
             let d = p.date();
-            opts.from.is_none_or(|f| d.is_some_and(|d| d >= f)) && opts.to.is_none_or(|t| d.is_some_and(|d| d <= t))
+            opts.from.is_none_or(|f| d.is_some_and(|d| d >= f))
+                && opts.to.is_none_or(|t| d.is_some_and(|d| d <= t))
         });
     }
-    Ok(Prepared { rule, op, sources, ingredients, state, inputs, discovered, targets, full_domain })
+    Ok(Prepared {
+        rule,
+        op,
+        sources,
+        ingredients,
+        state,
+        inputs,
+        discovered,
+        targets,
+        full_domain,
+    })
 }
 
 // ---------------------------------------------------------------------------------
@@ -261,7 +307,11 @@ pub fn plan(project: &Project, opts: &BuildOptions) -> Result<Vec<AssetPlan>> {
         let prep = prepare(project, &states, asset, opts)?;
         let mut plan = AssetPlan {
             asset: asset.clone(),
-            partitions_total: if prep.discovered { prep.state.current.len() } else { prep.targets.len() },
+            partitions_total: if prep.discovered {
+                prep.state.current.len()
+            } else {
+                prep.targets.len()
+            },
             fresh: 0,
             to_restore: vec![],
             to_build: vec![],
@@ -288,12 +338,19 @@ pub fn plan(project: &Project, opts: &BuildOptions) -> Result<Vec<AssetPlan>> {
                     let pending: Vec<PartitionId> = if whole_stale.contains(&input.asset) {
                         view.ids[lo..hi].to_vec()
                     } else if let Some(up) = stale.get(&input.asset) {
-                        view.ids[lo..hi].iter().filter(|p| up.contains(p)).copied().collect()
+                        view.ids[lo..hi]
+                            .iter()
+                            .filter(|p| up.contains(p))
+                            .copied()
+                            .collect()
                     } else {
                         vec![]
                     };
                     if !pending.is_empty() {
-                        a.reasons.push(Reason::UpstreamPending { asset: input.asset.clone(), partitions: pending });
+                        a.reasons.push(Reason::UpstreamPending {
+                            asset: input.asset.clone(),
+                            partitions: pending,
+                        });
                     }
                 }
             }
@@ -317,7 +374,10 @@ pub fn plan(project: &Project, opts: &BuildOptions) -> Result<Vec<AssetPlan>> {
 }
 
 /// The most recent file that held `key` and still exists.
-fn restorable_file<'a>(state: &'a AssetState, key: &str) -> Option<&'a crate::lake::log::KeyedFile> {
+fn restorable_file<'a>(
+    state: &'a AssetState,
+    key: &str,
+) -> Option<&'a crate::lake::log::KeyedFile> {
     state
         .by_key
         .get(key)?
@@ -333,7 +393,11 @@ fn restorable_file<'a>(state: &'a AssetState, key: &str) -> Option<&'a crate::la
 pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
     let run_id = new_run_id();
     let assets = selection(project, &opts.targets, opts.only)?;
-    let _lock = lock::acquire(&project.lake.root, &format!("run {run_id}"), opts.lock_timeout)?;
+    let _lock = lock::acquire(
+        &project.lake.root,
+        &format!("run {run_id}"),
+        opts.lock_timeout,
+    )?;
     // Planned after the lock: whatever the previous holder built is now seen as done.
     let states = States::new(&project.lake);
     let progress = Progress::new(opts.progress);
@@ -341,7 +405,12 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
         .iter()
         .map(|a| {
             let r = &project.rules.rules[a];
-            let d = r.inputs.iter().map(|i| i.asset.as_str()).filter(|i| assets.iter().any(|x| x == i)).collect();
+            let d = r
+                .inputs
+                .iter()
+                .map(|i| i.asset.as_str())
+                .filter(|i| assets.iter().any(|x| x == i))
+                .collect();
             (a.as_str(), d)
         })
         .collect();
@@ -369,7 +438,8 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
                     }
                     started.insert(a.clone());
                     if let Some(bad) = d.iter().find(|x| {
-                        done.get(**x).is_some_and(|s| s.failed.is_some() || s.skipped)
+                        done.get(**x)
+                            .is_some_and(|s| s.failed.is_some() || s.skipped)
                     }) {
                         let now = resources::now_ms();
                         all_rows.push(row(&run_id, opts, a, "skipped", 1, now, now, None, None));
@@ -397,7 +467,14 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
                 // Nothing running and nothing launchable: mark whatever is left.
                 for a in &assets {
                     if !done.contains_key(a) {
-                        done.insert(a.clone(), StepSummary { asset: a.clone(), skipped: true, ..Default::default() });
+                        done.insert(
+                            a.clone(),
+                            StepSummary {
+                                asset: a.clone(),
+                                skipped: true,
+                                ..Default::default()
+                            },
+                        );
                     }
                 }
                 break;
@@ -413,8 +490,23 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
                     // Errors before any attempt (sources, state): a failed step too.
                     let now = resources::now_ms();
                     let msg = format!("{e:#}");
-                    all_rows.push(row(&run_id, opts, &asset, "failed", 1, now, now, None, Some(msg.clone())));
-                    StepSummary { asset: asset.clone(), failed: Some(msg), attempts: 1, ..Default::default() }
+                    all_rows.push(row(
+                        &run_id,
+                        opts,
+                        &asset,
+                        "failed",
+                        1,
+                        now,
+                        now,
+                        None,
+                        Some(msg.clone()),
+                    ));
+                    StepSummary {
+                        asset: asset.clone(),
+                        failed: Some(msg),
+                        attempts: 1,
+                        ..Default::default()
+                    }
                 }
             };
             if let Some(msg) = &summary.failed {
@@ -429,7 +521,10 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
     })?;
 
     let steps: Vec<StepSummary> = assets.iter().filter_map(|a| done.remove(a)).collect();
-    let report = BuildReport { run_id: run_id.clone(), steps };
+    let report = BuildReport {
+        run_id: run_id.clone(),
+        steps,
+    };
     // A build that did nothing writes nothing, not even history: cron can call it freely.
     let did_something = report.steps.iter().any(|s| {
         s.built + s.cut_off + s.restored + s.removed > 0 || s.failed.is_some() || s.skipped
@@ -499,7 +594,9 @@ struct Produced {
 fn backoff_delay(rule: &Rule, attempt: usize) -> Duration {
     let r = &rule.retry;
     let base = match r.backoff {
-        Backoff::Exponential => r.initial.saturating_mul(1u32 << (attempt.saturating_sub(1)).min(20)),
+        Backoff::Exponential => r
+            .initial
+            .saturating_mul(1u32 << (attempt.saturating_sub(1)).min(20)),
         Backoff::Linear => r.initial.saturating_mul(attempt as u32),
     };
     let d = base.min(r.max);
@@ -523,7 +620,10 @@ fn run_step(
     let t0 = Instant::now();
     let started = resources::now_ms();
     let prep = prepare(project, states, asset, opts)?;
-    let mut summary = StepSummary { asset: asset.to_string(), ..Default::default() };
+    let mut summary = StepSummary {
+        asset: asset.to_string(),
+        ..Default::default()
+    };
     let mut rows = Vec::new();
     let table_dir = project.lake.table(asset);
 
@@ -531,11 +631,38 @@ fn run_step(
         let reasons = prep.source_reasons(opts.force);
         if reasons.is_empty() {
             summary.fresh = prep.state.current.len();
-            rows.push(row(run_id, opts, asset, "reused", 1, started, resources::now_ms(), None, None));
+            rows.push(row(
+                run_id,
+                opts,
+                asset,
+                "reused",
+                1,
+                started,
+                resources::now_ms(),
+                None,
+                None,
+            ));
         } else {
-            tracing::info!(asset, "import runs: {}", reasons.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; "));
+            tracing::info!(
+                asset,
+                "import runs: {}",
+                reasons
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
             let bar = progress.step(asset, 1);
-            let result = run_with_retry(&prep, asset, vec![], project, run_id, &mut summary, &mut rows, opts);
+            let result = run_with_retry(
+                &prep,
+                asset,
+                vec![],
+                project,
+                run_id,
+                &mut summary,
+                &mut rows,
+                opts,
+            );
             bar.finish_and_clear();
             match result {
                 Ok((produced, checks)) => {
@@ -546,7 +673,20 @@ fn run_step(
                         .filter(|k| !produced.iter().any(|p| p.id == **k))
                         .copied()
                         .collect();
-                    publish(&prep, asset, &table_dir, run_id, produced, &gone, &[], &mut summary, &mut rows, opts, started, checks)?;
+                    publish(
+                        &prep,
+                        asset,
+                        &table_dir,
+                        run_id,
+                        produced,
+                        &gone,
+                        &[],
+                        &mut summary,
+                        &mut rows,
+                        opts,
+                        started,
+                        checks,
+                    )?;
                 }
                 Err(e) => summary.failed = Some(format!("{e:#}")),
             }
@@ -561,7 +701,17 @@ fn run_step(
     summary.fresh = fresh.len();
     let obsolete = prep.obsolete();
     if stale.is_empty() && obsolete.is_empty() {
-        rows.push(row(run_id, opts, asset, "reused", 1, started, resources::now_ms(), None, None));
+        rows.push(row(
+            run_id,
+            opts,
+            asset,
+            "reused",
+            1,
+            started,
+            resources::now_ms(),
+            None,
+            None,
+        ));
         summary.duration_ms = t0.elapsed().as_millis() as i64;
         return Ok((summary, rows));
     }
@@ -570,13 +720,27 @@ fn run_step(
     let mut restores = Vec::new();
     let mut compute: Vec<Assessment> = Vec::new();
     for a in stale {
-        match (!opts.force).then(|| restorable_file(&prep.state, &a.key)).flatten() {
+        match (!opts.force)
+            .then(|| restorable_file(&prep.state, &a.key))
+            .flatten()
+        {
             Some(k) => restores.push((a, k.clone())),
             None => compute.push(a),
         }
     }
     if !restores.is_empty() || !obsolete.is_empty() {
-        restore(&prep, asset, &table_dir, run_id, &restores, &obsolete, &mut summary, &mut rows, opts, started)?;
+        restore(
+            &prep,
+            asset,
+            &table_dir,
+            run_id,
+            &restores,
+            &obsolete,
+            &mut summary,
+            &mut rows,
+            opts,
+            started,
+        )?;
     }
     if compute.is_empty() {
         states.reload(asset)?;
@@ -585,12 +749,19 @@ fn run_step(
     }
 
     // Contiguous runs of stale partitions, in batches.
-    let index: HashMap<PartitionId, usize> = prep.targets.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+    let index: HashMap<PartitionId, usize> = prep
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (*p, i))
+        .collect();
     let mut batches: Vec<Vec<Assessment>> = Vec::new();
     for a in compute {
         let i = index.get(&a.id).copied().unwrap_or(0);
         let extend = batches.last().is_some_and(|b: &Vec<Assessment>| {
-            b.len() < opts.batch_size.max(1) && b.last().is_some_and(|l| index.get(&l.id).copied().unwrap_or(0) + 1 == i)
+            b.len() < opts.batch_size.max(1)
+                && b.last()
+                    .is_some_and(|l| index.get(&l.id).copied().unwrap_or(0) + 1 == i)
         });
         if extend {
             if let Some(b) = batches.last_mut() {
@@ -605,9 +776,31 @@ fn run_step(
     for batch in batches {
         let ids: Vec<PartitionId> = batch.iter().map(|a| a.id).collect();
         bar.set_message(format!("{}..{}", ids[0], ids[ids.len() - 1]));
-        match run_with_retry(&prep, asset, ids.clone(), project, run_id, &mut summary, &mut rows, opts) {
+        match run_with_retry(
+            &prep,
+            asset,
+            ids.clone(),
+            project,
+            run_id,
+            &mut summary,
+            &mut rows,
+            opts,
+        ) {
             Ok((produced, checks)) => {
-                publish(&prep, asset, &table_dir, run_id, produced, &[], &batch, &mut summary, &mut rows, opts, started, checks)?;
+                publish(
+                    &prep,
+                    asset,
+                    &table_dir,
+                    run_id,
+                    produced,
+                    &[],
+                    &batch,
+                    &mut summary,
+                    &mut rows,
+                    opts,
+                    started,
+                    checks,
+                )?;
                 bar.inc(ids.len() as u64);
             }
             Err(e) => {
@@ -642,12 +835,24 @@ fn op_inputs(prep: &Prepared, project: &Project, batch: &[PartitionId]) -> Vec<O
                 (lo, hi.max(lo))
             };
             let table = project.lake.table(&input.asset);
-            let partitions = (lo..hi).map(|i| (view.ids[i], table.join(&view.files[i]))).collect();
+            let partitions = (lo..hi)
+                .map(|i| (view.ids[i], table.join(&view.files[i])))
+                .collect();
             let windows = ranges
                 .into_iter()
-                .map(|(p, (a, b))| (p, (a.saturating_sub(lo), b.saturating_sub(lo).max(a.saturating_sub(lo)))))
+                .map(|(p, (a, b))| {
+                    (
+                        p,
+                        (
+                            a.saturating_sub(lo),
+                            b.saturating_sub(lo).max(a.saturating_sub(lo)),
+                        ),
+                    )
+                })
                 .collect();
-            let schema = state.last_commit().map(|(_, c)| schema_from_record(&c.schema));
+            let schema = state
+                .last_commit()
+                .map(|(_, c)| schema_from_record(&c.schema));
             OpInput {
                 asset: input.asset.clone(),
                 coverage: *cov,
@@ -677,8 +882,12 @@ fn run_with_retry(
         attempt += 1;
         summary.attempts += 1;
         let started = resources::now_ms();
-        let scratch = project.lake.scratch(run_id).join(format!("{asset}-{}", unique_suffix()));
-        std::fs::create_dir_all(&scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
+        let scratch = project
+            .lake
+            .scratch(run_id)
+            .join(format!("{asset}-{}", unique_suffix()));
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("cannot create {}", scratch.display()))?;
         let ctx = OpContext {
             rule: prep.rule,
             partitions: batch.clone(),
@@ -688,14 +897,18 @@ fn run_with_retry(
             sources: &prep.sources,
         };
         summary.ops_run += 1;
-        let result = prep.op.run(&ctx).and_then(|df| split_and_hash(prep, asset, &batch, df));
+        let result = prep
+            .op
+            .run(&ctx)
+            .and_then(|df| split_and_hash(prep, asset, &batch, df));
         let _ = std::fs::remove_dir_all(&scratch);
         match result {
             Ok(produced) => {
                 let whole = concat_frames(&produced)?;
                 let parts: Vec<DataFrame> = produced.iter().map(|p| p.frame.clone()).collect();
                 let checks = run_checks(&prep.rule.checks, &whole, asset, &parts);
-                let failed: Vec<&CheckResult> = checks.iter().filter(|c| c.blocking_failure()).collect();
+                let failed: Vec<&CheckResult> =
+                    checks.iter().filter(|c| c.blocking_failure()).collect();
                 if !failed.is_empty() {
                     let msg = failed
                         .iter()
@@ -703,7 +916,17 @@ fn run_with_retry(
                         .collect::<Vec<_>>()
                         .join("\n");
                     summary.checks = checks.clone();
-                    let mut r = row(run_id, opts, asset, "failed", attempt, started, resources::now_ms(), Some((&batch, None, 0, 0)), Some(msg.clone()));
+                    let mut r = row(
+                        run_id,
+                        opts,
+                        asset,
+                        "failed",
+                        attempt,
+                        started,
+                        resources::now_ms(),
+                        Some((&batch, None, 0, 0)),
+                        Some(msg.clone()),
+                    );
                     r.checks = serde_json::to_string(&checks).ok();
                     rows.push(r);
                     bail!("{msg}\nnothing was published for {asset}");
@@ -714,10 +937,24 @@ fn run_with_retry(
             Err(e) => {
                 let msg = format!("{e:#}");
                 let transient = transience(&e) == Transience::Transient;
-                rows.push(row(run_id, opts, asset, "failed", attempt, started, resources::now_ms(), Some((&batch, None, 0, 0)), Some(msg.clone())));
+                rows.push(row(
+                    run_id,
+                    opts,
+                    asset,
+                    "failed",
+                    attempt,
+                    started,
+                    resources::now_ms(),
+                    Some((&batch, None, 0, 0)),
+                    Some(msg.clone()),
+                ));
                 if transient && attempt < attempts {
                     let delay = backoff_delay(prep.rule, attempt);
-                    tracing::warn!(asset, attempt, "transient failure, retrying in {delay:?}: {msg}");
+                    tracing::warn!(
+                        asset,
+                        attempt,
+                        "transient failure, retrying in {delay:?}: {msg}"
+                    );
                     std::thread::sleep(delay);
                     continue;
                 }
@@ -726,7 +963,11 @@ fn run_with_retry(
                 }
                 return Err(e.context(format!(
                     "{asset} failed after {attempt} attempt(s){}",
-                    if transient { "" } else { " (not retried: the error is permanent)" }
+                    if transient {
+                        ""
+                    } else {
+                        " (not retried: the error is permanent)"
+                    }
                 )));
             }
         }
@@ -735,7 +976,9 @@ fn run_with_retry(
 
 fn concat_frames(produced: &[Produced]) -> Result<DataFrame> {
     let mut it = produced.iter();
-    let Some(first) = it.next() else { return Ok(DataFrame::empty()) };
+    let Some(first) = it.next() else {
+        return Ok(DataFrame::empty());
+    };
     let mut out = first.frame.clone();
     for p in it {
         out.vstack_mut(&p.frame)?;
@@ -744,7 +987,12 @@ fn concat_frames(produced: &[Produced]) -> Result<DataFrame> {
 }
 
 /// Splits an op's output by partition, in canonical order, with content hashes.
-fn split_and_hash(prep: &Prepared, asset: &str, batch: &[PartitionId], df: DataFrame) -> Result<Vec<Produced>> {
+fn split_and_hash(
+    prep: &Prepared,
+    asset: &str,
+    batch: &[PartitionId],
+    df: DataFrame,
+) -> Result<Vec<Produced>> {
     let df = normalize_for_delta(df)?;
     let keys = &prep.rule.key_columns;
     let mut parts: Vec<(PartitionId, DataFrame)> = Vec::new();
@@ -763,7 +1011,10 @@ fn split_and_hash(prep: &Prepared, asset: &str, batch: &[PartitionId], df: DataF
             bail!("column '{dc}' of '{asset}' is {}, not a date", c.dtype());
         }
         if c.null_count() > 0 {
-            bail!("column '{dc}' of '{asset}' has {} null dates", c.null_count());
+            bail!(
+                "column '{dc}' of '{asset}' has {} null dates",
+                c.null_count()
+            );
         }
         let mut by_day: BTreeMap<PartitionId, DataFrame> = BTreeMap::new();
         if df.height() > 0 {
@@ -780,7 +1031,11 @@ fn split_and_hash(prep: &Prepared, asset: &str, batch: &[PartitionId], df: DataF
         }
         if !batch.is_empty() {
             let wanted: BTreeSet<&PartitionId> = batch.iter().collect();
-            let extra: Vec<String> = by_day.keys().filter(|k| !wanted.contains(k)).map(|k| k.to_string()).collect();
+            let extra: Vec<String> = by_day
+                .keys()
+                .filter(|k| !wanted.contains(k))
+                .map(|k| k.to_string())
+                .collect();
             if !extra.is_empty() {
                 bail!(
                     "op '{}' of '{asset}' returned rows for partitions it was not asked for: {} (asked for {}..{})",
@@ -801,7 +1056,11 @@ fn split_and_hash(prep: &Prepared, asset: &str, batch: &[PartitionId], df: DataF
         .map(|(id, frame)| {
             let frame = canonical_order(&frame, keys)?;
             let content_hash = hash_sorted(&frame)?.to_hex().to_string();
-            Ok(Produced { id, frame, content_hash })
+            Ok(Produced {
+                id,
+                frame,
+                content_hash,
+            })
         })
         .collect()
 }
@@ -832,7 +1091,8 @@ fn group_rows(
         (PartitionOutcome::CutOff, "cut_off"),
         (PartitionOutcome::Restored, "restored"),
     ] {
-        let group: Vec<&PartitionRecord> = records.iter().filter(|r| r.outcome == outcome).collect();
+        let group: Vec<&PartitionRecord> =
+            records.iter().filter(|r| r.outcome == outcome).collect();
         if group.is_empty() {
             continue;
         }
@@ -840,7 +1100,17 @@ fn group_rows(
         let key = (group.len() == 1).then(|| group[0].key.as_str());
         let nrows: u64 = group.iter().map(|r| r.rows).sum();
         let bytes: u64 = group.iter().map(|r| r.bytes).sum();
-        let mut r = row(run_id, opts, asset, name, 1, started, resources::now_ms(), Some((&ids, key, nrows, bytes)), None);
+        let mut r = row(
+            run_id,
+            opts,
+            asset,
+            name,
+            1,
+            started,
+            resources::now_ms(),
+            Some((&ids, key, nrows, bytes)),
+            None,
+        );
         if !checks.is_empty() {
             r.checks = serde_json::to_string(checks).ok();
         }
@@ -875,17 +1145,28 @@ fn publish(
             let (key, reads) = match by_id.get(&p.id) {
                 Some(a) => (a.key.clone(), a.reads.clone()),
                 // A discovered import: no inputs, the rule digest and the id make the key.
-                None => (partition_key(asset, p.id, &prep.ingredients.digest, &[]), vec![]),
+                None => (
+                    partition_key(asset, p.id, &prep.ingredients.digest, &[]),
+                    vec![],
+                ),
             };
             let current = prep.state.current.get(&p.id);
             let unchanged = current.filter(|c| c.record.content_hash == p.content_hash);
             let (file, bytes, outcome, old) = match unchanged {
                 // Early cutoff: same content, so keep the file; only its key changes.
-                Some(c) => (c.record.file.clone(), c.record.bytes, PartitionOutcome::CutOff, None),
+                Some(c) => (
+                    c.record.file.clone(),
+                    c.record.bytes,
+                    PartitionOutcome::CutOff,
+                    None,
+                ),
                 None => {
                     let name = file_name(p.id, &key);
                     let bytes = parquet::write(&mut p.frame, &table_dir.join(&name))?;
-                    let old = current.map(|c| table::OldFile { path: c.record.file.clone(), size: c.record.bytes as i64 });
+                    let old = current.map(|c| table::OldFile {
+                        path: c.record.file.clone(),
+                        size: c.record.bytes as i64,
+                    });
                     (name, bytes, PartitionOutcome::Built, old)
                 }
             };
@@ -920,13 +1201,19 @@ fn publish(
     }
     for id in gone {
         if let Some(c) = prep.state.current.get(id) {
-            removes.push(table::OldFile { path: c.record.file.clone(), size: c.record.bytes as i64 });
+            removes.push(table::OldFile {
+                path: c.record.file.clone(),
+                size: c.record.bytes as i64,
+            });
         }
     }
     // A source whose output did not change at all and whose key did not change either:
     // nothing to commit.
     let all_same = records.iter().all(|r| {
-        prep.state.current.get(&r.id).is_some_and(|c| c.record.key == r.key && c.record.content_hash == r.content_hash)
+        prep.state
+            .current
+            .get(&r.id)
+            .is_some_and(|c| c.record.key == r.key && c.record.content_hash == r.content_hash)
     });
     if all_same && gone.is_empty() && !records.is_empty() {
         summary.fresh += records.len();
@@ -943,8 +1230,14 @@ fn publish(
         committed_at: chrono::Utc::now().to_rfc3339(),
     };
     table::commit(table_dir, &schema, &adds, &removes, &record)?;
-    summary.built += records.iter().filter(|r| r.outcome == PartitionOutcome::Built).count();
-    summary.cut_off += records.iter().filter(|r| r.outcome == PartitionOutcome::CutOff).count();
+    summary.built += records
+        .iter()
+        .filter(|r| r.outcome == PartitionOutcome::Built)
+        .count();
+    summary.cut_off += records
+        .iter()
+        .filter(|r| r.outcome == PartitionOutcome::CutOff)
+        .count();
     summary.removed += gone.len();
     group_rows(run_id, opts, asset, started, &records, rows, &checks);
     Ok(())
@@ -985,14 +1278,20 @@ fn restore(
         });
         if let Some(c) = prep.state.current.get(&a.id) {
             if c.record.file != rec.file {
-                removes.push(table::OldFile { path: c.record.file.clone(), size: c.record.bytes as i64 });
+                removes.push(table::OldFile {
+                    path: c.record.file.clone(),
+                    size: c.record.bytes as i64,
+                });
             }
         }
         records.push(rec);
     }
     for id in obsolete {
         if let Some(c) = prep.state.current.get(id) {
-            removes.push(table::OldFile { path: c.record.file.clone(), size: c.record.bytes as i64 });
+            removes.push(table::OldFile {
+                path: c.record.file.clone(),
+                size: c.record.bytes as i64,
+            });
         }
     }
     let schema = match schema {

@@ -127,6 +127,9 @@ mod tests {
 
     #[test]
     fn domain_separates_hashes() {
-        assert_ne!(CanonicalHasher::new("key").finish(), CanonicalHasher::new("rule").finish());
+        assert_ne!(
+            CanonicalHasher::new("key").finish(),
+            CanonicalHasher::new("rule").finish()
+        );
     }
 }

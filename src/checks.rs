@@ -30,10 +30,17 @@ fn examples(df: &DataFrame, mask: &BooleanChunked) -> String {
 }
 
 fn missing_columns(df: &DataFrame, cols: &[String]) -> Option<String> {
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let missing: Vec<&String> = cols.iter().filter(|c| !names.contains(c)).collect();
     (!missing.is_empty()).then(|| {
-        format!("column(s) {missing:?} not in the output (it has {})", names.join(", "))
+        format!(
+            "column(s) {missing:?} not in the output (it has {})",
+            names.join(", ")
+        )
     })
 }
 
@@ -55,16 +62,24 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
             if bad_cols.is_empty() {
                 (true, String::new())
             } else {
-                (false, format!("nulls in {}: {}", bad_cols.join(", "), examples(df, &mask)))
+                (
+                    false,
+                    format!("nulls in {}: {}", bad_cols.join(", "), examples(df, &mask)),
+                )
             }
         }
         CheckKind::Unique { columns } => {
             if let Some(m) = missing_columns(df, columns) {
                 return Ok((false, m));
             }
-            let dup = df.select(columns.iter().map(|s| s.as_str()))?.is_duplicated()?;
+            let dup = df
+                .select(columns.iter().map(|s| s.as_str()))?
+                .is_duplicated()?;
             if dup.any() {
-                (false, format!("duplicate {columns:?}: {}", examples(df, &dup)))
+                (
+                    false,
+                    format!("duplicate {columns:?}: {}", examples(df, &dup)),
+                )
             } else {
                 (true, String::new())
             }
@@ -84,7 +99,13 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
                 })
                 .collect();
             if mask.any() {
-                (false, format!("{column} outside [{min:?}, {max:?}]: {}", examples(df, &mask)))
+                (
+                    false,
+                    format!(
+                        "{column} outside [{min:?}, {max:?}]: {}",
+                        examples(df, &mask)
+                    ),
+                )
             } else {
                 (true, String::new())
             }
@@ -92,7 +113,10 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
         CheckKind::RowCount { min, max } => {
             let n = df.height() as f64;
             if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
-                (false, format!("{n} rows, expected within [{min:?}, {max:?}]"))
+                (
+                    false,
+                    format!("{n} rows, expected within [{min:?}, {max:?}]"),
+                )
             } else {
                 (true, String::new())
             }
@@ -104,7 +128,14 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
             let mut ctx = ctx;
             let bad = ctx.execute(query)?.collect()?;
             if bad.height() > 0 {
-                (false, format!("query returned {} row(s), e.g.\n{}", bad.height(), bad.head(Some(5))))
+                (
+                    false,
+                    format!(
+                        "query returned {} row(s), e.g.\n{}",
+                        bad.height(),
+                        bad.head(Some(5))
+                    ),
+                )
             } else {
                 (true, String::new())
             }
@@ -113,17 +144,24 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
 }
 
 /// Runs every check on `df`. `per_partition` splits row-count checks by partition.
-pub fn run_checks(checks: &[Check], df: &DataFrame, asset: &str, parts: &[DataFrame]) -> Vec<CheckResult> {
+pub fn run_checks(
+    checks: &[Check],
+    df: &DataFrame,
+    asset: &str,
+    parts: &[DataFrame],
+) -> Vec<CheckResult> {
     checks
         .iter()
         .map(|check| {
             let outcome = if matches!(check.kind, CheckKind::RowCount { .. }) && parts.len() > 1 {
-                parts.iter().find_map(|p| match run_one(check, p, asset) {
-                    Ok((true, _)) => None,
-                    Ok((false, d)) => Some(Ok((false, d))),
-                    Err(e) => Some(Err(e)),
-                })
-                .unwrap_or(Ok((true, String::new())))
+                parts
+                    .iter()
+                    .find_map(|p| match run_one(check, p, asset) {
+                        Ok((true, _)) => None,
+                        Ok((false, d)) => Some(Ok((false, d))),
+                        Err(e) => Some(Err(e)),
+                    })
+                    .unwrap_or(Ok((true, String::new())))
             } else {
                 run_one(check, df, asset)
             };

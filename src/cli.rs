@@ -142,9 +142,14 @@ pub fn today() -> Result<NaiveDate> {
             if let Ok(d) = NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
                 return Ok(d);
             }
-            chrono::DateTime::parse_from_rfc3339(&s).map(|t| t.date_naive()).map_err(|_| {
-                UsageError(format!("LAKEBUILD_NOW='{s}' is neither YYYY-MM-DD nor RFC 3339")).into()
-            })
+            chrono::DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.date_naive())
+                .map_err(|_| {
+                    UsageError(format!(
+                        "LAKEBUILD_NOW='{s}' is neither YYYY-MM-DD nor RFC 3339"
+                    ))
+                    .into()
+                })
         }
         _ => Ok(chrono::Utc::now().date_naive()),
     }
@@ -167,7 +172,10 @@ fn init_tracing(verbose: u8) {
 
 fn build_options(a: &BuildArgs, g: &Global) -> Result<BuildOptions> {
     let lock_timeout = crate::rule::parse_duration(&a.lock_timeout).ok_or_else(|| {
-        UsageError(format!("--lock-timeout '{}' is not a duration: write e.g. 30s or 10m", a.lock_timeout))
+        UsageError(format!(
+            "--lock-timeout '{}' is not a duration: write e.g. 30s or 10m",
+            a.lock_timeout
+        ))
     })?;
     Ok(BuildOptions {
         targets: a.targets.clone(),
@@ -198,22 +206,42 @@ fn run(cli: Cli) -> Result<i32> {
     };
     let g = &cli.global;
     let project = Project::load(&root, &g.rules, &g.lake)?;
-    let default_opts = || build_options(&BuildArgs { lock_timeout: "10m".into(), ..Default::default() }, g);
+    let default_opts = || {
+        build_options(
+            &BuildArgs {
+                lock_timeout: "10m".into(),
+                ..Default::default()
+            },
+            g,
+        )
+    };
     match cli.command {
         None => run_build(&project, &cli.build, g),
         Some(Command::Build(a)) => run_build(&project, &a, g),
         Some(Command::Status { json }) => {
             let s = status::status(&project, &default_opts()?)?;
-            if json { print_json(&s)? } else { print!("{}", status::render(&s)) }
+            if json {
+                print_json(&s)?
+            } else {
+                print!("{}", status::render(&s))
+            }
             Ok(0)
         }
-        Some(Command::Why { target, partition, json }) => {
+        Some(Command::Why {
+            target,
+            partition,
+            json,
+        }) => {
             let p = match partition {
                 Some(p) => Some(PartitionId::parse(&p).map_err(UsageError)?),
                 None => None,
             };
             let w = explain::why(&project, &target, p, &default_opts()?)?;
-            if json { print_json(&w)? } else { print!("{}", explain::render(&w)) }
+            if json {
+                print_json(&w)?
+            } else {
+                print!("{}", explain::render(&w))
+            }
             Ok(0)
         }
         Some(Command::Graph { format }) => {
@@ -221,21 +249,41 @@ fn run(cli: Cli) -> Result<i32> {
             print!("{}", graph::render(&project, &s, &format));
             Ok(0)
         }
-        Some(Command::History { asset, run, limit, json }) => {
+        Some(Command::History {
+            asset,
+            run,
+            limit,
+            json,
+        }) => {
             let rows = runs::read_all(&project.lake)?;
             let picked = history::filter(&rows, asset.as_deref(), run.as_deref(), limit);
-            if json { print_json(&picked)? } else { print!("{}", history::render(&picked)) }
+            if json {
+                print_json(&picked)?
+            } else {
+                print!("{}", history::render(&picked))
+            }
             Ok(0)
         }
         Some(Command::Stats { json }) => {
             let rows = runs::read_all(&project.lake)?;
             let s = history::stats(&rows);
-            if json { print_json(&s)? } else { print!("{}", history::render_stats(&s)) }
+            if json {
+                print_json(&s)?
+            } else {
+                print!("{}", history::render_stats(&s))
+            }
             Ok(0)
         }
-        Some(Command::Gc { retention, dry_run, json }) => {
-            let retention = crate::rule::parse_duration(&retention)
-                .ok_or_else(|| UsageError(format!("--retention '{retention}' is not a duration, e.g. 7d")))?;
+        Some(Command::Gc {
+            retention,
+            dry_run,
+            json,
+        }) => {
+            let retention = crate::rule::parse_duration(&retention).ok_or_else(|| {
+                UsageError(format!(
+                    "--retention '{retention}' is not a duration, e.g. 7d"
+                ))
+            })?;
             let _lock = lock::acquire(&project.lake.root, "gc", Duration::from_secs(600))?;
             let mut reports = Vec::new();
             for a in &project.rules.order {
@@ -253,11 +301,22 @@ fn run(cli: Cli) -> Result<i32> {
                     if r.orphans_removed + r.expired_removed + r.kept_for_retention > 0 {
                         println!(
                             "{}: removed {} unreferenced and {} expired file(s), {} bytes; kept {} for retention",
-                            r.table, r.orphans_removed, r.expired_removed, r.bytes_freed, r.kept_for_retention
+                            r.table,
+                            r.orphans_removed,
+                            r.expired_removed,
+                            r.bytes_freed,
+                            r.kept_for_retention
                         );
                     }
                 }
-                println!("gc done{}", if dry_run { " (dry run: nothing removed)" } else { "" });
+                println!(
+                    "gc done{}",
+                    if dry_run {
+                        " (dry run: nothing removed)"
+                    } else {
+                        ""
+                    }
+                );
             }
             Ok(0)
         }
@@ -283,7 +342,10 @@ fn run_build(project: &Project, a: &BuildArgs, g: &Global) -> Result<i32> {
                 println!("  import runs again: {r}");
             }
             if !p.to_restore.is_empty() {
-                println!("  restore {} partition(s) from older versions (no op runs)", p.to_restore.len());
+                println!(
+                    "  restore {} partition(s) from older versions (no op runs)",
+                    p.to_restore.len()
+                );
             }
             for id in &p.to_remove {
                 println!("  remove {id} (no longer in the domain)");
@@ -317,7 +379,10 @@ fn run_build(project: &Project, a: &BuildArgs, g: &Global) -> Result<i32> {
                 );
             }
         }
-        if report.ops_run() == 0 && report.ok() && report.steps.iter().all(|s| s.restored + s.removed == 0) {
+        if report.ops_run() == 0
+            && report.ok()
+            && report.steps.iter().all(|s| s.restored + s.removed == 0)
+        {
             println!("nothing to do: every asset is fresh");
         }
     }

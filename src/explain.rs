@@ -54,7 +54,11 @@ pub struct Why {
 }
 
 /// The record of partition `id` as of `version`.
-fn record_at(state: &AssetState, id: PartitionId, version: i64) -> Option<(i64, Arc<CommitRecord>, PartitionRecord)> {
+fn record_at(
+    state: &AssetState,
+    id: PartitionId,
+    version: i64,
+) -> Option<(i64, Arc<CommitRecord>, PartitionRecord)> {
     // Removed at or before `version` after its last write: gone.
     let past = state.history.get(&id)?;
     let i = past.partition_point(|p| p.version <= version);
@@ -73,7 +77,9 @@ fn provenance(
     depth: usize,
 ) -> Result<Option<Provenance>> {
     let state = states.get(asset)?;
-    let Some((_v, commit, rec)) = record_at(&state, id, version) else { return Ok(None) };
+    let Some((_v, commit, rec)) = record_at(&state, id, version) else {
+        return Ok(None);
+    };
     let mut inputs = Vec::new();
     for read in &rec.inputs {
         let anchor = if depth == 0 || read.count == 0 {
@@ -82,11 +88,15 @@ fn provenance(
             let istate = states.get(&read.asset)?;
             // Anchor on the same date when the input has it, else the last partition read.
             let candidate = match id {
-                PartitionId::Day(_) if istate.content_hash_at(id, read.version).is_some() => Some(id),
+                PartitionId::Day(_) if istate.content_hash_at(id, read.version).is_some() => {
+                    Some(id)
+                }
                 _ => read.last,
             };
             match candidate {
-                Some(p) => provenance(states, &read.asset, p, read.version, depth - 1)?.map(Box::new),
+                Some(p) => {
+                    provenance(states, &read.asset, p, read.version, depth - 1)?.map(Box::new)
+                }
                 None => None,
             }
         };
@@ -124,22 +134,36 @@ pub fn parse_target(t: &str) -> Result<(String, Option<i64>)> {
         None => Ok((t.to_string(), None)),
         Some((a, v)) => match v.parse::<i64>() {
             Ok(v) => Ok((a.to_string(), Some(v))),
-            Err(_) => Err(UsageError(format!("'{t}': the version after @ must be a number, e.g. {a}@3")).into()),
+            Err(_) => Err(UsageError(format!(
+                "'{t}': the version after @ must be a number, e.g. {a}@3"
+            ))
+            .into()),
         },
     }
 }
 
-pub fn why(project: &Project, target: &str, partition: Option<PartitionId>, opts: &BuildOptions) -> Result<Why> {
+pub fn why(
+    project: &Project,
+    target: &str,
+    partition: Option<PartitionId>,
+    opts: &BuildOptions,
+) -> Result<Why> {
     let (asset, version) = parse_target(target)?;
     let rule = project.rules.require(&asset)?;
     let states = States::new(&project.lake);
     let state = states.get(&asset)?;
     let Some(latest) = state.version else {
-        return Err(UsageError(format!("'{asset}' has never been built: run `lakebuild {asset}`")).into());
+        return Err(UsageError(format!(
+            "'{asset}' has never been built: run `lakebuild {asset}`"
+        ))
+        .into());
     };
     let version = version.unwrap_or(latest);
     if version > latest || version < 0 {
-        return Err(UsageError(format!("'{asset}' has versions 0..{latest}; there is no version {version}")).into());
+        return Err(UsageError(format!(
+            "'{asset}' has versions 0..{latest}; there is no version {version}"
+        ))
+        .into());
     }
     let id = match partition {
         Some(p) => p,
@@ -149,10 +173,14 @@ pub fn why(project: &Project, target: &str, partition: Option<PartitionId>, opts
         None => PartitionId::Whole,
     };
     let prov = provenance(&states, &asset, id, version, 6)?.ok_or_else(|| {
-        UsageError(format!("'{asset}' has no partition {id} at version {version}: see `lakebuild status`"))
+        UsageError(format!(
+            "'{asset}' has no partition {id} at version {version}: see `lakebuild status`"
+        ))
     })?;
 
-    let (status, reasons) = if version < latest && state.content_hash_at(id, latest) != Some(prov.content_hash.as_str()) {
+    let (status, reasons) = if version < latest
+        && state.content_hash_at(id, latest) != Some(prov.content_hash.as_str())
+    {
         ("superseded".to_string(), vec![])
     } else {
         let prep = prepare(project, &states, &asset, opts)?;
@@ -165,21 +193,59 @@ pub fn why(project: &Project, target: &str, partition: Option<PartitionId>, opts
             let readings: Vec<_> = prep
                 .inputs
                 .iter()
-                .map(|(s, v, c)| crate::plan::Reading { view: v, coverage: *c, state: s })
+                .map(|(s, v, c)| crate::plan::Reading {
+                    view: v,
+                    coverage: *c,
+                    state: s,
+                })
                 .collect();
-            let a = assess(&asset, id, state.current.get(&id), &prep.ingredients, &readings, true);
-            (if a.fresh() { "fresh" } else { "stale" }.to_string(), a.reasons)
+            let a = assess(
+                &asset,
+                id,
+                state.current.get(&id),
+                &prep.ingredients,
+                &readings,
+                true,
+            );
+            (
+                if a.fresh() { "fresh" } else { "stale" }.to_string(),
+                a.reasons,
+            )
         }
     };
-    Ok(Why { provenance: prov, status, reasons, latest_version: latest })
+    Ok(Why {
+        provenance: prov,
+        status,
+        reasons,
+        latest_version: latest,
+    })
 }
 
 fn render_prov(p: &Provenance, indent: usize, out: &mut String) {
     use std::fmt::Write;
     let pad = " ".repeat(indent);
-    let _ = writeln!(out, "{pad}{} @ version {} partition {} ({})", p.asset, p.version, p.partition, serde_json::to_string(&p.outcome).unwrap_or_default().trim_matches('"'));
-    let _ = writeln!(out, "{pad}  key {}  content {}  rows {}", &p.key[..16], &p.content_hash[..16], p.rows);
-    let _ = writeln!(out, "{pad}  op {} (code {}) params {}", p.op, p.code_version, p.params);
+    let _ = writeln!(
+        out,
+        "{pad}{} @ version {} partition {} ({})",
+        p.asset,
+        p.version,
+        p.partition,
+        serde_json::to_string(&p.outcome)
+            .unwrap_or_default()
+            .trim_matches('"')
+    );
+    let _ = writeln!(
+        out,
+        "{pad}  key {}  content {}  rows {}",
+        &p.key[..16],
+        &p.content_hash[..16],
+        p.rows
+    );
+    let _ = writeln!(
+        out,
+        "{pad}  op {} (code {}) params {}",
+        p.op, p.code_version, p.params
+    );
     for s in &p.sources {
         let _ = writeln!(out, "{pad}  source {} ({})", s.path, &s.hash[..12]);
     }
@@ -190,7 +256,14 @@ fn render_prov(p: &Provenance, indent: usize, out: &mut String) {
             (Some(a), Some(b)) => format!("{a}..{b}"),
             _ => "nothing".into(),
         };
-        let _ = writeln!(out, "{pad}  <- {} @ version {}: {} partition(s) {range}, digest {}", i.asset, i.version, i.count, &i.digest[..12]);
+        let _ = writeln!(
+            out,
+            "{pad}  <- {} @ version {}: {} partition(s) {range}, digest {}",
+            i.asset,
+            i.version,
+            i.count,
+            &i.digest[..12]
+        );
         if let Some(a) = &i.anchor {
             render_prov(a, indent + 6, out);
         }
@@ -202,8 +275,13 @@ pub fn render(w: &Why) -> String {
     render_prov(&w.provenance, 0, &mut out);
     out.push('\n');
     match w.status.as_str() {
-        "fresh" => out.push_str("status: fresh (its key matches what its inputs and rule give now)\n"),
-        "superseded" => out.push_str(&format!("status: superseded (the latest version is {})\n", w.latest_version)),
+        "fresh" => {
+            out.push_str("status: fresh (its key matches what its inputs and rule give now)\n")
+        }
+        "superseded" => out.push_str(&format!(
+            "status: superseded (the latest version is {})\n",
+            w.latest_version
+        )),
         _ => {
             out.push_str("status: stale, because\n");
             for r in &w.reasons {

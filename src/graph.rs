@@ -5,7 +5,13 @@ use crate::status::AssetStatus;
 use serde_json::json;
 
 pub fn render(project: &Project, statuses: &[AssetStatus], format: &str) -> String {
-    let state_of = |a: &str| statuses.iter().find(|s| s.asset == a).map(|s| s.state.as_str()).unwrap_or("unknown");
+    let state_of = |a: &str| {
+        statuses
+            .iter()
+            .find(|s| s.asset == a)
+            .map(|s| s.state.as_str())
+            .unwrap_or("unknown")
+    };
     let edges: Vec<(String, String, String)> = project
         .rules
         .order
@@ -22,7 +28,12 @@ pub fn render(project: &Project, statuses: &[AssetStatus], format: &str) -> Stri
             let mut s = String::from("graph LR\n");
             for a in &project.rules.order {
                 let r = &project.rules.rules[a];
-                s.push_str(&format!("  {a}[\"{a}<br/>{} · {}\"]:::{}\n", r.op, state_of(a), state_of(a)));
+                s.push_str(&format!(
+                    "  {a}[\"{a}<br/>{} · {}\"]:::{}\n",
+                    r.op,
+                    state_of(a),
+                    state_of(a)
+                ));
             }
             for (from, to, cov) in &edges {
                 s.push_str(&format!("  {from} -->|{cov}| {to}\n"));
@@ -40,11 +51,16 @@ pub fn render(project: &Project, statuses: &[AssetStatus], format: &str) -> Stri
                     json!({"asset": a, "op": r.op, "daily": r.daily, "status": state_of(a)})
                 })
                 .collect();
-            let e: Vec<_> = edges.iter().map(|(f, t, c)| json!({"from": f, "to": t, "coverage": c})).collect();
+            let e: Vec<_> = edges
+                .iter()
+                .map(|(f, t, c)| json!({"from": f, "to": t, "coverage": c}))
+                .collect();
             serde_json::to_string_pretty(&json!({"nodes": nodes, "edges": e})).unwrap_or_default()
         }
         _ => {
-            let mut s = String::from("digraph lakebuild {\n  rankdir=LR;\n  node [shape=box, style=filled];\n");
+            let mut s = String::from(
+                "digraph lakebuild {\n  rankdir=LR;\n  node [shape=box, style=filled];\n",
+            );
             for a in &project.rules.order {
                 let color = match state_of(a) {
                     "fresh" => "palegreen",
@@ -53,7 +69,11 @@ pub fn render(project: &Project, statuses: &[AssetStatus], format: &str) -> Stri
                     _ => "lightgrey",
                 };
                 let r = &project.rules.rules[a];
-                s.push_str(&format!("  \"{a}\" [label=\"{a}\\n{} · {}\", fillcolor={color}];\n", r.op, state_of(a)));
+                s.push_str(&format!(
+                    "  \"{a}\" [label=\"{a}\\n{} · {}\", fillcolor={color}];\n",
+                    r.op,
+                    state_of(a)
+                ));
             }
             for (from, to, cov) in &edges {
                 s.push_str(&format!("  \"{from}\" -> \"{to}\" [label=\"{cov}\"];\n"));

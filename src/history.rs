@@ -5,7 +5,12 @@ use crate::lake::runs::RunRow;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-pub fn filter<'a>(rows: &'a [RunRow], asset: Option<&str>, run: Option<&str>, limit: usize) -> Vec<&'a RunRow> {
+pub fn filter<'a>(
+    rows: &'a [RunRow],
+    asset: Option<&str>,
+    run: Option<&str>,
+    limit: usize,
+) -> Vec<&'a RunRow> {
     let picked: Vec<&RunRow> = rows
         .iter()
         .filter(|r| asset.is_none_or(|a| r.asset == a))
@@ -42,7 +47,10 @@ pub fn render(rows: &[&RunRow]) -> String {
             parts,
             r.rows,
             r.duration_ms,
-            r.error.as_deref().and_then(|e| e.lines().next()).unwrap_or("")
+            r.error
+                .as_deref()
+                .and_then(|e| e.lines().next())
+                .unwrap_or("")
         ));
     }
     let _ = ts;
@@ -86,7 +94,9 @@ pub fn stats(rows: &[RunRow]) -> Vec<AssetStats> {
             let (mut ok, mut bad) = (0, 0);
             let mut last_failure = None;
             for (run, rows) in &per_run {
-                let failed = rows.last().is_some_and(|r| r.outcome == "failed" || r.outcome == "skipped");
+                let failed = rows
+                    .last()
+                    .is_some_and(|r| r.outcome == "failed" || r.outcome == "skipped");
                 if failed {
                     bad += 1;
                     last_failure = Some(run.to_string());
@@ -114,7 +124,10 @@ pub fn stats(rows: &[RunRow]) -> Vec<AssetStats> {
 }
 
 pub fn render_stats(stats: &[AssetStats]) -> String {
-    let mut out = format!("{:<28} {:>5} {:>8} {:>9} {:>9}  {}\n", "ASSET", "RUNS", "SUCCESS", "P50 MS", "P95 MS", "LAST FAILURE");
+    let mut out = format!(
+        "{:<28} {:>5} {:>8} {:>9} {:>9}  {}\n",
+        "ASSET", "RUNS", "SUCCESS", "P50 MS", "P95 MS", "LAST FAILURE"
+    );
     for s in stats {
         out.push_str(&format!(
             "{:<28} {:>5} {:>7.0}% {:>9} {:>9}  {}\n",

@@ -87,7 +87,11 @@ pub fn window_range(input: &[PartitionId], date: NaiveDate, a: i64, b: i64) -> (
     let n = input.len() as i64;
     let lo = (anchor + a).clamp(0, n);
     let hi = (anchor + b + 1).clamp(0, n);
-    if lo >= hi { (lo as usize, lo as usize) } else { (lo as usize, hi as usize) }
+    if lo >= hi {
+        (lo as usize, lo as usize)
+    } else {
+        (lo as usize, hi as usize)
+    }
 }
 
 /// Dates of a generated daily domain.
@@ -137,7 +141,10 @@ mod tests {
     #[test]
     fn anchor_is_last_partition_on_or_before_date() {
         // Input lacks Jan 5: offset 0 for Jan 5 is Jan 4.
-        let input: Vec<_> = days(10).into_iter().filter(|p| p.date() != Some(d(5))).collect();
+        let input: Vec<_> = days(10)
+            .into_iter()
+            .filter(|p| p.date() != Some(d(5)))
+            .collect();
         let (lo, hi) = window_range(&input, d(5), 0, 0);
         assert_eq!(&input[lo..hi], &[PartitionId::Day(d(4))]);
     }
@@ -160,7 +167,10 @@ mod tests {
     #[test]
     fn partition_id_round_trips() {
         for s in ["whole", "2024-02-29"] {
-            assert_eq!(PartitionId::parse(s).map(|p| p.to_string()), Ok(s.to_string()));
+            assert_eq!(
+                PartitionId::parse(s).map(|p| p.to_string()),
+                Ok(s.to_string())
+            );
         }
         assert!(PartitionId::parse("2024-13-01").is_err());
     }

@@ -20,12 +20,16 @@ use std::collections::BTreeMap;
 
 /// The rule-level ingredients of every key of `rule`.
 pub fn rule_ingredients(rule: &Rule, op: &dyn Op, sources: &[SourceFile]) -> RuleIngredients {
-    let params: Value =
-        serde_json::from_str(&canonical_json(&rule.params)).unwrap_or(Value::Null);
-    let inputs: Vec<(String, String)> =
-        rule.inputs.iter().map(|i| (i.asset.clone(), i.coverage.to_string())).collect();
+    let params: Value = serde_json::from_str(&canonical_json(&rule.params)).unwrap_or(Value::Null);
+    let inputs: Vec<(String, String)> = rule
+        .inputs
+        .iter()
+        .map(|i| (i.asset.clone(), i.coverage.to_string()))
+        .collect();
     let mut h = CanonicalHasher::new("rule");
-    h.str(&rule.op).str(op.code_version()).str(&canonical_json(&params));
+    h.str(&rule.op)
+        .str(op.code_version())
+        .str(&canonical_json(&params));
     h.i64(sources.len() as i64);
     for s in sources {
         h.str(&s.path).str(&s.hash);
@@ -105,7 +109,11 @@ impl InputView {
             asset: self.asset.clone(),
             version: self.version,
             first: self.ids.get(range.0).copied().filter(|_| range.1 > range.0),
-            last: if range.1 > range.0 { self.ids.get(range.1 - 1).copied() } else { None },
+            last: if range.1 > range.0 {
+                self.ids.get(range.1 - 1).copied()
+            } else {
+                None
+            },
             count: range.1 - range.0,
             digest: self.digest(range).to_hex().to_string(),
         }
@@ -113,7 +121,12 @@ impl InputView {
 }
 
 /// The key of one partition.
-pub fn partition_key(asset: &str, id: PartitionId, rule_digest: &str, inputs: &[InputRead]) -> String {
+pub fn partition_key(
+    asset: &str,
+    id: PartitionId,
+    rule_digest: &str,
+    inputs: &[InputRead],
+) -> String {
     let mut h = CanonicalHasher::new("key");
     h.str(asset).str(&id.to_string()).str(rule_digest);
     h.i64(inputs.len() as i64);
@@ -143,32 +156,77 @@ pub fn domain(
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RuleChange {
-    Param { name: String, old: Option<Value>, new: Option<Value> },
-    CodeVersion { op: String, old: String, new: String },
-    Op { old: String, new: String },
-    SourceAdded { path: String },
-    SourceRemoved { path: String },
-    SourceModified { path: String, old: String, new: String },
-    Inputs { old: Vec<(String, String)>, new: Vec<(String, String)> },
-    KeyColumns { old: Vec<String>, new: Vec<String> },
-    Partitioning { old: bool, new: bool },
+    Param {
+        name: String,
+        old: Option<Value>,
+        new: Option<Value>,
+    },
+    CodeVersion {
+        op: String,
+        old: String,
+        new: String,
+    },
+    Op {
+        old: String,
+        new: String,
+    },
+    SourceAdded {
+        path: String,
+    },
+    SourceRemoved {
+        path: String,
+    },
+    SourceModified {
+        path: String,
+        old: String,
+        new: String,
+    },
+    Inputs {
+        old: Vec<(String, String)>,
+        new: Vec<(String, String)>,
+    },
+    KeyColumns {
+        old: Vec<String>,
+        new: Vec<String>,
+    },
+    Partitioning {
+        old: bool,
+        new: bool,
+    },
 }
 
 impl std::fmt::Display for RuleChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = |v: &Option<Value>| v.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "(unset)".into());
+        let show = |v: &Option<Value>| {
+            v.as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "(unset)".into())
+        };
         match self {
-            RuleChange::Param { name, old, new } => write!(f, "param {name} changed: {} -> {}", show(old), show(new)),
-            RuleChange::CodeVersion { op, old, new } => write!(f, "op '{op}' code changed: {old} -> {new}"),
+            RuleChange::Param { name, old, new } => {
+                write!(f, "param {name} changed: {} -> {}", show(old), show(new))
+            }
+            RuleChange::CodeVersion { op, old, new } => {
+                write!(f, "op '{op}' code changed: {old} -> {new}")
+            }
             RuleChange::Op { old, new } => write!(f, "op changed: {old} -> {new}"),
             RuleChange::SourceAdded { path } => write!(f, "source file added: {path}"),
             RuleChange::SourceRemoved { path } => write!(f, "source file removed: {path}"),
             RuleChange::SourceModified { path, old, new } => {
-                write!(f, "source file changed: {path} ({} -> {})", &old[..12.min(old.len())], &new[..12.min(new.len())])
+                write!(
+                    f,
+                    "source file changed: {path} ({} -> {})",
+                    &old[..12.min(old.len())],
+                    &new[..12.min(new.len())]
+                )
             }
             RuleChange::Inputs { old, new } => write!(f, "inputs changed: {old:?} -> {new:?}"),
-            RuleChange::KeyColumns { old, new } => write!(f, "key columns changed: {old:?} -> {new:?}"),
-            RuleChange::Partitioning { old, new } => write!(f, "partitioning changed: daily {old} -> {new}"),
+            RuleChange::KeyColumns { old, new } => {
+                write!(f, "key columns changed: {old:?} -> {new:?}")
+            }
+            RuleChange::Partitioning { old, new } => {
+                write!(f, "partitioning changed: daily {old} -> {new}")
+            }
         }
     }
 }
@@ -177,7 +235,10 @@ impl std::fmt::Display for RuleChange {
 pub fn diff_rules(old: &RuleIngredients, new: &RuleIngredients) -> Vec<RuleChange> {
     let mut out = Vec::new();
     if old.op != new.op {
-        out.push(RuleChange::Op { old: old.op.clone(), new: new.op.clone() });
+        out.push(RuleChange::Op {
+            old: old.op.clone(),
+            new: new.op.clone(),
+        });
     } else if old.code_version != new.code_version {
         out.push(RuleChange::CodeVersion {
             op: new.op.clone(),
@@ -193,14 +254,28 @@ pub fn diff_rules(old: &RuleIngredients, new: &RuleIngredients) -> Vec<RuleChang
     names.dedup();
     for n in names {
         if po.get(n) != pn.get(n) {
-            out.push(RuleChange::Param { name: n.clone(), old: po.get(n).cloned(), new: pn.get(n).cloned() });
+            out.push(RuleChange::Param {
+                name: n.clone(),
+                old: po.get(n).cloned(),
+                new: pn.get(n).cloned(),
+            });
         }
     }
-    let so: BTreeMap<&str, &str> = old.sources.iter().map(|s| (s.path.as_str(), s.hash.as_str())).collect();
-    let sn: BTreeMap<&str, &str> = new.sources.iter().map(|s| (s.path.as_str(), s.hash.as_str())).collect();
+    let so: BTreeMap<&str, &str> = old
+        .sources
+        .iter()
+        .map(|s| (s.path.as_str(), s.hash.as_str()))
+        .collect();
+    let sn: BTreeMap<&str, &str> = new
+        .sources
+        .iter()
+        .map(|s| (s.path.as_str(), s.hash.as_str()))
+        .collect();
     for (p, h) in &sn {
         match so.get(p) {
-            None => out.push(RuleChange::SourceAdded { path: p.to_string() }),
+            None => out.push(RuleChange::SourceAdded {
+                path: p.to_string(),
+            }),
             Some(o) if o != h => out.push(RuleChange::SourceModified {
                 path: p.to_string(),
                 old: o.to_string(),
@@ -210,16 +285,27 @@ pub fn diff_rules(old: &RuleIngredients, new: &RuleIngredients) -> Vec<RuleChang
         }
     }
     for p in so.keys().filter(|p| !sn.contains_key(*p)) {
-        out.push(RuleChange::SourceRemoved { path: p.to_string() });
+        out.push(RuleChange::SourceRemoved {
+            path: p.to_string(),
+        });
     }
     if old.inputs != new.inputs {
-        out.push(RuleChange::Inputs { old: old.inputs.clone(), new: new.inputs.clone() });
+        out.push(RuleChange::Inputs {
+            old: old.inputs.clone(),
+            new: new.inputs.clone(),
+        });
     }
     if old.key_columns != new.key_columns {
-        out.push(RuleChange::KeyColumns { old: old.key_columns.clone(), new: new.key_columns.clone() });
+        out.push(RuleChange::KeyColumns {
+            old: old.key_columns.clone(),
+            new: new.key_columns.clone(),
+        });
     }
     if old.daily != new.daily {
-        out.push(RuleChange::Partitioning { old: old.daily, new: new.daily });
+        out.push(RuleChange::Partitioning {
+            old: old.daily,
+            new: new.daily,
+        });
     }
     out
 }
@@ -244,7 +330,11 @@ impl std::fmt::Display for InputChange {
             }
             s.join(", ")
         };
-        write!(f, "input {} (read at version {}):", self.asset, self.read_version)?;
+        write!(
+            f,
+            "input {} (read at version {}):",
+            self.asset, self.read_version
+        )?;
         if !self.changed.is_empty() {
             write!(f, " changed partitions {}", list(&self.changed))?;
         }
@@ -264,10 +354,15 @@ impl std::fmt::Display for InputChange {
 pub enum Reason {
     Missing,
     Forced,
-    Rule { changes: Vec<RuleChange> },
+    Rule {
+        changes: Vec<RuleChange>,
+    },
     Input(InputChange),
     /// A covered input partition is itself about to be rebuilt.
-    UpstreamPending { asset: String, partitions: Vec<PartitionId> },
+    UpstreamPending {
+        asset: String,
+        partitions: Vec<PartitionId>,
+    },
 }
 
 impl std::fmt::Display for Reason {
@@ -360,23 +455,41 @@ pub fn assess(
     readings: &[Reading],
     explain: bool,
 ) -> Assessment {
-    let ranges: Vec<(usize, usize)> = readings.iter().map(|r| r.view.cover(r.coverage, id)).collect();
+    let ranges: Vec<(usize, usize)> = readings
+        .iter()
+        .map(|r| r.view.cover(r.coverage, id))
+        .collect();
     let Some(cur) = current else {
-        let reads: Vec<InputRead> = readings.iter().zip(&ranges).map(|(r, g)| r.view.read(*g)).collect();
+        let reads: Vec<InputRead> = readings
+            .iter()
+            .zip(&ranges)
+            .map(|(r, g)| r.view.read(*g))
+            .collect();
         let key = partition_key(asset, id, &rule.digest, &reads);
-        return Assessment { id, key, reads, reasons: vec![Reason::Missing] };
+        return Assessment {
+            id,
+            key,
+            reads,
+            reasons: vec![Reason::Missing],
+        };
     };
     // Fast path: same rule, same covered ids, and nothing covered changed since it was read.
     let same_rule = cur.commit.rule.digest == rule.digest;
     if same_rule && cur.record.inputs.len() == readings.len() {
-        let untouched = readings.iter().zip(&ranges).zip(&cur.record.inputs).all(|((r, g), rec)| {
-            let v = r.view;
-            let n = g.1 - g.0;
-            rec.asset == v.asset
-                && rec.count == n
-                && (n == 0 || (rec.first == Some(v.ids[g.0]) && rec.last == Some(v.ids[g.1 - 1])))
-                && v.versions[g.0..g.1].iter().all(|ver| *ver <= rec.version)
-        });
+        let untouched =
+            readings
+                .iter()
+                .zip(&ranges)
+                .zip(&cur.record.inputs)
+                .all(|((r, g), rec)| {
+                    let v = r.view;
+                    let n = g.1 - g.0;
+                    rec.asset == v.asset
+                        && rec.count == n
+                        && (n == 0
+                            || (rec.first == Some(v.ids[g.0]) && rec.last == Some(v.ids[g.1 - 1])))
+                        && v.versions[g.0..g.1].iter().all(|ver| *ver <= rec.version)
+                });
         if untouched {
             return Assessment {
                 id,
@@ -386,10 +499,19 @@ pub fn assess(
             };
         }
     }
-    let reads: Vec<InputRead> = readings.iter().zip(&ranges).map(|(r, g)| r.view.read(*g)).collect();
+    let reads: Vec<InputRead> = readings
+        .iter()
+        .zip(&ranges)
+        .map(|(r, g)| r.view.read(*g))
+        .collect();
     let key = partition_key(asset, id, &rule.digest, &reads);
     if key == cur.record.key {
-        return Assessment { id, key, reads, reasons: vec![] };
+        return Assessment {
+            id,
+            key,
+            reads,
+            reasons: vec![],
+        };
     }
     let mut reasons = Vec::new();
     if explain {
@@ -408,7 +530,14 @@ pub fn assess(
     }
     if reasons.is_empty() {
         // Without explanation (or when the difference is only in the input list itself).
-        reasons.push(Reason::Rule { changes: diff_rules(&cur.commit.rule, rule) });
+        reasons.push(Reason::Rule {
+            changes: diff_rules(&cur.commit.rule, rule),
+        });
     }
-    Assessment { id, key, reads, reasons }
+    Assessment {
+        id,
+        key,
+        reads,
+        reasons,
+    }
 }

@@ -20,7 +20,11 @@ impl Project {
     /// the lake `lake_dir`.
     pub fn load(root: &Path, rules_dir: &Path, lake_dir: &Path) -> Result<Project> {
         let rules = RuleSet::load(&root.join(rules_dir))?;
-        Ok(Project { root: root.to_path_buf(), rules, lake: Lake::new(root.join(lake_dir)) })
+        Ok(Project {
+            root: root.to_path_buf(),
+            rules,
+            lake: Lake::new(root.join(lake_dir)),
+        })
     }
 }
 
@@ -32,11 +36,19 @@ pub struct States {
 
 impl States {
     pub fn new(lake: &Lake) -> States {
-        States { lake: lake.clone(), map: Mutex::new(HashMap::new()) }
+        States {
+            lake: lake.clone(),
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn get(&self, asset: &str) -> Result<Arc<AssetState>> {
-        if let Some(s) = self.map.lock().map_err(|_| anyhow::anyhow!("state cache poisoned"))?.get(asset) {
+        if let Some(s) = self
+            .map
+            .lock()
+            .map_err(|_| anyhow::anyhow!("state cache poisoned"))?
+            .get(asset)
+        {
             return Ok(s.clone());
         }
         self.reload(asset)

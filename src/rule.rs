@@ -44,11 +44,24 @@ pub struct Input {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckKind {
-    NotNull { columns: Vec<String> },
-    Unique { columns: Vec<String> },
-    Range { column: String, min: Option<f64>, max: Option<f64> },
-    RowCount { min: Option<f64>, max: Option<f64> },
-    Sql { query: String },
+    NotNull {
+        columns: Vec<String>,
+    },
+    Unique {
+        columns: Vec<String>,
+    },
+    Range {
+        column: String,
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    RowCount {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    Sql {
+        query: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,7 +217,12 @@ struct Errors<'a> {
 impl Errors<'_> {
     fn at(&mut self, offset: usize, msg: impl AsRef<str>) {
         let line = line_of(self.src, offset);
-        self.list.push(format!("{}:{}: {}", self.file.display(), line, msg.as_ref()));
+        self.list.push(format!(
+            "{}:{}: {}",
+            self.file.display(),
+            line,
+            msg.as_ref()
+        ));
     }
 }
 
@@ -229,15 +247,17 @@ fn toml_to_json(v: &toml::Value) -> Value {
     match v {
         toml::Value::String(s) => Value::String(s.clone()),
         toml::Value::Integer(i) => Value::from(*i),
-        toml::Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null)
-        }
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         toml::Value::Boolean(b) => Value::Bool(*b),
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => {
-            Value::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect())
-        }
+        toml::Value::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -264,7 +284,11 @@ pub fn parse_rule(
     asset: &str,
     known_assets: &dyn Fn(&str) -> bool,
 ) -> Result<Rule, Vec<String>> {
-    let mut errs = Errors { file, src, list: Vec::new() };
+    let mut errs = Errors {
+        file,
+        src,
+        list: Vec::new(),
+    };
     if !valid_asset_name(asset) {
         errs.list.push(format!(
             "{}: '{asset}' is not a valid asset name: rename the file to match [a-z][a-z0-9_]* (e.g. '{}.toml')",
@@ -282,7 +306,8 @@ pub fn parse_rule(
             } else {
                 ""
             };
-            errs.list.push(format!("{}:{}: {}{}", file.display(), line, msg, hint));
+            errs.list
+                .push(format!("{}:{}: {}{}", file.display(), line, msg, hint));
             return Err(errs.list);
         }
     };
@@ -292,7 +317,10 @@ pub fn parse_rule(
     if op.is_none() {
         errs.at(
             raw.op.span().start,
-            format!("unknown op '{op_name}': use one of {}", ops::names().join(", ")),
+            format!(
+                "unknown op '{op_name}': use one of {}",
+                ops::names().join(", ")
+            ),
         );
     }
 
@@ -302,7 +330,10 @@ pub fn parse_rule(
         Some(p) => {
             errs.at(
                 p.span().start,
-                format!("partitioned = \"{}\" is not supported: use \"daily\" or remove the key", p.get_ref()),
+                format!(
+                    "partitioned = \"{}\" is not supported: use \"daily\" or remove the key",
+                    p.get_ref()
+                ),
             );
             false
         }
@@ -317,7 +348,10 @@ pub fn parse_rule(
         let r = inp.get_ref();
         let name = r.asset.get_ref().clone();
         if name == asset {
-            errs.at(r.asset.span().start, format!("asset '{asset}' lists itself as an input: remove it"));
+            errs.at(
+                r.asset.span().start,
+                format!("asset '{asset}' lists itself as an input: remove it"),
+            );
             continue;
         }
         if !known_assets(&name) {
@@ -327,12 +361,18 @@ pub fn parse_rule(
             );
         }
         if seen.contains(&name) {
-            errs.at(at, format!("input '{name}' is listed twice: keep one entry"));
+            errs.at(
+                at,
+                format!("input '{name}' is listed twice: keep one entry"),
+            );
         }
         seen.push(name.clone());
         let coverage = match (&r.window, r.as_of) {
             (Some(_), Some(true)) => {
-                errs.at(at, format!("input '{name}': give either window or as_of, not both"));
+                errs.at(
+                    at,
+                    format!("input '{name}': give either window or as_of, not both"),
+                );
                 Coverage::Whole
             }
             (Some(w), _) => {
@@ -357,7 +397,12 @@ pub fn parse_rule(
             (None, _) if daily => Coverage::Window(0, 0),
             (None, _) => Coverage::Whole,
         };
-        inputs.push(Input { asset: name, coverage, window_given: r.window.is_some(), line });
+        inputs.push(Input {
+            asset: name,
+            coverage,
+            window_given: r.window.is_some(),
+            line,
+        });
     }
 
     // Params, typed by the op's schema; unknown params are errors, never ignored.
@@ -375,7 +420,11 @@ pub fn parse_rule(
                 ),
                 Some(spec) if !type_matches(spec.ty, v.get_ref()) => errs.at(
                     v.span().start,
-                    format!("param '{k}' must be {} (got {})", spec.ty.describe(), v.get_ref().type_str()),
+                    format!(
+                        "param '{k}' must be {} (got {})",
+                        spec.ty.describe(),
+                        v.get_ref().type_str()
+                    ),
                 ),
                 Some(_) => {}
             }
@@ -384,7 +433,10 @@ pub fn parse_rule(
             if !raw.params.contains_key(spec.name) {
                 errs.at(
                     raw.op.span().start,
-                    format!("op '{op_name}' needs param '{}' ({}): add it under [params]", spec.name, spec.doc),
+                    format!(
+                        "op '{op_name}' needs param '{}' ({}): add it under [params]",
+                        spec.name, spec.doc
+                    ),
                 );
             }
         }
@@ -402,7 +454,10 @@ pub fn parse_rule(
             None | Some("error") => Severity::Error,
             Some("warn") => Severity::Warn,
             Some(s) => {
-                errs.at(at, format!("check severity '{s}' is unknown: use \"error\" or \"warn\""));
+                errs.at(
+                    at,
+                    format!("check severity '{s}' is unknown: use \"error\" or \"warn\""),
+                );
                 Severity::Error
             }
         };
@@ -414,14 +469,23 @@ pub fn parse_rule(
             }
         };
         let kind = match r.kind.as_str() {
-            "not_null" => CheckKind::NotNull { columns: need_cols(&mut errs, "not_null") },
-            "unique" => CheckKind::Unique { columns: need_cols(&mut errs, "unique") },
+            "not_null" => CheckKind::NotNull {
+                columns: need_cols(&mut errs, "not_null"),
+            },
+            "unique" => CheckKind::Unique {
+                columns: need_cols(&mut errs, "unique"),
+            },
             "range" => match &r.column {
-                Some(col) if r.min.is_some() || r.max.is_some() => {
-                    CheckKind::Range { column: col.clone(), min: r.min, max: r.max }
-                }
+                Some(col) if r.min.is_some() || r.max.is_some() => CheckKind::Range {
+                    column: col.clone(),
+                    min: r.min,
+                    max: r.max,
+                },
                 _ => {
-                    errs.at(at, "check 'range' needs column = \"...\" and min and/or max");
+                    errs.at(
+                        at,
+                        "check 'range' needs column = \"...\" and min and/or max",
+                    );
                     continue;
                 }
             },
@@ -429,12 +493,18 @@ pub fn parse_rule(
                 if r.min.is_none() && r.max.is_none() {
                     errs.at(at, "check 'row_count' needs min and/or max");
                 }
-                CheckKind::RowCount { min: r.min, max: r.max }
+                CheckKind::RowCount {
+                    min: r.min,
+                    max: r.max,
+                }
             }
             "sql" => match &r.query {
                 Some(q) => CheckKind::Sql { query: q.clone() },
                 None => {
-                    errs.at(at, "check 'sql' needs query = \"SELECT ... FROM this WHERE <bad rows>\"");
+                    errs.at(
+                        at,
+                        "check 'sql' needs query = \"SELECT ... FROM this WHERE <bad rows>\"",
+                    );
                     continue;
                 }
             },
@@ -446,8 +516,15 @@ pub fn parse_rule(
                 continue;
             }
         };
-        let name = r.name.clone().unwrap_or_else(|| format!("{}#{}", r.kind, i + 1));
-        checks.push(Check { name, kind, severity });
+        let name = r
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}#{}", r.kind, i + 1));
+        checks.push(Check {
+            name,
+            kind,
+            severity,
+        });
     }
 
     // Retry.
@@ -464,9 +541,15 @@ pub fn parse_rule(
         match r.backoff.as_deref() {
             None | Some("exponential") => {}
             Some("linear") => retry.backoff = Backoff::Linear,
-            Some(b) => errs.at(at, format!("retry.backoff '{b}' is unknown: use \"exponential\" or \"linear\"")),
+            Some(b) => errs.at(
+                at,
+                format!("retry.backoff '{b}' is unknown: use \"exponential\" or \"linear\""),
+            ),
         }
-        for (field, val, slot) in [("initial", &r.initial, &mut retry.initial), ("max", &r.max, &mut retry.max)] {
+        for (field, val, slot) in [
+            ("initial", &r.initial, &mut retry.initial),
+            ("max", &r.max, &mut retry.max),
+        ] {
             if let Some(s) = val {
                 match parse_duration(s) {
                     Some(d) => *slot = d,
@@ -490,13 +573,22 @@ pub fn parse_rule(
             }
             let parse = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
             let from = parse(&r.from);
-            let to = if r.to == "today" { Some(None) } else { parse(&r.to).map(Some) };
+            let to = if r.to == "today" {
+                Some(None)
+            } else {
+                parse(&r.to).map(Some)
+            };
             match (from, to) {
-                (Some(from), Some(to)) => {
-                    Some(DateSpec { from, to, weekdays: r.weekdays.unwrap_or(true) })
-                }
+                (Some(from), Some(to)) => Some(DateSpec {
+                    from,
+                    to,
+                    weekdays: r.weekdays.unwrap_or(true),
+                }),
                 _ => {
-                    errs.at(at, "dates.from and dates.to must be YYYY-MM-DD (to may be \"today\")");
+                    errs.at(
+                        at,
+                        "dates.from and dates.to must be YYYY-MM-DD (to may be \"today\")",
+                    );
                     None
                 }
             }

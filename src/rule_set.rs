@@ -26,11 +26,17 @@ impl RuleSet {
         })?;
         let mut files = BTreeMap::new();
         for entry in entries {
-            let path = entry.map_err(|e| UsageError(format!("{}: {e}", dir.display())))?.path();
+            let path = entry
+                .map_err(|e| UsageError(format!("{}: {e}", dir.display())))?
+                .path();
             if path.extension().and_then(|e| e.to_str()) != Some("toml") || !path.is_file() {
                 continue;
             }
-            let asset = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+            let asset = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
             let src = std::fs::read_to_string(&path)
                 .map_err(|e| UsageError(format!("{}: cannot read: {e}", path.display())))?;
             files.insert(asset, (path, src));
@@ -54,7 +60,8 @@ impl RuleSet {
             }
         }
         // Resolve each input's coverage now that partitioning is known.
-        let daily: BTreeMap<String, bool> = rules.iter().map(|(k, r)| (k.clone(), r.daily)).collect();
+        let daily: BTreeMap<String, bool> =
+            rules.iter().map(|(k, r)| (k.clone(), r.daily)).collect();
         for rule in rules.values_mut() {
             for input in &mut rule.inputs {
                 match daily.get(&input.asset) {
@@ -68,7 +75,10 @@ impl RuleSet {
                     _ => {}
                 }
             }
-            let has_daily_input = rule.inputs.iter().any(|i| daily.get(&i.asset) == Some(&true));
+            let has_daily_input = rule
+                .inputs
+                .iter()
+                .any(|i| daily.get(&i.asset) == Some(&true));
             let discovers = ops::find(&rule.op).is_some_and(|o| o.discovers_partitions());
             if rule.daily && rule.dates.is_none() && !has_daily_input && !discovers {
                 errors.push(format!(
@@ -130,7 +140,11 @@ impl RuleSet {
                 }
             }
         }
-        self.order.iter().filter(|a| keep.contains(*a)).cloned().collect()
+        self.order
+            .iter()
+            .filter(|a| keep.contains(*a))
+            .cloned()
+            .collect()
     }
 
     /// Assets that read `asset` directly.
@@ -187,7 +201,12 @@ fn find_cycle(rules: &BTreeMap<String, Rule>) -> Option<Vec<String>> {
 fn topological_order(rules: &BTreeMap<String, Rule>) -> Vec<String> {
     let mut done = BTreeSet::new();
     let mut order = Vec::new();
-    fn visit(a: &str, rules: &BTreeMap<String, Rule>, done: &mut BTreeSet<String>, order: &mut Vec<String>) {
+    fn visit(
+        a: &str,
+        rules: &BTreeMap<String, Rule>,
+        done: &mut BTreeSet<String>,
+        order: &mut Vec<String>,
+    ) {
         if done.contains(a) {
             return;
         }
@@ -213,7 +232,13 @@ mod tests {
     fn load(files: &[(&str, &str)]) -> Result<RuleSet, String> {
         let v: Vec<(String, PathBuf, String)> = files
             .iter()
-            .map(|(a, s)| (a.to_string(), PathBuf::from(format!("rules/{a}.toml")), s.to_string()))
+            .map(|(a, s)| {
+                (
+                    a.to_string(),
+                    PathBuf::from(format!("rules/{a}.toml")),
+                    s.to_string(),
+                )
+            })
             .collect();
         RuleSet::from_sources(&v).map_err(|e| e.to_string())
     }
@@ -230,7 +255,10 @@ mod tests {
     #[test]
     fn a_valid_set_orders_inputs_first() -> Result<(), String> {
         let rs = load(&[
-            ("b", "op = \"sql\"\npartitioned = \"daily\"\ninputs = [{ asset = \"a\", window = [-2, 0] }]\n[params]\nquery = \"SELECT * FROM a\"\n"),
+            (
+                "b",
+                "op = \"sql\"\npartitioned = \"daily\"\ninputs = [{ asset = \"a\", window = [-2, 0] }]\n[params]\nquery = \"SELECT * FROM a\"\n",
+            ),
             ("a", SRC),
         ])?;
         assert_eq!(rs.order, ["a", "b"]);
@@ -248,17 +276,32 @@ mod tests {
 
     #[test]
     fn unknown_input_is_reported_with_its_line() {
-        let e = err(&[("a", "op = \"sql\"\ninputs = [\n  { asset = \"ghost\" },\n]\n[params]\nquery = \"SELECT 1\"\n")]);
-        assert!(e.contains("rules/a.toml:3: unknown input asset 'ghost'"), "{e}");
+        let e = err(&[(
+            "a",
+            "op = \"sql\"\ninputs = [\n  { asset = \"ghost\" },\n]\n[params]\nquery = \"SELECT 1\"\n",
+        )]);
+        assert!(
+            e.contains("rules/a.toml:3: unknown input asset 'ghost'"),
+            "{e}"
+        );
     }
 
     #[test]
     fn cycles_are_printed() {
         let q = "[params]\nquery = \"SELECT 1\"\n";
         let e = err(&[
-            ("a", &format!("op = \"sql\"\ninputs = [{{ asset = \"b\" }}]\n{q}")),
-            ("b", &format!("op = \"sql\"\ninputs = [{{ asset = \"c\" }}]\n{q}")),
-            ("c", &format!("op = \"sql\"\ninputs = [{{ asset = \"a\" }}]\n{q}")),
+            (
+                "a",
+                &format!("op = \"sql\"\ninputs = [{{ asset = \"b\" }}]\n{q}"),
+            ),
+            (
+                "b",
+                &format!("op = \"sql\"\ninputs = [{{ asset = \"c\" }}]\n{q}"),
+            ),
+            (
+                "c",
+                &format!("op = \"sql\"\ninputs = [{{ asset = \"a\" }}]\n{q}"),
+            ),
         ]);
         assert!(e.contains("dependency cycle: a -> b -> c -> a"), "{e}");
     }
@@ -267,28 +310,52 @@ mod tests {
     fn bad_window_and_window_on_unpartitioned() {
         let e = err(&[
             ("a", SRC),
-            ("b", "op = \"sql\"\npartitioned = \"daily\"\ninputs = [{ asset = \"a\", window = [3, -1] }]\n[params]\nquery = \"SELECT 1\"\n"),
+            (
+                "b",
+                "op = \"sql\"\npartitioned = \"daily\"\ninputs = [{ asset = \"a\", window = [3, -1] }]\n[params]\nquery = \"SELECT 1\"\n",
+            ),
         ]);
-        assert!(e.contains("rules/b.toml:3:") && e.contains("start <= end"), "{e}");
+        assert!(
+            e.contains("rules/b.toml:3:") && e.contains("start <= end"),
+            "{e}"
+        );
         let e = err(&[
             ("a", "op = \"sql\"\n[params]\nquery = \"SELECT 1\"\n"),
-            ("b", "op = \"sql\"\npartitioned = \"daily\"\ndates = { from = \"2024-01-01\", to = \"2024-01-31\" }\ninputs = [{ asset = \"a\", window = [-1, 0] }]\n[params]\nquery = \"SELECT 1\"\n"),
+            (
+                "b",
+                "op = \"sql\"\npartitioned = \"daily\"\ndates = { from = \"2024-01-01\", to = \"2024-01-31\" }\ninputs = [{ asset = \"a\", window = [-1, 0] }]\n[params]\nquery = \"SELECT 1\"\n",
+            ),
         ]);
-        assert!(e.contains("rules/b.toml:4: input 'a' is not partitioned"), "{e}");
+        assert!(
+            e.contains("rules/b.toml:4: input 'a' is not partitioned"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_asset_name() {
         let e = err(&[("Bad-Name", SRC)]);
-        assert!(e.contains("'Bad-Name' is not a valid asset name") && e.contains("bad_name.toml"), "{e}");
+        assert!(
+            e.contains("'Bad-Name' is not a valid asset name") && e.contains("bad_name.toml"),
+            "{e}"
+        );
     }
 
     #[test]
     fn params_are_typed_and_unknown_ones_rejected() {
         let e = err(&[("a", "op = \"sql\"\n[params]\nquery = 3\n")]);
-        assert!(e.contains("rules/a.toml:3: param 'query' must be a string (got integer)"), "{e}");
-        let e = err(&[("a", "op = \"sql\"\n[params]\nquery = \"SELECT 1\"\nqeury = \"x\"\n")]);
-        assert!(e.contains("rules/a.toml:4: op 'sql' has no param 'qeury'"), "{e}");
+        assert!(
+            e.contains("rules/a.toml:3: param 'query' must be a string (got integer)"),
+            "{e}"
+        );
+        let e = err(&[(
+            "a",
+            "op = \"sql\"\n[params]\nquery = \"SELECT 1\"\nqeury = \"x\"\n",
+        )]);
+        assert!(
+            e.contains("rules/a.toml:4: op 'sql' has no param 'qeury'"),
+            "{e}"
+        );
         let e = err(&[("a", "op = \"sql\"\n")]);
         assert!(e.contains("needs param 'query'"), "{e}");
     }
@@ -296,7 +363,10 @@ mod tests {
     #[test]
     fn unknown_keys_and_syntax_errors_have_lines() {
         let e = err(&[("a", "op = \"sql\"\nwindw = 3\n")]);
-        assert!(e.contains("rules/a.toml:2:") && e.contains("unknown field"), "{e}");
+        assert!(
+            e.contains("rules/a.toml:2:") && e.contains("unknown field"),
+            "{e}"
+        );
         let e = err(&[("a", "op = \"sql\"\nparams = {\n")]);
         assert!(e.contains("rules/a.toml:2:"), "{e}");
     }
@@ -305,19 +375,37 @@ mod tests {
     fn checks_retry_and_dates_are_validated() {
         let e = err(&[("a", &format!("{SRC}[[checks]]\nkind = \"unique\"\n"))]);
         assert!(e.contains("check 'unique' needs columns"), "{e}");
-        let e = err(&[("a", &format!("{SRC}[[checks]]\nkind = \"sorted\"\ncolumns = [\"x\"]\n"))]);
+        let e = err(&[(
+            "a",
+            &format!("{SRC}[[checks]]\nkind = \"sorted\"\ncolumns = [\"x\"]\n"),
+        )]);
         assert!(e.contains("unknown check kind 'sorted'"), "{e}");
-        let e = err(&[("a", &format!("{SRC}[retry]\nattempts = 3\ninitial = \"soon\"\n"))]);
+        let e = err(&[(
+            "a",
+            &format!("{SRC}[retry]\nattempts = 3\ninitial = \"soon\"\n"),
+        )]);
         assert!(e.contains("retry.initial 'soon' is not a duration"), "{e}");
-        let e = err(&[("a", "op = \"sql\"\npartitioned = \"daily\"\n[params]\nquery = \"SELECT 1\"\n")]);
+        let e = err(&[(
+            "a",
+            "op = \"sql\"\npartitioned = \"daily\"\n[params]\nquery = \"SELECT 1\"\n",
+        )]);
         assert!(e.contains("daily asset 'a' has no dates"), "{e}");
-        let e = err(&[("a", "op = \"sql\"\npartitioned = \"hourly\"\n[params]\nquery = \"SELECT 1\"\n")]);
-        assert!(e.contains("rules/a.toml:2: partitioned = \"hourly\" is not supported"), "{e}");
+        let e = err(&[(
+            "a",
+            "op = \"sql\"\npartitioned = \"hourly\"\n[params]\nquery = \"SELECT 1\"\n",
+        )]);
+        assert!(
+            e.contains("rules/a.toml:2: partitioned = \"hourly\" is not supported"),
+            "{e}"
+        );
     }
 
     #[test]
     fn all_errors_are_reported_at_once() {
-        let e = err(&[("a", "op = \"nope\"\n"), ("b", "op = \"sql\"\n[params]\nquery = 1\n")]);
+        let e = err(&[
+            ("a", "op = \"nope\"\n"),
+            ("b", "op = \"sql\"\n[params]\nquery = 1\n"),
+        ]);
         assert!(e.contains("2 errors in the rule set"), "{e}");
     }
 }

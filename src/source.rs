@@ -34,11 +34,15 @@ fn literal_prefix(glob: &str) -> &str {
 /// Hashes one file (memory-mapped and multi-threaded when large).
 pub fn hash_file(path: &Path) -> Result<blake3::Hash> {
     let mut h = blake3::Hasher::new();
-    let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
     if len > 1 << 20 {
-        h.update_mmap_rayon(path).with_context(|| format!("cannot read {}", path.display()))?;
+        h.update_mmap_rayon(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
     } else {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         h.update(&bytes);
     }
     Ok(h.finalize())
@@ -53,13 +57,18 @@ pub fn hash_sources(root: &Path, globs: &[String], owner: &str) -> Result<Vec<So
     let mut found: Vec<String> = Vec::new();
     for pattern in globs {
         let glob = Glob::new(pattern).map_err(|e| {
-            UsageError(format!("{owner}: source pattern '{pattern}' is not a valid glob: {e}"))
+            UsageError(format!(
+                "{owner}: source pattern '{pattern}' is not a valid glob: {e}"
+            ))
         })?;
         let set = GlobSetBuilder::new().add(glob).build()?;
         let base = root.join(literal_prefix(pattern));
         let mut matched = 0;
         if base.exists() {
-            for entry in walkdir::WalkDir::new(&base).follow_links(true).sort_by_file_name() {
+            for entry in walkdir::WalkDir::new(&base)
+                .follow_links(true)
+                .sort_by_file_name()
+            {
                 let entry = entry.with_context(|| format!("walking {}", base.display()))?;
                 if !entry.file_type().is_file() {
                     continue;
@@ -86,7 +95,10 @@ pub fn hash_sources(root: &Path, globs: &[String], owner: &str) -> Result<Vec<So
         .into_par_iter()
         .map(|rel| {
             let h = hash_file(&root.join(&rel))?;
-            Ok(SourceFile { path: rel, hash: h.to_hex().to_string() })
+            Ok(SourceFile {
+                path: rel,
+                hash: h.to_hex().to_string(),
+            })
         })
         .collect()
 }
@@ -111,7 +123,10 @@ mod tests {
         std::fs::write(dir.path().join("s/a.py"), "a")?;
         std::fs::write(dir.path().join("s/c.txt"), "c")?;
         let files = hash_sources(dir.path(), &["s/*.py".into()], "r.toml")?;
-        assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["s/a.py", "s/b.py"]);
+        assert_eq!(
+            files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+            ["s/a.py", "s/b.py"]
+        );
         assert_eq!(files[0].hash, blake3::hash(b"a").to_hex().to_string());
         let err = hash_sources(dir.path(), &["none/*.py".into()], "r.toml").unwrap_err();
         assert!(err.to_string().contains("matches no file"));

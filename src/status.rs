@@ -36,8 +36,22 @@ fn summarize(p: &AssetPlan) -> Option<String> {
     let first = p
         .to_build
         .first()
-        .map(|(id, r)| format!("{id}: {}", r.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; ")))
-        .unwrap_or_else(|| format!("{} restorable, {} to remove", p.to_restore.len(), p.to_remove.len()));
+        .map(|(id, r)| {
+            format!(
+                "{id}: {}",
+                r.iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        })
+        .unwrap_or_else(|| {
+            format!(
+                "{} restorable, {} to remove",
+                p.to_restore.len(),
+                p.to_remove.len()
+            )
+        });
     Some(format!("{n} partition(s) to build; first {first}"))
 }
 
@@ -57,7 +71,11 @@ fn latest_rows(rows: &[RunRow]) -> (HashMap<&str, &RunRow>, HashMap<&str, &RunRo
 }
 
 pub fn status(project: &Project, opts: &BuildOptions) -> Result<Vec<AssetStatus>> {
-    let opts = BuildOptions { targets: vec![], only: false, ..opts.clone() };
+    let opts = BuildOptions {
+        targets: vec![],
+        only: false,
+        ..opts.clone()
+    };
     let plans = plan(project, &opts)?;
     let history = runs::read_all(&project.lake)?;
     let (last, with_checks) = latest_rows(&history);
@@ -97,7 +115,10 @@ pub fn status(project: &Project, opts: &BuildOptions) -> Result<Vec<AssetStatus>
 }
 
 pub fn render(rows: &[AssetStatus]) -> String {
-    let mut out = format!("{:<28} {:<8} {:>10} {:>8}  {:<25} {}\n", "ASSET", "STATE", "PARTITIONS", "VERSION", "LAST BUILT", "NOTE");
+    let mut out = format!(
+        "{:<28} {:<8} {:>10} {:>8}  {:<25} {}\n",
+        "ASSET", "STATE", "PARTITIONS", "VERSION", "LAST BUILT", "NOTE"
+    );
     for r in rows {
         let checks = if r.checks.is_empty() {
             String::new()
@@ -115,8 +136,13 @@ pub fn render(rows: &[AssetStatus]) -> String {
             r.asset,
             r.state,
             r.partitions,
-            r.version.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
-            r.last_built.as_deref().map(|s| &s[..s.len().min(19)]).unwrap_or("-"),
+            r.version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.last_built
+                .as_deref()
+                .map(|s| &s[..s.len().min(19)])
+                .unwrap_or("-"),
             note
         ));
     }

@@ -11,22 +11,48 @@ fn why_names_each_kind_of_reason() -> R {
     let out = p.ok(&["why", "ma"])?;
     assert!(out.contains("status: fresh"), "{out}");
     assert!(out.contains("<- prices @ version"), "{out}");
-    assert!(out.contains("source data/prices.csv"), "provenance reaches the sources: {out}");
+    assert!(
+        out.contains("source data/prices.csv"),
+        "provenance reaches the sources: {out}"
+    );
 
     // A param.
     p.rule("summary", &SUMMARY_RULE.replace("AVG(ma3)", "MIN(ma3)"))?;
     let out = p.ok(&["why", "summary"])?;
-    assert!(out.contains("status: stale") && out.contains("param query changed") && out.contains("MIN(ma3)"), "{out}");
+    assert!(
+        out.contains("status: stale")
+            && out.contains("param query changed")
+            && out.contains("MIN(ma3)"),
+        "{out}"
+    );
     p.rule("summary", SUMMARY_RULE)?;
 
     // A source file, seen from the import; and the input partitions, seen downstream.
-    p.write("data/prices.csv", &prices_csv(8, &|d, _, x| if d == 4 { x + 3.0 } else { x }))?;
+    p.write(
+        "data/prices.csv",
+        &prices_csv(8, &|d, _, x| if d == 4 { x + 3.0 } else { x }),
+    )?;
     let out = p.ok(&["why", "prices"])?;
-    assert!(out.contains("source file changed: data/prices.csv"), "{out}");
+    assert!(
+        out.contains("source file changed: data/prices.csv"),
+        "{out}"
+    );
     p.ok(&["prices"])?;
     let out = p.ok(&["why", "ma", "--partition", &day(5).to_string()])?;
-    assert!(out.contains(&format!("input prices (read at version 1): changed partitions {}", day(4))), "{out}");
-    let json: serde_json::Value = serde_json::from_str(&p.ok(&["why", "ma", "--partition", &day(5).to_string(), "--json"])?)?;
+    assert!(
+        out.contains(&format!(
+            "input prices (read at version 1): changed partitions {}",
+            day(4)
+        )),
+        "{out}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&p.ok(&[
+        "why",
+        "ma",
+        "--partition",
+        &day(5).to_string(),
+        "--json",
+    ])?)?;
     assert_eq!(json["status"], "stale");
     assert_eq!(json["reasons"][0]["changed"][0], day(4).to_string());
     // A partition whose window does not cover the change is fresh.
@@ -42,12 +68,21 @@ fn why_names_each_kind_of_reason() -> R {
 fn dry_run_says_what_would_run_and_why_and_runs_nothing() -> R {
     let p = pipeline(6)?;
     let out = p.ok(&["build", "--dry-run"])?;
-    assert!(out.contains("prices:") && out.contains("import runs again: never built"), "{out}");
+    assert!(
+        out.contains("prices:") && out.contains("import runs again: never built"),
+        "{out}"
+    );
     assert!(p.version("prices")?.is_none());
     p.ok(&["build"])?;
-    p.write("data/prices.csv", &prices_csv(6, &|d, _, x| if d == 2 { x + 1.0 } else { x }))?;
+    p.write(
+        "data/prices.csv",
+        &prices_csv(6, &|d, _, x| if d == 2 { x + 1.0 } else { x }),
+    )?;
     let out = p.ok(&["build", "--dry-run"])?;
-    assert!(out.contains("source file changed: data/prices.csv"), "{out}");
+    assert!(
+        out.contains("source file changed: data/prices.csv"),
+        "{out}"
+    );
     assert!(out.contains("waits on prices"), "{out}");
     let out = p.ok(&["status"])?;
     assert!(out.contains("prices") && out.contains("stale"), "{out}");
@@ -61,7 +96,10 @@ fn graph_history_and_stats() -> R {
     let p = pipeline(4)?;
     p.ok(&["build"])?;
     let dot = p.ok(&["graph"])?;
-    assert!(dot.contains("\"prices\" -> \"ma\" [label=\"[-2, 0]\"]"), "{dot}");
+    assert!(
+        dot.contains("\"prices\" -> \"ma\" [label=\"[-2, 0]\"]"),
+        "{dot}"
+    );
     let mermaid = p.ok(&["graph", "--format", "mermaid"])?;
     assert!(mermaid.contains("ma -->|whole| summary"), "{mermaid}");
     let json: serde_json::Value = serde_json::from_str(&p.ok(&["graph", "--format", "json"])?)?;
@@ -70,7 +108,10 @@ fn graph_history_and_stats() -> R {
     assert!(hist.contains("built"), "{hist}");
     let rows = p.history()?;
     let ma = rows.iter().find(|r| r.asset == "ma").ok_or("no ma row")?;
-    assert_eq!((ma.partitions, ma.outcome.as_str(), ma.attempt), (4, "built", 1));
+    assert_eq!(
+        (ma.partitions, ma.outcome.as_str(), ma.attempt),
+        (4, "built", 1)
+    );
     assert!(ma.peak_memory_bytes > 0 && ma.rows == 12);
     let stats: serde_json::Value = serde_json::from_str(&p.ok(&["stats", "--json"])?)?;
     assert_eq!(stats[0]["success_rate"], 1.0);
@@ -80,9 +121,15 @@ fn graph_history_and_stats() -> R {
 #[test]
 fn rule_errors_exit_2_and_build_nothing() -> R {
     let p = pipeline(3)?;
-    p.rule("broken", "op = \"sql\"\ninputs = [{ asset = \"nothere\" }]\n[params]\nquery = \"SELECT 1\"\n")?;
+    p.rule(
+        "broken",
+        "op = \"sql\"\ninputs = [{ asset = \"nothere\" }]\n[params]\nquery = \"SELECT 1\"\n",
+    )?;
     let out = p.fails(&["build"], 2)?;
-    assert!(out.contains("rules/broken.toml:2: unknown input asset 'nothere'"), "{out}");
+    assert!(
+        out.contains("rules/broken.toml:2: unknown input asset 'nothere'"),
+        "{out}"
+    );
     assert!(!p.path("lake/prices").exists());
     let out = p.fails(&["build", "nosuch"], 2)?;
     let _ = out;
@@ -96,9 +143,15 @@ fn rule_errors_exit_2_and_build_nothing() -> R {
 fn malformed_parquet_input_fails_clearly_and_loses_nothing() -> R {
     let p = Proj::new()?;
     p.write("data/a.parquet", "this is not parquet")?;
-    p.rule("raw", "op = \"files\"\n[params]\npath = \"data/*.parquet\"\n")?;
+    p.rule(
+        "raw",
+        "op = \"files\"\n[params]\npath = \"data/*.parquet\"\n",
+    )?;
     let out = p.fails(&["build"], 1)?;
-    assert!(out.contains("data/a.parquet is not a readable parquet file"), "{out}");
+    assert!(
+        out.contains("data/a.parquet is not a readable parquet file"),
+        "{out}"
+    );
     assert!(p.version("raw")?.is_none());
     let rows = p.history()?;
     assert_eq!(rows.last().map(|r| r.outcome.as_str()), Some("failed"));
@@ -111,18 +164,37 @@ fn blocking_check_fails_the_step_and_skips_dependents_warn_is_recorded() -> R {
     p.ok(&["build"])?;
     let ma_v = p.version("ma")?;
     // A blocking check that fails on new data.
-    p.rule("ma", &format!("{MA_RULE}\n[[checks]]\nkind = \"range\"\ncolumn = \"ma3\"\nmax = 100.5\n"))?;
+    // (Checks are not part of the key: new data is what they audit.)
+    p.rule(
+        "ma",
+        &format!("{MA_RULE}\n[[checks]]\nkind = \"range\"\ncolumn = \"ma3\"\nmax = 100.5\n"),
+    )?;
+    p.write(
+        "data/prices.csv",
+        &prices_csv(5, &|d, _, x| if d == 4 { x + 1.0 } else { x }),
+    )?;
     let out = p.fails(&["build"], 1)?;
-    assert!(out.contains("check 'range#1' failed") && out.contains("ma3 outside"), "{out}");
+    assert!(
+        out.contains("check 'range#1' failed") && out.contains("ma3 outside"),
+        "{out}"
+    );
     assert!(out.contains("summary") && out.contains("skipped"), "{out}");
     assert_eq!(p.version("ma")?, ma_v, "nothing published");
     let st = p.ok(&["status"])?;
-    assert!(st.lines().any(|l| l.starts_with("ma ") && l.contains("failed")), "{st}");
+    assert!(
+        st.lines()
+            .any(|l| l.starts_with("ma ") && l.contains("failed")),
+        "{st}"
+    );
     // As a warning it is recorded and the build goes on.
     p.rule("ma", &format!("{MA_RULE}\n[[checks]]\nkind = \"range\"\ncolumn = \"ma3\"\nmax = 100.5\nseverity = \"warn\"\n"))?;
     p.ok(&["build"])?;
     let rows = p.history()?;
-    let last = rows.iter().rev().find(|r| r.asset == "ma" && r.checks.is_some()).ok_or("no check row")?;
+    let last = rows
+        .iter()
+        .rev()
+        .find(|r| r.asset == "ma" && r.checks.is_some())
+        .ok_or("no check row")?;
     let checks: serde_json::Value = serde_json::from_str(last.checks.as_deref().unwrap_or("[]"))?;
     assert_eq!(checks[0]["passed"], false);
     assert_eq!(checks[0]["severity"], "warn");
@@ -132,7 +204,10 @@ fn blocking_check_fails_the_step_and_skips_dependents_warn_is_recorded() -> R {
 #[test]
 fn keep_going_builds_independent_assets() -> R {
     let p = pipeline(3)?;
-    p.rule("bad", "op = \"command\"\n[params]\nrun = \"echo boom >&2; exit 3\"\n")?;
+    p.rule(
+        "bad",
+        "op = \"command\"\n[params]\nrun = \"echo boom >&2; exit 3\"\n",
+    )?;
     let out = p.fails(&["build", "--keep-going"], 1)?;
     assert!(out.contains("boom") && out.contains("status 3"), "{out}");
     assert!(p.version("summary")?.is_some());
@@ -143,8 +218,19 @@ fn keep_going_builds_independent_assets() -> R {
 fn only_and_date_range_limit_the_build() -> R {
     let p = pipeline(8)?;
     p.ok(&["prices"])?;
-    p.ok(&["build", "ma", "--only", "--from", &day(2).to_string(), "--to", &day(4).to_string()])?;
-    assert_eq!(p.hashes("ma")?.keys().copied().collect::<Vec<_>>(), vec![pid(2), pid(3), pid(4)]);
+    p.ok(&[
+        "build",
+        "ma",
+        "--only",
+        "--from",
+        &day(2).to_string(),
+        "--to",
+        &day(4).to_string(),
+    ])?;
+    assert_eq!(
+        p.hashes("ma")?.keys().copied().collect::<Vec<_>>(),
+        vec![pid(2), pid(3), pid(4)]
+    );
     assert!(p.version("summary")?.is_none());
     Ok(())
 }
@@ -163,9 +249,13 @@ fn gc_removes_unreferenced_files_only() -> R {
 
 #[test]
 fn tables_are_readable_by_python_deltalake() -> R {
-    let probe = std::process::Command::new("python3").args(["-c", "import deltalake"]).output();
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import deltalake"])
+        .output();
     if !matches!(probe, Ok(ref o) if o.status.success()) {
-        eprintln!("SKIPPED: python3 with the deltalake package is not available (pip install deltalake)");
+        eprintln!(
+            "SKIPPED: python3 with the deltalake package is not available (pip install deltalake)"
+        );
         return Ok(());
     }
     let p = pipeline(4)?;
@@ -177,9 +267,19 @@ for name in ["prices", "ma", "summary", "_lakebuild/runs"]:
     n = t.to_pyarrow_table().num_rows
     print(name, t.version(), n)
 "#;
-    let out = std::process::Command::new("python3").current_dir(p.root()).args(["-c", script]).output()?;
+    let out = std::process::Command::new("python3")
+        .current_dir(p.root())
+        .args(["-c", script])
+        .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("prices 1 12") && text.contains("summary 1 3"), "{text}");
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("prices 1 12") && text.contains("summary 1 3"),
+        "{text}"
+    );
     Ok(())
 }

@@ -7,29 +7,50 @@ use lakebuild::lake::record::PartitionOutcome;
 use lakebuild::partition::PartitionId;
 use std::collections::BTreeSet;
 
-fn ids_with(rec: &lakebuild::lake::record::CommitRecord, outcome: PartitionOutcome) -> BTreeSet<PartitionId> {
-    rec.partitions.iter().filter(|p| p.outcome == outcome).map(|p| p.id).collect()
+fn ids_with(
+    rec: &lakebuild::lake::record::CommitRecord,
+    outcome: PartitionOutcome,
+) -> BTreeSet<PartitionId> {
+    rec.partitions
+        .iter()
+        .filter(|p| p.outcome == outcome)
+        .map(|p| p.id)
+        .collect()
 }
 
 #[test]
 fn minimality_noop_build_commits_nothing_and_one_change_rebuilds_its_windows() -> R {
     let p = pipeline(12)?;
     p.ok(&["build"])?;
-    let versions: Vec<_> = ["prices", "ma", "summary"].iter().map(|a| p.version(a)).collect::<R<_>>()?;
+    let versions: Vec<_> = ["prices", "ma", "summary"]
+        .iter()
+        .map(|a| p.version(a))
+        .collect::<R<_>>()?;
     let history = p.history()?.len();
 
     // Nothing changed: no op runs, nothing is committed, not even history.
     let out = p.ok(&["build"])?;
     assert!(out.contains("nothing to do"), "{out}");
-    let again: Vec<_> = ["prices", "ma", "summary"].iter().map(|a| p.version(a)).collect::<R<_>>()?;
+    let again: Vec<_> = ["prices", "ma", "summary"]
+        .iter()
+        .map(|a| p.version(a))
+        .collect::<R<_>>()?;
     assert_eq!(versions, again);
     assert_eq!(p.history()?.len(), history);
 
     // Change one day (day 5) of one stock.
-    p.write("data/prices.csv", &prices_csv(12, &|d, c, x| if d == 5 && c == "7203" { x + 1.0 } else { x }))?;
+    p.write(
+        "data/prices.csv",
+        &prices_csv(12, &|d, c, x| {
+            if d == 5 && c == "7203" { x + 1.0 } else { x }
+        }),
+    )?;
     p.ok(&["build"])?;
     let prices = p.last_commit("prices")?;
-    assert_eq!(ids_with(&prices, PartitionOutcome::Built), BTreeSet::from([pid(5)]));
+    assert_eq!(
+        ids_with(&prices, PartitionOutcome::Built),
+        BTreeSet::from([pid(5)])
+    );
     // The other days were re-imported with the same content: cut off, not rewritten.
     assert_eq!(ids_with(&prices, PartitionOutcome::CutOff).len(), 11);
     // ma's window [-2, 0] covers day 5 from days 5, 6 and 7: exactly those rebuild.
@@ -49,17 +70,37 @@ fn early_cutoff_stops_where_content_is_unchanged() -> R {
     let target = format!("{},1301,", day(3));
     let csv: String = prices_csv(8, &|_, _, x| x)
         .lines()
-        .map(|l| if l.starts_with(&target) { format!("{l}9\n") } else { format!("{l}\n") })
+        .map(|l| {
+            if l.starts_with(&target) {
+                format!("{l}9\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
         .collect();
     p.write("data/prices.csv", &csv)?;
     p.ok(&["build"])?;
-    assert_eq!(ids_with(&p.last_commit("prices")?, PartitionOutcome::Built), BTreeSet::from([pid(3)]));
+    assert_eq!(
+        ids_with(&p.last_commit("prices")?, PartitionOutcome::Built),
+        BTreeSet::from([pid(3)])
+    );
     let ma = p.last_commit("ma")?;
-    assert!(ma.partitions.iter().all(|x| x.outcome == PartitionOutcome::CutOff), "{:?}", ma.partitions);
+    assert!(
+        ma.partitions
+            .iter()
+            .all(|x| x.outcome == PartitionOutcome::CutOff),
+        "{:?}",
+        ma.partitions
+    );
     assert_eq!(ma.partitions.len(), 3);
     // summary reads ma's content hashes, which did not change: it is not rebuilt.
     assert_eq!(p.version("summary")?, summary_v);
-    let ops: Vec<_> = p.history()?.into_iter().filter(|r| r.asset == "summary").map(|r| r.outcome).collect();
+    let ops: Vec<_> = p
+        .history()?
+        .into_iter()
+        .filter(|r| r.asset == "summary")
+        .map(|r| r.outcome)
+        .collect();
     assert_eq!(ops.iter().filter(|o| *o == "built").count(), 1, "{ops:?}");
     Ok(())
 }
@@ -86,17 +127,29 @@ fn no_lookahead_through_past_only_windows() -> R {
     p.ok(&["build"])?;
     let before = p.hashes("ma")?;
     // Change everything after day 6.
-    p.write("data/prices.csv", &prices_csv(12, &|d, _, x| if d > 6 { x * 2.0 } else { x }))?;
+    p.write(
+        "data/prices.csv",
+        &prices_csv(12, &|d, _, x| if d > 6 { x * 2.0 } else { x }),
+    )?;
     p.ok(&["build"])?;
     let after = p.hashes("ma")?;
     for (id, h) in &before {
         if *id <= pid(6) {
-            assert_eq!(Some(h), after.get(id), "ma {id} changed although only later days did");
+            assert_eq!(
+                Some(h),
+                after.get(id),
+                "ma {id} changed although only later days did"
+            );
         } else {
             assert_ne!(Some(h), after.get(id), "ma {id} should have changed");
         }
     }
-    let rebuilt: BTreeSet<_> = p.last_commit("ma")?.partitions.iter().map(|x| x.id).collect();
+    let rebuilt: BTreeSet<_> = p
+        .last_commit("ma")?
+        .partitions
+        .iter()
+        .map(|x| x.id)
+        .collect();
     assert!(rebuilt.iter().all(|id| *id > pid(6)), "{rebuilt:?}");
     Ok(())
 }
@@ -158,7 +211,10 @@ fn crash_safety_sigkill_mid_build_leaves_committed_tables() -> R {
     assert!(p.version("slow")?.is_none());
     // The next run completes the work (and with a quick script).
     std::fs::remove_file(p.path("started.marker"))?;
-    p.write("scripts/slow.sh", &std::fs::read_to_string(p.path("scripts/slow.sh"))?.replace("sleep 30", "sleep 0"))?;
+    p.write(
+        "scripts/slow.sh",
+        &std::fs::read_to_string(p.path("scripts/slow.sh"))?.replace("sleep 30", "sleep 0"),
+    )?;
     p.ok(&["build"])?;
     assert_eq!(p.hashes("slow")?.len(), 5);
     p.ok(&["gc"])?;
@@ -171,7 +227,10 @@ fn crash_safety_sigkill_mid_build_leaves_committed_tables() -> R {
 fn concurrency_second_invocation_waits_then_finds_the_work_done() -> R {
     let p = slow_project(2.0)?;
     p.ok(&["prices"])?;
-    let first = p.cmd(&["build", "slow"]).stderr(std::process::Stdio::piped()).spawn()?;
+    let first = p
+        .cmd(&["build", "slow"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
     wait_for(&p.path("started.marker"), 60)?;
     let second = p.cmd(&["build", "slow"]).output()?;
     let first = first.wait_with_output()?;
@@ -188,7 +247,10 @@ fn concurrency_second_invocation_waits_then_finds_the_work_done() -> R {
     let mut holder = p2.cmd(&["build", "slow"]).spawn()?;
     wait_for(&p2.path("started.marker"), 60)?;
     let out = p2.fails(&["build", "slow", "--lock-timeout", "200ms"], 1)?;
-    assert!(out.contains("is locked by") && out.contains("--lock-timeout"), "{out}");
+    assert!(
+        out.contains("is locked by") && out.contains("--lock-timeout"),
+        "{out}"
+    );
     holder.wait()?;
     Ok(())
 }
@@ -210,8 +272,18 @@ fn determinism_across_job_counts() -> R {
     b.ok(&["build", "-j", "2"])?;
     for asset in ["prices", "ma", "summary", "last"] {
         assert_eq!(a.hashes(asset)?, b.hashes(asset)?, "{asset}");
-        let ka: Vec<_> = a.state(asset)?.current.values().map(|c| c.record.key.clone()).collect();
-        let kb: Vec<_> = b.state(asset)?.current.values().map(|c| c.record.key.clone()).collect();
+        let ka: Vec<_> = a
+            .state(asset)?
+            .current
+            .values()
+            .map(|c| c.record.key.clone())
+            .collect();
+        let kb: Vec<_> = b
+            .state(asset)?
+            .current
+            .values()
+            .map(|c| c.record.key.clone())
+            .collect();
         assert_eq!(ka, kb, "keys of {asset}");
     }
     Ok(())
@@ -229,7 +301,12 @@ fn restore_older_version_when_a_param_changes_back() -> R {
     p.rule("summary", SUMMARY_RULE)?;
     let out = p.ok(&["build", "--json"])?;
     let report: serde_json::Value = serde_json::from_str(&out)?;
-    let step = report["steps"].as_array().ok_or("steps")?.iter().find(|s| s["asset"] == "summary").ok_or("summary")?;
+    let step = report["steps"]
+        .as_array()
+        .ok_or("steps")?
+        .iter()
+        .find(|s| s["asset"] == "summary")
+        .ok_or("summary")?;
     assert_eq!(step["restored"], 1);
     assert_eq!(step["ops_run"], 0, "the op must not run: {step}");
     assert_eq!(p.hashes("summary")?, original);

@@ -16,12 +16,23 @@ pub fn canonical_order(df: &DataFrame, key_columns: &[String]) -> Result<DataFra
     if df.height() <= 1 {
         return Ok(df.clone());
     }
-    let all: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
-    let mut by: Vec<String> = key_columns.iter().filter(|k| all.contains(k)).cloned().collect();
+    let all: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut by: Vec<String> = key_columns
+        .iter()
+        .filter(|k| all.contains(k))
+        .cloned()
+        .collect();
     if by.is_empty() {
         by = all.clone();
     }
-    let sorted = df.sort(by.clone(), SortMultipleOptions::default().with_maintain_order(true))?;
+    let sorted = df.sort(
+        by.clone(),
+        SortMultipleOptions::default().with_maintain_order(true),
+    )?;
     if by.len() == all.len() {
         return Ok(sorted);
     }
@@ -132,7 +143,9 @@ pub fn hash_sorted(df: &DataFrame) -> Result<blake3::Hash> {
                 }
             }
             DataType::Null => buf.extend(std::iter::repeat_n(0u8, s.len())),
-            other => bail!("column '{name}' has type {other}, which lakebuild cannot hash: cast it to a number, string, date or binary"),
+            other => bail!(
+                "column '{name}' has type {other}, which lakebuild cannot hash: cast it to a number, string, date or binary"
+            ),
         }
         hasher.update(&buf);
     }
@@ -160,7 +173,10 @@ mod tests {
     fn independent_of_row_order() -> Result<()> {
         let a = frame(&["a", "b"], &[Some(1.0), Some(2.0)]);
         let b = frame(&["b", "a"], &[Some(2.0), Some(1.0)]);
-        assert_eq!(content_hash(&a, &["Code".into()])?, content_hash(&b, &["Code".into()])?);
+        assert_eq!(
+            content_hash(&a, &["Code".into()])?,
+            content_hash(&b, &["Code".into()])?
+        );
         assert_eq!(content_hash(&a, &[])?, content_hash(&b, &[])?);
         Ok(())
     }
@@ -168,7 +184,10 @@ mod tests {
     #[test]
     fn negative_zero_and_nan_payloads_are_normalised() -> Result<()> {
         let a = frame(&["a", "b"], &[Some(0.0), Some(f64::NAN)]);
-        let b = frame(&["a", "b"], &[Some(-0.0), Some(f64::from_bits(f64::NAN.to_bits() | 1))]);
+        let b = frame(
+            &["a", "b"],
+            &[Some(-0.0), Some(f64::from_bits(f64::NAN.to_bits() | 1))],
+        );
         assert_eq!(content_hash(&a, &[])?, content_hash(&b, &[])?);
         Ok(())
     }
@@ -187,7 +206,10 @@ mod tests {
     fn duplicate_keys_are_ordered_by_all_columns() -> Result<()> {
         let a = frame(&["a", "a"], &[Some(1.0), Some(2.0)]);
         let b = frame(&["a", "a"], &[Some(2.0), Some(1.0)]);
-        assert_eq!(content_hash(&a, &["Code".into()])?, content_hash(&b, &["Code".into()])?);
+        assert_eq!(
+            content_hash(&a, &["Code".into()])?,
+            content_hash(&b, &["Code".into()])?
+        );
         Ok(())
     }
 }

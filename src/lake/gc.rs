@@ -27,7 +27,10 @@ fn age(path: &Path) -> Duration {
 /// Collects one table. `dry_run` reports without deleting.
 pub fn collect(table: &Path, retention: Duration, dry_run: bool) -> Result<GcReport> {
     let state = AssetState::load(table)?;
-    let mut report = GcReport { table: table.display().to_string(), ..Default::default() };
+    let mut report = GcReport {
+        table: table.display().to_string(),
+        ..Default::default()
+    };
     if state.version.is_none() {
         return Ok(report);
     }

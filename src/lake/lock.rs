@@ -38,7 +38,8 @@ pub fn acquire(lake: &Path, holder: &str, timeout: Duration) -> Result<LakeLock>
         match file.try_lock() {
             Ok(()) => break,
             Err(TryLockError::WouldBlock) => {
-                let who = std::fs::read_to_string(&info).unwrap_or_else(|_| "another lakebuild".into());
+                let who =
+                    std::fs::read_to_string(&info).unwrap_or_else(|_| "another lakebuild".into());
                 if start.elapsed() >= timeout {
                     anyhow::bail!(
                         "the lake {} is locked by {} and stayed locked for {:.0?}: wait for it to finish, or raise --lock-timeout (LAKEBUILD_LOCK_TIMEOUT)",
@@ -49,7 +50,11 @@ pub fn acquire(lake: &Path, holder: &str, timeout: Duration) -> Result<LakeLock>
                 }
                 if !announced {
                     tracing::warn!("waiting for the lake lock held by {}", who.trim());
-                    eprintln!("waiting for the lake lock held by {} (up to {:.0?})", who.trim(), timeout);
+                    eprintln!(
+                        "waiting for the lake lock held by {} (up to {:.0?})",
+                        who.trim(),
+                        timeout
+                    );
                     announced = true;
                 }
                 std::thread::sleep(Duration::from_millis(100));

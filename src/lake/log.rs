@@ -101,12 +101,18 @@ pub fn commit_files(table: &Path) -> Result<BTreeMap<i64, PathBuf>> {
 impl AssetState {
     /// Replays the table's log. A missing table gives an empty state.
     pub fn load(table: &Path) -> Result<AssetState> {
-        let mut state = AssetState { table: table.to_path_buf(), ..Default::default() };
+        let mut state = AssetState {
+            table: table.to_path_buf(),
+            ..Default::default()
+        };
         for (version, path) in commit_files(table)? {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read Delta commit {}", path.display()))?;
             state.apply(version, &text).with_context(|| {
-                format!("Delta commit {} is not valid: the table may have been edited by hand", path.display())
+                format!(
+                    "Delta commit {} is not valid: the table may have been edited by hand",
+                    path.display()
+                )
             })?;
         }
         Ok(state)
@@ -147,22 +153,32 @@ impl AssetState {
         for p in &record.partitions {
             self.current.insert(
                 p.id,
-                Current { record: p.clone(), version, commit: record.clone() },
+                Current {
+                    record: p.clone(),
+                    version,
+                    commit: record.clone(),
+                },
             );
-            self.history
-                .entry(p.id)
-                .or_default()
-                .push(Past { version, content_hash: Some(p.content_hash.clone()) });
-            self.by_key.entry(p.key.clone()).or_default().push(KeyedFile {
+            self.history.entry(p.id).or_default().push(Past {
                 version,
-                id: p.id,
-                record: p.clone(),
-                commit: record.clone(),
+                content_hash: Some(p.content_hash.clone()),
             });
+            self.by_key
+                .entry(p.key.clone())
+                .or_default()
+                .push(KeyedFile {
+                    version,
+                    id: p.id,
+                    record: p.clone(),
+                    commit: record.clone(),
+                });
         }
         for id in &record.removed {
             self.current.remove(id);
-            self.history.entry(*id).or_default().push(Past { version, content_hash: None });
+            self.history.entry(*id).or_default().push(Past {
+                version,
+                content_hash: None,
+            });
         }
         self.commits.insert(version, record);
         Ok(())

@@ -15,9 +15,10 @@ pub fn normalize_for_delta(df: DataFrame) -> Result<DataFrame> {
             DataType::UInt16 => Some(DataType::Int32),
             DataType::UInt32 | DataType::UInt64 => Some(DataType::Int64),
             DataType::Datetime(TimeUnit::Microseconds, Some(tz)) if tz.as_str() == "UTC" => None,
-            DataType::Datetime(..) => {
-                Some(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
-            }
+            DataType::Datetime(..) => Some(DataType::Datetime(
+                TimeUnit::Microseconds,
+                Some(TimeZone::UTC),
+            )),
             DataType::Null => Some(DataType::String),
             DataType::Categorical(..) | DataType::Enum(..) => Some(DataType::String),
             _ => None,
@@ -29,7 +30,10 @@ pub fn normalize_for_delta(df: DataFrame) -> Result<DataFrame> {
     if needs.is_empty() {
         return Ok(df);
     }
-    let exprs: Vec<Expr> = needs.into_iter().map(|(n, t)| col(n).strict_cast(t)).collect();
+    let exprs: Vec<Expr> = needs
+        .into_iter()
+        .map(|(n, t)| col(n).strict_cast(t))
+        .collect();
     Ok(df.lazy().with_columns(exprs).collect()?)
 }
 
@@ -38,7 +42,8 @@ pub fn write(df: &mut DataFrame, path: &Path) -> Result<u64> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mut f = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let bytes = ParquetWriter::new(&mut f)
         .with_compression(ParquetCompression::Zstd(None))
         .with_statistics(StatisticsOptions::full())
@@ -50,7 +55,8 @@ pub fn write(df: &mut DataFrame, path: &Path) -> Result<u64> {
 
 /// Reads one parquet file eagerly, with an error that names it.
 pub fn read(path: &Path) -> Result<DataFrame> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     ParquetReader::new(file)
         .finish()
         .map_err(anyhow::Error::from)
@@ -94,12 +100,18 @@ pub fn dtype_from_name(name: &str) -> Option<DataType> {
 
 /// A schema as (column, dtype text) pairs, for commit records.
 pub fn schema_record(schema: &Schema) -> Vec<(String, String)> {
-    schema.iter().map(|(n, d)| (n.to_string(), d.to_string())).collect()
+    schema
+        .iter()
+        .map(|(n, d)| (n.to_string(), d.to_string()))
+        .collect()
 }
 
 /// The polars schema of recorded (column, dtype text) pairs (unknown types become strings).
 pub fn schema_from_record(rec: &[(String, String)]) -> Schema {
     Schema::from_iter(rec.iter().map(|(n, d)| {
-        Field::new(n.as_str().into(), dtype_from_name(d).unwrap_or(DataType::String))
+        Field::new(
+            n.as_str().into(),
+            dtype_from_name(d).unwrap_or(DataType::String),
+        )
     }))
 }

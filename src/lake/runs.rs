@@ -40,7 +40,10 @@ fn rows_to_frame(rows: &[RunRow]) -> Result<DataFrame> {
         };
     }
     let ms = |v: &Vec<i64>| -> Result<Column> {
-        Ok(Column::new("x".into(), v).cast(&DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)))?)
+        Ok(Column::new("x".into(), v).cast(&DataType::Datetime(
+            TimeUnit::Milliseconds,
+            Some(TimeZone::UTC),
+        ))?)
     };
     let started: Vec<i64> = rows.iter().map(|r| r.started_at).collect();
     let ended: Vec<i64> = rows.iter().map(|r| r.ended_at).collect();
@@ -83,8 +86,12 @@ pub fn append(lake: &Lake, rows: &[RunRow]) -> Result<()> {
         tags: vec![("lakebuild.run_id".into(), rows[0].run_id.clone())],
         data_change: true,
     };
-    let app = HashMap::from([("lakebuild_runs".to_string(), serde_json::json!({"run_id": rows[0].run_id}))]);
-    table::commit_with(&dir, df.schema(), &[add], &[], app).context("cannot record the run history")?;
+    let app = HashMap::from([(
+        "lakebuild_runs".to_string(),
+        serde_json::json!({"run_id": rows[0].run_id}),
+    )]);
+    table::commit_with(&dir, df.schema(), &[add], &[], app)
+        .context("cannot record the run history")?;
     Ok(())
 }
 
@@ -115,21 +122,43 @@ pub fn read_all(lake: &Lake) -> Result<Vec<RunRow>> {
             col("ended_at").cast(DataType::Int64),
         ])
         .collect()?;
-    let df = df.sort(["started_at"], SortMultipleOptions::default().with_maintain_order(true))?;
+    let df = df.sort(
+        ["started_at"],
+        SortMultipleOptions::default().with_maintain_order(true),
+    )?;
     let s = |n: &str| -> Result<Vec<Option<String>>> {
-        Ok(df.column(n)?.str()?.iter().map(|v| v.map(|x| x.to_string())).collect())
+        Ok(df
+            .column(n)?
+            .str()?
+            .iter()
+            .map(|v| v.map(|x| x.to_string()))
+            .collect())
     };
     let i = |n: &str| -> Result<Vec<i64>> {
         let c = df.column(n)?.cast(&DataType::Int64)?;
         Ok(c.i64()?.iter().map(|v| v.unwrap_or(0)).collect())
     };
     let (run_id, trigger, asset, pf, pt, key, outcome, error, checks) = (
-        s("run_id")?, s("trigger")?, s("asset")?, s("partition_from")?, s("partition_to")?,
-        s("key")?, s("outcome")?, s("error")?, s("checks")?,
+        s("run_id")?,
+        s("trigger")?,
+        s("asset")?,
+        s("partition_from")?,
+        s("partition_to")?,
+        s("key")?,
+        s("outcome")?,
+        s("error")?,
+        s("checks")?,
     );
     let (parts, attempt, st, en, dur, rows, bytes, mem, cpu) = (
-        i("partitions")?, i("attempt")?, i("started_at")?, i("ended_at")?, i("duration_ms")?,
-        i("rows")?, i("bytes")?, i("peak_memory_bytes")?, i("cpu_ms")?,
+        i("partitions")?,
+        i("attempt")?,
+        i("started_at")?,
+        i("ended_at")?,
+        i("duration_ms")?,
+        i("rows")?,
+        i("bytes")?,
+        i("peak_memory_bytes")?,
+        i("cpu_ms")?,
     );
     let mut out = Vec::with_capacity(df.height());
     for k in 0..df.height() {

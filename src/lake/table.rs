@@ -6,7 +6,9 @@
 use super::record::CommitRecord;
 use anyhow::{Context, Result, anyhow, bail};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
-use deltalake::kernel::{Action, Add, DataType as DeltaType, MetadataExt, Remove, StructField, StructType};
+use deltalake::kernel::{
+    Action, Add, DataType as DeltaType, MetadataExt, Remove, StructField, StructType,
+};
 use deltalake::operations::create::CreateBuilder;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -60,7 +62,9 @@ pub fn delta_type(dtype: &DataType) -> Result<DeltaType> {
         DataType::Binary => DeltaType::BINARY,
         DataType::Date => DeltaType::DATE,
         DataType::Datetime(TimeUnit::Microseconds, Some(_)) => DeltaType::TIMESTAMP,
-        other => bail!("column type {other} cannot be stored in a Delta table: cast it to a supported type"),
+        other => bail!(
+            "column type {other} cannot be stored in a Delta table: cast it to a supported type"
+        ),
     })
 }
 
@@ -74,14 +78,18 @@ fn delta_schema(schema: &Schema) -> Result<StructType> {
 
 fn table_url(dir: &Path) -> Result<url::Url> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let abs = std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
-    url::Url::from_directory_path(&abs).map_err(|_| anyhow!("cannot make a URL of {}", abs.display()))
+    let abs =
+        std::fs::canonicalize(dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+    url::Url::from_directory_path(&abs)
+        .map_err(|_| anyhow!("cannot make a URL of {}", abs.display()))
 }
 
 async fn open_or_create(dir: &Path, schema: &Schema) -> Result<DeltaTable> {
     let url = table_url(dir)?;
     if dir.join("_delta_log").is_dir() {
-        return deltalake::open_table(url).await.with_context(|| format!("cannot open Delta table {}", dir.display()));
+        return deltalake::open_table(url)
+            .await
+            .with_context(|| format!("cannot open Delta table {}", dir.display()));
     }
     let created = CreateBuilder::new()
         .with_location(url.to_string())
@@ -97,9 +105,9 @@ async fn open_or_create(dir: &Path, schema: &Schema) -> Result<DeltaTable> {
     match created {
         Ok(t) => Ok(t),
         // Lost a race with another creator: use theirs.
-        Err(_) if dir.join("_delta_log").is_dir() => {
-            deltalake::open_table(table_url(dir)?).await.context("cannot open Delta table")
-        }
+        Err(_) if dir.join("_delta_log").is_dir() => deltalake::open_table(table_url(dir)?)
+            .await
+            .context("cannot open Delta table"),
         Err(e) => Err(e).with_context(|| format!("cannot create Delta table {}", dir.display())),
     }
 }
@@ -164,8 +172,11 @@ async fn commit_async(
             }));
         }
         for a in adds {
-            let tags: HashMap<String, Option<String>> =
-                a.tags.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+            let tags: HashMap<String, Option<String>> = a
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect();
             actions.push(Action::Add(Add {
                 path: a.path.clone(),
                 size: a.size,
@@ -177,7 +188,11 @@ async fn commit_async(
             }));
         }
         let op = DeltaOperation::Write {
-            mode: if removes.is_empty() { SaveMode::Append } else { SaveMode::Overwrite },
+            mode: if removes.is_empty() {
+                SaveMode::Append
+            } else {
+                SaveMode::Overwrite
+            },
             partition_by: None,
             predicate: None,
         };
@@ -194,7 +209,9 @@ async fn commit_async(
             }
             // Someone committed in between: reload and rebuild the actions (the data files
             // are already written), then try again.
-            Err(DeltaTableError::Transaction { source: TransactionError::CommitConflict(c) }) => {
+            Err(DeltaTableError::Transaction {
+                source: TransactionError::CommitConflict(c),
+            }) => {
                 last_err = Some(anyhow!("commit conflict: {c}"));
             }
             Err(DeltaTableError::VersionAlreadyExists(v)) => {

@@ -15,9 +15,24 @@ use std::time::{Duration, Instant};
 pub struct CommandOp;
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec { name: "run", ty: ParamType::StrOrStrList, required: true, doc: "a shell command line, or [program, args...]" },
-    ParamSpec { name: "timeout", ty: ParamType::Str, required: false, doc: "kill the program after this long, e.g. \"10m\"" },
-    ParamSpec { name: "env", ty: ParamType::Table, required: false, doc: "extra environment variables" },
+    ParamSpec {
+        name: "run",
+        ty: ParamType::StrOrStrList,
+        required: true,
+        doc: "a shell command line, or [program, args...]",
+    },
+    ParamSpec {
+        name: "timeout",
+        ty: ParamType::Str,
+        required: false,
+        doc: "kill the program after this long, e.g. \"10m\"",
+    },
+    ParamSpec {
+        name: "env",
+        ty: ParamType::Table,
+        required: false,
+        doc: "extra environment variables",
+    },
 ];
 
 fn tail(path: &std::path::Path, lines: usize) -> String {
@@ -41,7 +56,8 @@ impl Op for CommandOp {
     }
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let out_dir = ctx.scratch.join("out");
-        std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+        std::fs::create_dir_all(&out_dir)
+            .with_context(|| format!("cannot create {}", out_dir.display()))?;
         let mut inputs = serde_json::Map::new();
         for i in &ctx.inputs {
             let parts: Vec<Value> = i
@@ -49,8 +65,11 @@ impl Op for CommandOp {
                 .iter()
                 .map(|(id, p)| json!({"id": id.to_string(), "path": p.display().to_string()}))
                 .collect();
-            let windows: serde_json::Map<String, Value> =
-                i.windows.iter().map(|(id, (lo, hi))| (id.to_string(), json!([lo, hi]))).collect();
+            let windows: serde_json::Map<String, Value> = i
+                .windows
+                .iter()
+                .map(|(id, (lo, hi))| (id.to_string(), json!([lo, hi])))
+                .collect();
             inputs.insert(
                 i.asset.clone(),
                 json!({"coverage": i.coverage.to_string(), "partitions": parts, "windows": windows}),
@@ -76,9 +95,15 @@ impl Op for CommandOp {
                 (c, s.clone())
             }
             Some(Value::Array(a)) => {
-                let argv: Vec<String> = a.iter().filter_map(|v| v.as_str().map(String::from)).collect();
+                let argv: Vec<String> = a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect();
                 let Some((p, args)) = argv.split_first() else {
-                    bail!("{}: run = [] is empty: name a program", ctx.rule.file.display());
+                    bail!(
+                        "{}: run = [] is empty: name a program",
+                        ctx.rule.file.display()
+                    );
                 };
                 let mut c = Command::new(p);
                 c.args(args);
@@ -99,7 +124,12 @@ impl Op for CommandOp {
             .stderr(std::fs::File::create(&stderr_path)?);
         if let Some(Value::Object(env)) = ctx.rule.params.get("env") {
             for (k, v) in env {
-                cmd.env(k, v.as_str().map(String::from).unwrap_or_else(|| v.to_string()));
+                cmd.env(
+                    k,
+                    v.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| v.to_string()),
+                );
             }
         }
         #[cfg(target_os = "linux")]
@@ -117,7 +147,9 @@ impl Op for CommandOp {
             .param_str("timeout")
             .and_then(crate::rule::parse_duration)
             .unwrap_or(Duration::from_secs(24 * 3600));
-        let mut child = cmd.spawn().with_context(|| format!("cannot start `{shown}`"))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start `{shown}`"))?;
         let start = Instant::now();
         let status = loop {
             if let Some(s) = child.try_wait()? {
@@ -128,7 +160,9 @@ impl Op for CommandOp {
                 let _ = child.wait();
                 return Err(OpError {
                     transience: Transience::Transient,
-                    message: format!("`{shown}` ran past its timeout of {timeout:?} and was killed"),
+                    message: format!(
+                        "`{shown}` ran past its timeout of {timeout:?} and was killed"
+                    ),
                 }
                 .into());
             }
@@ -137,10 +171,15 @@ impl Op for CommandOp {
         if !status.success() {
             let code = status.code();
             return Err(OpError {
-                transience: if code == Some(75) { Transience::Transient } else { Transience::Permanent },
+                transience: if code == Some(75) {
+                    Transience::Transient
+                } else {
+                    Transience::Permanent
+                },
                 message: format!(
                     "`{shown}` exited with {}; last lines of its stderr:\n{}",
-                    code.map(|c| format!("status {c}")).unwrap_or_else(|| "a signal".into()),
+                    code.map(|c| format!("status {c}"))
+                        .unwrap_or_else(|| "a signal".into()),
                     tail(&stderr_path, 20)
                 ),
             }
@@ -148,11 +187,18 @@ impl Op for CommandOp {
         }
         let mut files: Vec<_> = std::fs::read_dir(&out_dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("parquet" | "csv")))
+            .filter(|p| {
+                matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("parquet" | "csv")
+                )
+            })
             .collect();
         files.sort();
         if files.is_empty() {
-            bail!("`{shown}` succeeded but wrote no .parquet or .csv file into $LAKEBUILD_OUTPUT_DIR");
+            bail!(
+                "`{shown}` succeeded but wrote no .parquet or .csv file into $LAKEBUILD_OUTPUT_DIR"
+            );
         }
         let mut out: Option<DataFrame> = None;
         for f in &files {
@@ -161,7 +207,7 @@ impl Op for CommandOp {
                 let dc = ctx.rule.date_column.as_str();
                 if let Ok(c) = df.column(dc) {
                     if c.dtype() != &DataType::Date {
-                        let parsed = c.cast(&DataType::Date)?;
+                        let parsed = super::files::parse_dates(c)?;
                         df.with_column(parsed)?;
                     }
                 }
@@ -169,7 +215,14 @@ impl Op for CommandOp {
             match &mut out {
                 None => out = Some(df),
                 Some(o) => {
-                    o.vstack_mut_owned(df).map_err(anyhow::Error::from).with_context(|| format!("{} has other columns than the first output file", f.display()))?;
+                    o.vstack_mut_owned(df)
+                        .map_err(anyhow::Error::from)
+                        .with_context(|| {
+                            format!(
+                                "{} has other columns than the first output file",
+                                f.display()
+                            )
+                        })?;
                 }
             }
         }

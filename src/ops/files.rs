@@ -12,22 +12,51 @@ use serde_json::Value;
 pub struct FilesOp;
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec { name: "path", ty: ParamType::StrOrStrList, required: true, doc: "glob(s) of the files, relative to the project root" },
-    ParamSpec { name: "format", ty: ParamType::Str, required: false, doc: "\"csv\", \"parquet\" or \"auto\" (by extension)" },
+    ParamSpec {
+        name: "path",
+        ty: ParamType::StrOrStrList,
+        required: true,
+        doc: "glob(s) of the files, relative to the project root",
+    },
+    ParamSpec {
+        name: "format",
+        ty: ParamType::Str,
+        required: false,
+        doc: "\"csv\", \"parquet\" or \"auto\" (by extension)",
+    },
 ];
 
 fn globs(params: &Value) -> Vec<String> {
     match params.get("path") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
         _ => Vec::new(),
     }
 }
 
+/// A date column from text (YYYY-MM-DD) or any castable type; unparsable values become null.
+pub fn parse_dates(c: &Column) -> Result<Column> {
+    Ok(match c.dtype() {
+        DataType::String => c.str()?.as_date(Some("%Y-%m-%d"), false)?.into_column(),
+        _ => c.cast(&DataType::Date)?,
+    })
+}
+
 /// Reads one CSV or parquet file, with errors that name it.
 pub fn read_file(path: &std::path::Path, format: &str) -> Result<DataFrame> {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let fmt = if format == "auto" { ext.as_str() } else { format };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let fmt = if format == "auto" {
+        ext.as_str()
+    } else {
+        format
+    };
     match fmt {
         "parquet" | "pq" => crate::lake::parquet::read(path),
         "csv" | "txt" => CsvReadOptions::default()
@@ -85,7 +114,7 @@ impl Op for FilesOp {
                     .into());
                 };
                 if c.dtype() != &DataType::Date {
-                    let parsed = c.cast(&DataType::Date)?;
+                    let parsed = parse_dates(c)?;
                     if parsed.null_count() > c.null_count() {
                         return Err(UsageError(format!(
                             "{}: column '{dc}' has values that are not dates (YYYY-MM-DD)",
@@ -103,7 +132,9 @@ impl Op for FilesOp {
         };
         let mut out = first;
         for f in &frames[1..] {
-            out.vstack_mut(f).map_err(anyhow::Error::from).context("the imported files have different columns or types")?;
+            out.vstack_mut(f)
+                .map_err(anyhow::Error::from)
+                .context("the imported files have different columns or types")?;
         }
         out.rechunk_mut();
         Ok(out)

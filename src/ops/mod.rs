@@ -117,8 +117,17 @@ impl OpInput {
 
     /// Exactly the partitions that `output`'s window covers.
     pub fn scan_window(&self, output: PartitionId) -> Result<LazyFrame> {
-        let (lo, hi) = self.windows.get(&output).copied().unwrap_or((0, self.partitions.len()));
-        self.scan_files(self.partitions[lo..hi].iter().map(|(_, p)| p.clone()).collect())
+        let (lo, hi) = self
+            .windows
+            .get(&output)
+            .copied()
+            .unwrap_or((0, self.partitions.len()));
+        self.scan_files(
+            self.partitions[lo..hi]
+                .iter()
+                .map(|(_, p)| p.clone())
+                .collect(),
+        )
     }
 
     fn scan_files(&self, files: Vec<PathBuf>) -> Result<LazyFrame> {

@@ -1,7 +1,7 @@
 //! Op `sql`: a polars SQL query over the input assets, each registered under its asset
 //! name. A daily asset runs the query once per partition over exactly that partition's
 //! windows, so the result is a pure function of the window (incremental = full).
-//! In a daily query, `{{date}}` is replaced by the partition's date (`DATE 'YYYY-MM-DD'`).
+//! In a daily query, `{{date}}` is replaced by the partition's date (`DATE('YYYY-MM-DD')`).
 
 use super::{Op, OpContext, ParamSpec, ParamType};
 use crate::partition::PartitionId;
@@ -22,20 +22,29 @@ const PARAMS: &[ParamSpec] = &[ParamSpec {
 fn run_query(ctx: &OpContext, query: &str, part: PartitionId) -> Result<DataFrame> {
     let sql = SQLContext::new();
     for input in &ctx.inputs {
-        let lf = if part == PartitionId::Whole { input.scan()? } else { input.scan_window(part)? };
+        let lf = if part == PartitionId::Whole {
+            input.scan()?
+        } else {
+            input.scan_window(part)?
+        };
         sql.register(&input.asset, lf);
     }
     let mut sql = sql;
     // `{{date}}` stands for the partition's date in a daily query.
     let query = match part.date() {
-        Some(d) => query.replace("{{date}}", &format!("DATE '{d}'")),
+        Some(d) => query.replace("{{date}}", &format!("DATE('{d}')")),
         None => query.to_string(),
     };
     let mut df = sql
         .execute(&query)
         .and_then(|lf| lf.collect())
         .map_err(anyhow::Error::from)
-        .with_context(|| format!("query of {} failed for partition {part}", ctx.rule.file.display()))?;
+        .with_context(|| {
+            format!(
+                "query of {} failed for partition {part}",
+                ctx.rule.file.display()
+            )
+        })?;
     if let Some(d) = part.date() {
         let dc = ctx.rule.date_column.as_str();
         if df.column(dc).is_err() {
@@ -68,9 +77,13 @@ impl Op for SqlOp {
             .map(|p| run_query(ctx, query, *p))
             .collect::<Result<_>>()?;
         let mut iter = parts.into_iter();
-        let Some(mut out) = iter.next() else { return Ok(DataFrame::empty()) };
+        let Some(mut out) = iter.next() else {
+            return Ok(DataFrame::empty());
+        };
         for p in iter {
-            out.vstack_mut_owned(p).map_err(anyhow::Error::from).context("the query returned different columns for different days")?;
+            out.vstack_mut_owned(p)
+                .map_err(anyhow::Error::from)
+                .context("the query returned different columns for different days")?;
         }
         out.rechunk_mut();
         Ok(out)

@@ -52,7 +52,10 @@ impl Proj {
 
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
-        c.current_dir(self.root()).args(args).env("NO_COLOR", "1").env_remove("RUST_LOG");
+        c.current_dir(self.root())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG");
         c
     }
 
@@ -78,9 +81,15 @@ impl Proj {
     /// Runs lakebuild, expecting exit code `code`; returns stdout + stderr.
     pub fn fails(&self, args: &[&str], code: i32) -> R<String> {
         let out = self.run(args)?;
-        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         if out.status.code() != Some(code) {
-            return Err(format!("expected exit {code}, got {:?}:\n{all}", out.status.code()).into());
+            return Err(
+                format!("expected exit {code}, got {:?}:\n{all}", out.status.code()).into(),
+            );
         }
         Ok(all)
     }
@@ -145,7 +154,11 @@ pub fn prices_csv(days: u32, tweak: &dyn Fn(u32, &str, f64) -> f64) -> String {
         for (k, code) in ["1301", "7203", "131A0"].iter().enumerate() {
             let close = 100.0 + (i as f64) * (k as f64 + 1.0) + ((i * 7 + k as u32 * 3) % 5) as f64;
             let close = tweak(i, code, close);
-            s.push_str(&format!("{},{code},{close},{}\n", day(i), 1000 + i * 10 + k as u32));
+            s.push_str(&format!(
+                "{},{code},{close},{}\n",
+                day(i),
+                1000 + i * 10 + k as u32
+            ));
         }
     }
     s
