@@ -890,6 +890,7 @@ fn run_with_retry(
             .with_context(|| format!("cannot create {}", scratch.display()))?;
         let ctx = OpContext {
             rule: prep.rule,
+            params: prep.rule.params.clone(),
             partitions: batch.clone(),
             inputs: op_inputs(prep, project, &batch),
             project_root: &project.root,

@@ -4,7 +4,7 @@
 //! - rules and their validation: [`rule`], [`rule_set`]; partitions and windows: [`partition`]
 //! - keys, staleness and their reasons (pure): [`canonical`], [`plan`]
 //! - the lake (Delta tables, content hashes, run history, lock, gc): [`lake`]
-//! - ops (`files`, `sql`, `command`): [`ops`]; source files: [`source`]; checks: [`checks`]
+//! - ops (`files`, `sql`, `command`, `synthetic_market`): [`ops`]; market data: [`market`]; source files: [`source`]; checks: [`checks`]
 //! - the build (execution, restore, early cutoff, dry run): [`build`]
 //! - lineage (`why`): [`explain`]; `status`, `graph`, `history`/`stats`: [`status`], [`graph`], [`history`]
 //! - the command line: [`cli`]
@@ -18,6 +18,7 @@ pub mod explain;
 pub mod graph;
 pub mod history;
 pub mod lake;
+pub mod market;
 pub mod ops;
 pub mod partition;
 pub mod plan;

@@ -7,6 +7,7 @@
 //! Near the edges a window is truncated to what exists; the covered set (and so the key)
 //! changes when the missing partitions appear.
 
+use crate::rule::DayCalendar;
 use chrono::{Datelike, NaiveDate, Weekday};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -95,7 +96,14 @@ pub fn window_range(input: &[PartitionId], date: NaiveDate, a: i64, b: i64) -> (
 }
 
 /// Dates of a generated daily domain.
-pub fn date_range(from: NaiveDate, to: NaiveDate, weekdays_only: bool) -> Vec<PartitionId> {
+pub fn date_range(from: NaiveDate, to: NaiveDate, calendar: DayCalendar) -> Vec<PartitionId> {
+    if calendar == DayCalendar::Jpx {
+        return crate::market::calendar::trading_days(from, to)
+            .into_iter()
+            .map(PartitionId::Day)
+            .collect();
+    }
+    let weekdays_only = calendar == DayCalendar::Weekdays;
     let mut out = Vec::new();
     let mut d = from;
     while d <= to {
@@ -160,7 +168,7 @@ mod tests {
 
     #[test]
     fn weekday_range_skips_weekends() {
-        let r = date_range(d(1), d(7), true);
+        let r = date_range(d(1), d(7), DayCalendar::Weekdays);
         assert_eq!(r.len(), 5); // 2024-01-01 is a Monday
     }
 

@@ -147,7 +147,7 @@ pub fn domain(
         return Some(vec![PartitionId::Whole]);
     }
     if let Some(d) = &rule.dates {
-        return Some(date_range(d.from, d.to.unwrap_or(today), d.weekdays));
+        return Some(date_range(d.from, d.to.unwrap_or(today), d.calendar));
     }
     daily_inputs.first().map(|i| i.ids.clone())
 }
@@ -539,5 +539,80 @@ pub fn assess(
         key,
         reads,
         reasons,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+    use serde_json::json;
+
+    fn ingredients(code: &str, params: Value, sources: Vec<SourceFile>) -> RuleIngredients {
+        RuleIngredients {
+            op: "sql".into(),
+            code_version: code.into(),
+            params,
+            sources,
+            inputs: vec![("a".into(), "[-1, 0]".into())],
+            daily: true,
+            key_columns: vec![],
+            digest: String::new(),
+        }
+    }
+
+    #[test]
+    fn rule_diff_names_code_params_and_sources() {
+        let s = |p: &str, h: &str| SourceFile {
+            path: p.into(),
+            hash: h.into(),
+        };
+        let old = ingredients(
+            "aaa",
+            json!({"n": 1, "q": "x"}),
+            vec![s("a.py", "1"), s("b.py", "2")],
+        );
+        let new = ingredients(
+            "bbb",
+            json!({"n": 2, "q": "x", "z": true}),
+            vec![s("a.py", "9"), s("c.py", "3")],
+        );
+        let text: Vec<String> = diff_rules(&old, &new)
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "op 'sql' code changed: aaa -> bbb",
+                "param n changed: 1 -> 2",
+                "param z changed: (unset) -> true",
+                "source file changed: a.py (1 -> 9)",
+                "source file added: c.py",
+                "source file removed: b.py",
+            ]
+        );
+    }
+
+    #[test]
+    fn keys_depend_on_every_ingredient() {
+        let read = |d: &str| InputRead {
+            asset: "a".into(),
+            version: 1,
+            first: None,
+            last: None,
+            count: 0,
+            digest: d.into(),
+        };
+        let d = PartitionId::Day(chrono::NaiveDate::from_ymd_opt(2024, 1, 2).unwrap_or_default());
+        let base = partition_key("x", d, "rule", &[read("i")]);
+        assert_ne!(base, partition_key("y", d, "rule", &[read("i")]));
+        assert_ne!(
+            base,
+            partition_key("x", PartitionId::Whole, "rule", &[read("i")])
+        );
+        assert_ne!(base, partition_key("x", d, "rule2", &[read("i")]));
+        assert_ne!(base, partition_key("x", d, "rule", &[read("j")]));
+        assert_eq!(base, partition_key("x", d, "rule", &[read("i")]));
     }
 }

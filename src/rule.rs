@@ -106,13 +106,22 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A generated daily domain: `dates = { from = "2024-01-01", to = "today", weekdays = true }`.
+/// A generated daily domain: `dates = { from = "2024-01-01", to = "today", calendar = "jpx" }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DateSpec {
     pub from: NaiveDate,
     /// `None` means "today" (the injectable clock).
     pub to: Option<NaiveDate>,
-    pub weekdays: bool,
+    pub calendar: DayCalendar,
+}
+
+/// Which days of a generated range are partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayCalendar {
+    All,
+    Weekdays,
+    /// Tokyo Stock Exchange trading days.
+    Jpx,
 }
 
 #[derive(Deserialize)]
@@ -193,6 +202,8 @@ struct RawDates {
     to: String,
     #[serde(default)]
     weekdays: Option<bool>,
+    #[serde(default)]
+    calendar: Option<String>,
 }
 
 /// Whether `name` is a valid asset name: `[a-z][a-z0-9_]*`.
@@ -578,12 +589,17 @@ pub fn parse_rule(
             } else {
                 parse(&r.to).map(Some)
             };
+            let calendar = match (r.calendar.as_deref(), r.weekdays) {
+                (Some("jpx"), _) => DayCalendar::Jpx,
+                (Some("weekdays"), _) | (None, None | Some(true)) => DayCalendar::Weekdays,
+                (Some("all"), _) | (None, Some(false)) => DayCalendar::All,
+                (Some(other), _) => {
+                    errs.at(at, format!("dates.calendar \"{other}\" is unknown: use \"jpx\", \"weekdays\" or \"all\""));
+                    DayCalendar::Weekdays
+                }
+            };
             match (from, to) {
-                (Some(from), Some(to)) => Some(DateSpec {
-                    from,
-                    to,
-                    weekdays: r.weekdays.unwrap_or(true),
-                }),
+                (Some(from), Some(to)) => Some(DateSpec { from, to, calendar }),
                 _ => {
                     errs.at(
                         at,

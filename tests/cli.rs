@@ -266,6 +266,8 @@ for name in ["prices", "ma", "summary", "_lakebuild/runs"]:
     t = deltalake.DeltaTable("lake/" + name)
     n = t.to_pyarrow_table().num_rows
     print(name, t.version(), n)
+    uris = t.file_uris() if hasattr(t, "file_uris") else t.files()
+    print("files", name, ",".join(sorted(u.rsplit("/", 1)[-1] for u in uris)))
 "#;
     let out = std::process::Command::new("python3")
         .current_dir(p.root())

@@ -62,9 +62,18 @@ pub struct AssetState {
 #[derive(Deserialize)]
 struct Line {
     #[serde(rename = "commitInfo")]
-    commit_info: Option<serde_json::Value>,
+    commit_info: Option<CommitInfo>,
     add: Option<FileAction>,
     remove: Option<FileAction>,
+}
+
+/// The parts of a commitInfo lakebuild reads (parsed straight into its record).
+#[derive(Deserialize)]
+struct CommitInfo {
+    #[serde(default)]
+    timestamp: Option<i64>,
+    #[serde(default)]
+    lakebuild: Option<CommitRecord>,
 }
 
 #[derive(Deserialize)]
@@ -123,16 +132,11 @@ impl AssetState {
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let line: Line = serde_json::from_str(line)?;
             if let Some(info) = line.commit_info {
-                if let Some(ts) = info.get("timestamp").and_then(|t| t.as_i64()) {
+                if let Some(ts) = info.timestamp {
                     self.timestamps.insert(version, ts);
                 }
-                if let Some(lb) = info.get("lakebuild") {
-                    // Written by deltalake either as an object or as a JSON string.
-                    let r: CommitRecord = match lb {
-                        serde_json::Value::String(s) => serde_json::from_str(s)?,
-                        v => serde_json::from_value(v.clone())?,
-                    };
-                    record = Some(r);
+                if info.lakebuild.is_some() {
+                    record = info.lakebuild;
                 }
             }
             if let Some(add) = line.add {

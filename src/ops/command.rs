@@ -80,7 +80,7 @@ impl Op for CommandOp {
             "asset": ctx.rule.asset,
             "partitions": partitions,
             "date_column": ctx.rule.date_column,
-            "params": ctx.rule.params,
+            "params": ctx.params,
             "inputs": inputs,
             "output_dir": out_dir.display().to_string(),
         });
@@ -88,7 +88,7 @@ impl Op for CommandOp {
         std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)
             .with_context(|| format!("cannot write {}", manifest_path.display()))?;
 
-        let (program, shown) = match ctx.rule.params.get("run") {
+        let (program, shown) = match ctx.params.get("run") {
             Some(Value::String(s)) => {
                 let mut c = Command::new("sh");
                 c.arg("-c").arg(s);
@@ -122,7 +122,7 @@ impl Op for CommandOp {
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout_path)?)
             .stderr(std::fs::File::create(&stderr_path)?);
-        if let Some(Value::Object(env)) = ctx.rule.params.get("env") {
+        if let Some(Value::Object(env)) = ctx.params.get("env") {
             for (k, v) in env {
                 cmd.env(
                     k,

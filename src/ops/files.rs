@@ -94,7 +94,7 @@ impl Op for FilesOp {
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let format = ctx.param_str("format").unwrap_or("auto");
         let mut set = GlobSetBuilder::new();
-        for g in globs(&ctx.rule.params) {
+        for g in globs(&ctx.params) {
             set.add(Glob::new(&g)?);
         }
         let set = set.build()?;

@@ -4,7 +4,9 @@
 
 pub mod command;
 pub mod files;
+pub mod jquants;
 pub mod sql;
+pub mod synthetic_market;
 
 use crate::partition::{Coverage, PartitionId};
 use crate::rule::Rule;
@@ -85,7 +87,13 @@ macro_rules! op_code_version {
     }};
 }
 
-static OPS: &[&dyn Op] = &[&files::FilesOp, &sql::SqlOp, &command::CommandOp];
+static OPS: &[&dyn Op] = &[
+    &files::FilesOp,
+    &sql::SqlOp,
+    &command::CommandOp,
+    &synthetic_market::SyntheticMarketOp,
+    &jquants::JquantsOp,
+];
 
 pub fn find(name: &str) -> Option<&'static dyn Op> {
     OPS.iter().copied().find(|o| o.name() == name)
@@ -142,6 +150,8 @@ impl OpInput {
 /// Everything an op may use. Nothing else: ops are pure functions of this.
 pub struct OpContext<'a> {
     pub rule: &'a Rule,
+    /// The rule's params (as hashed into the key).
+    pub params: Value,
     /// Output partitions to produce (empty for an op that discovers its partitions).
     pub partitions: Vec<PartitionId>,
     pub inputs: Vec<OpInput>,
@@ -153,7 +163,7 @@ pub struct OpContext<'a> {
 
 impl OpContext<'_> {
     pub fn param_str(&self, name: &str) -> Option<&str> {
-        self.rule.params.get(name).and_then(|v| v.as_str())
+        self.params.get(name).and_then(|v| v.as_str())
     }
 
     pub fn input(&self, asset: &str) -> Option<&OpInput> {

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod jquants_server;
+
 pub type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
 pub struct Proj {

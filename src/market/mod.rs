@@ -1,0 +1,7 @@
+//! Market data: the JPX calendar, the TSE sector scheme and the embedded synthetic market
+//! (the default source when no J-Quants key is set).
+
+pub mod calendar;
+pub mod jquants;
+pub mod sectors;
+pub mod synthetic;

@@ -1,0 +1,261 @@
+//! Op `jquants`: one table from the J-Quants API v2 (`table` = trading_calendar,
+//! raw_stock_data, listed_info or topix), in the same schema as the synthetic market.
+//! The engine asks only for the trading days the lake lacks, so a daily run fetches one
+//! day; a day is published only when all of its pages arrived and parsed.
+
+use super::{Op, OpContext, ParamSpec, ParamType};
+use crate::error::{OpError, Transience, UsageError};
+use crate::market::jquants::{Client, ClientConfig, DEFAULT_BASE_URL, number, plan_rate, text};
+use crate::partition::PartitionId;
+use anyhow::Result;
+use chrono::NaiveDate;
+use polars::prelude::*;
+use serde_json::Value;
+
+pub struct JquantsOp;
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "table",
+        ty: ParamType::Str,
+        required: true,
+        doc: "trading_calendar, raw_stock_data, listed_info or topix",
+    },
+    ParamSpec {
+        name: "plan",
+        ty: ParamType::Str,
+        required: false,
+        doc: "free, light, standard or premium: sizes the rate limiter (default light)",
+    },
+    ParamSpec {
+        name: "base_url",
+        ty: ParamType::Str,
+        required: false,
+        doc: "API root (default https://api.jquants.com/v2)",
+    },
+    ParamSpec {
+        name: "timeout",
+        ty: ParamType::Str,
+        required: false,
+        doc: "per-request timeout, e.g. \"30s\"",
+    },
+    ParamSpec {
+        name: "attempts",
+        ty: ParamType::Int,
+        required: false,
+        doc: "attempts per request on 429/5xx/timeouts (default 6)",
+    },
+    ParamSpec {
+        name: "backoff",
+        ty: ParamType::Str,
+        required: false,
+        doc: "first retry delay, doubled each time (default \"500ms\")",
+    },
+    ParamSpec {
+        name: "max_pages",
+        ty: ParamType::Int,
+        required: false,
+        doc: "most pages one query may take (default 1000)",
+    },
+];
+
+const BAR_NUMBERS: &[&str] = &[
+    "O",
+    "H",
+    "L",
+    "C",
+    "Vo",
+    "Va",
+    "AdjFactor",
+    "AdjO",
+    "AdjH",
+    "AdjL",
+    "AdjC",
+    "AdjVo",
+];
+const MASTER_TEXT: &[&str] = &[
+    "CoName", "CoNameEn", "S17", "S17Nm", "S33", "S33Nm", "ScaleCat", "Mkt", "MktNm",
+];
+
+fn config(ctx: &OpContext) -> Result<ClientConfig> {
+    let file = ctx.rule.file.display();
+    let mut cfg = ClientConfig::default();
+    let plan = ctx.param_str("plan").unwrap_or("light");
+    cfg.per_minute = plan_rate(plan).ok_or_else(|| {
+        UsageError(format!(
+            "{file}: plan = \"{plan}\" is unknown: use free, light, standard or premium"
+        ))
+    })?;
+    cfg.base_url = ctx
+        .param_str("base_url")
+        .unwrap_or(DEFAULT_BASE_URL)
+        .to_string();
+    for (name, slot) in [
+        ("timeout", &mut cfg.timeout),
+        ("backoff", &mut cfg.initial_backoff),
+    ] {
+        if let Some(s) = ctx.param_str(name) {
+            *slot = crate::rule::parse_duration(s)
+                .ok_or_else(|| UsageError(format!("{file}: {name} = \"{s}\" is not a duration")))?;
+        }
+    }
+    if let Some(a) = ctx.params.get("attempts").and_then(|v| v.as_i64()) {
+        cfg.attempts = a.clamp(1, 100) as u32;
+    }
+    if let Some(p) = ctx.params.get("max_pages").and_then(|v| v.as_i64()) {
+        cfg.max_pages = p.clamp(1, 1_000_000) as usize;
+    }
+    Ok(cfg)
+}
+
+fn bad(msg: String) -> anyhow::Error {
+    OpError {
+        transience: Transience::Permanent,
+        message: msg,
+    }
+    .into()
+}
+
+fn dates_of(ctx: &OpContext) -> Vec<NaiveDate> {
+    ctx.partitions
+        .iter()
+        .filter_map(PartitionId::date)
+        .collect()
+}
+
+fn require<'a>(row: &'a Value, field: &str, what: &str) -> Result<&'a Value> {
+    row.get(field).filter(|v| !v.is_null()).ok_or_else(|| {
+        bad(format!(
+            "J-Quants {what}: a row has no '{field}' field; nothing was published for it"
+        ))
+    })
+}
+
+fn row_date(row: &Value, what: &str) -> Result<NaiveDate> {
+    let s = text(Some(require(row, "Date", what)?)).unwrap_or_default();
+    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+        .map_err(|_| bad(format!("J-Quants {what}: Date '{s}' is not YYYY-MM-DD")))
+}
+
+impl Op for JquantsOp {
+    fn name(&self) -> &'static str {
+        "jquants"
+    }
+    fn code_version(&self) -> &'static str {
+        static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        V.get_or_init(|| {
+            let mut h = blake3::Hasher::new();
+            h.update(include_str!("jquants.rs").as_bytes());
+            h.update(include_str!("../market/jquants.rs").as_bytes());
+            h.finalize().to_hex()[..16].to_string()
+        })
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+    fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
+        let client = Client::from_env(config(ctx)?)?;
+        let table = ctx.param_str("table").unwrap_or_default();
+        let dates = dates_of(ctx);
+        let (Some(first), Some(last)) = (dates.first().copied(), dates.last().copied()) else {
+            return Ok(DataFrame::empty());
+        };
+        match table {
+            "trading_calendar" => {
+                let what = format!("/markets/calendar {first}..{last}");
+                let rows = client.get_all("/markets/calendar", &[("from", first.to_string()), ("to", last.to_string())], "data")?;
+                let (mut date, mut div) = (vec![], vec![]);
+                for r in &rows {
+                    let d = row_date(r, &what)?;
+                    let h = text(Some(require(r, "HolDiv", &what)?)).unwrap_or_default();
+                    if dates.contains(&d) && (h == "1" || h == "2") {
+                        date.push(d);
+                        div.push(h);
+                    }
+                }
+                Ok(DataFrame::new_infer_height(vec![Column::new("Date".into(), date), Column::new("HolDiv".into(), div)])?)
+            }
+            "topix" => {
+                let what = format!("/indices/bars/daily/topix {first}..{last}");
+                let rows = client.get_all("/indices/bars/daily/topix", &[("from", first.to_string()), ("to", last.to_string())], "data")?;
+                let mut date = vec![];
+                let mut cols: [Vec<Option<f64>>; 4] = Default::default();
+                for r in &rows {
+                    let d = row_date(r, &what)?;
+                    if !dates.contains(&d) {
+                        continue;
+                    }
+                    date.push(d);
+                    for (k, f) in ["O", "H", "L", "C"].iter().enumerate() {
+                        cols[k].push(number(r.get(*f)));
+                    }
+                }
+                let [o, h, l, c] = cols;
+                Ok(DataFrame::new_infer_height(vec![
+                    Column::new("Date".into(), date),
+                    Column::new("O".into(), o),
+                    Column::new("H".into(), h),
+                    Column::new("L".into(), l),
+                    Column::new("C".into(), c),
+                ])?)
+            }
+            "raw_stock_data" => {
+                let mut date = vec![];
+                let mut code = vec![];
+                let mut nums: Vec<Vec<Option<f64>>> = vec![vec![]; BAR_NUMBERS.len()];
+                let (mut ul, mut ll) = (vec![], vec![]);
+                for d in &dates {
+                    let what = format!("/equities/bars/daily?date={d}");
+                    // All pages of the day, or an error: never a partial day.
+                    let rows = client.get_all("/equities/bars/daily", &[("date", d.to_string())], "data")?;
+                    for r in &rows {
+                        let rd = row_date(r, &what)?;
+                        if rd != *d {
+                            return Err(bad(format!("J-Quants {what}: returned a row for {rd}")));
+                        }
+                        date.push(rd);
+                        code.push(text(Some(require(r, "Code", &what)?)).unwrap_or_default());
+                        for (k, f) in BAR_NUMBERS.iter().enumerate() {
+                            nums[k].push(number(r.get(*f)));
+                        }
+                        ul.push(text(r.get("UL")).filter(|s| s == "1").map(|_| "1").unwrap_or("0"));
+                        ll.push(text(r.get("LL")).filter(|s| s == "1").map(|_| "1").unwrap_or("0"));
+                    }
+                }
+                let mut cols = vec![Column::new("Date".into(), date), Column::new("Code".into(), code)];
+                for (k, f) in BAR_NUMBERS.iter().enumerate() {
+                    cols.push(Column::new((*f).into(), std::mem::take(&mut nums[k])));
+                }
+                cols.insert(6, Column::new("UL".into(), ul));
+                cols.insert(7, Column::new("LL".into(), ll));
+                Ok(DataFrame::new_infer_height(cols)?)
+            }
+            "listed_info" => {
+                let mut date = vec![];
+                let mut code = vec![];
+                let mut texts: Vec<Vec<Option<String>>> = vec![vec![]; MASTER_TEXT.len()];
+                for d in &dates {
+                    let what = format!("/equities/master?date={d}");
+                    let rows = client.get_all("/equities/master", &[("date", d.to_string())], "data")?;
+                    for r in &rows {
+                        date.push(*d);
+                        code.push(text(Some(require(r, "Code", &what)?)).unwrap_or_default());
+                        for (k, f) in MASTER_TEXT.iter().enumerate() {
+                            texts[k].push(text(r.get(*f)));
+                        }
+                    }
+                }
+                let mut cols = vec![Column::new("Date".into(), date), Column::new("Code".into(), code)];
+                for (k, f) in MASTER_TEXT.iter().enumerate() {
+                    cols.push(Column::new((*f).into(), std::mem::take(&mut texts[k])));
+                }
+                Ok(DataFrame::new_infer_height(cols)?)
+            }
+            other => Err(UsageError(format!(
+                "{}: table = \"{other}\" is unknown: use trading_calendar, raw_stock_data, listed_info or topix",
+                ctx.rule.file.display()
+            ))
+            .into()),
+        }
+    }
+}

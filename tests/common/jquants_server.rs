@@ -1,0 +1,230 @@
+//! A J-Quants-compatible test server on 127.0.0.1: v2 JSON shapes with paging, an API key
+//! check, a request log, and fault injection (429 with Retry-After, 5xx, a connection
+//! dropped mid-body, a slow response, malformed JSON, a row missing a field, a repeated
+//! pagination_key, 403).
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    Status(u16, Option<u32>),
+    DropMidBody,
+    Slow(Duration),
+    MalformedJson,
+    MissingField(&'static str),
+    RepeatPaginationKey,
+}
+
+#[derive(Default)]
+struct State {
+    /// (path prefix, date or "" for any, fault), applied once each, in order.
+    faults: VecDeque<(String, String, Fault)>,
+    log: Vec<String>,
+}
+
+pub struct Server {
+    pub url: String,
+    pub key: String,
+    state: Arc<Mutex<State>>,
+}
+
+pub const CODES: &[&str] = &["13010", "72030", "131A0", "86970", "99840"];
+
+impl Server {
+    /// Starts a server that pages `page_size` rows at a time.
+    pub fn start(key: &str, page_size: usize) -> std::io::Result<Server> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}/v2", listener.local_addr()?);
+        let state = Arc::new(Mutex::new(State::default()));
+        let (s2, k2) = (state.clone(), key.to_string());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (s3, k3) = (s2.clone(), k2.clone());
+                std::thread::spawn(move || {
+                    let _ = handle(conn, &s3, &k3, page_size);
+                });
+            }
+        });
+        Ok(Server {
+            url,
+            key: key.to_string(),
+            state,
+        })
+    }
+
+    pub fn inject(&self, path: &str, date: &str, fault: Fault) {
+        if let Ok(mut s) = self.state.lock() {
+            s.faults
+                .push_back((path.to_string(), date.to_string(), fault));
+        }
+    }
+
+    /// Requests served so far, as "path?query".
+    pub fn log(&self) -> Vec<String> {
+        self.state.lock().map(|s| s.log.clone()).unwrap_or_default()
+    }
+
+    pub fn clear_log(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.log.clear();
+        }
+    }
+}
+
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+}
+
+/// A deterministic day of bars: prices vary by code and day; one code has sentinels.
+fn bars(date: &str) -> Vec<serde_json::Value> {
+    let day: u32 = date.replace('-', "").parse::<u32>().unwrap_or(0) % 97;
+    CODES
+        .iter()
+        .enumerate()
+        .map(|(i, code)| {
+            let c = 1000.0 + (i as f64) * 250.0 + day as f64;
+            if *code == "86970" {
+                // A no-trade day: nulls and sentinel strings.
+                serde_json::json!({"Date": date, "Code": code, "O": null, "H": "", "L": "-", "C": null,
+                    "UL": "0", "LL": "0", "Vo": 0, "Va": 0, "AdjFactor": 1, "AdjO": null, "AdjH": null,
+                    "AdjL": null, "AdjC": null, "AdjVo": 0})
+            } else {
+                serde_json::json!({"Date": date, "Code": code, "O": c - 5.0, "H": c + 10.0, "L": c - 10.0, "C": c,
+                    "UL": "0", "LL": "0", "Vo": 1000 + i, "Va": (1000 + i) as f64 * c, "AdjFactor": 1.0,
+                    "AdjO": c - 5.0, "AdjH": c + 10.0, "AdjL": c - 10.0, "AdjC": c, "AdjVo": 1000 + i})
+            }
+        })
+        .collect()
+}
+
+fn respond(conn: &mut TcpStream, status: &str, extra: &str, body: &str) -> std::io::Result<()> {
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+        body.len()
+    )?;
+    conn.flush()
+}
+
+fn handle(
+    mut conn: TcpStream,
+    state: &Arc<Mutex<State>>,
+    key: &str,
+    page_size: usize,
+) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    let mut api_key = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("x-api-key") {
+                api_key = v.trim().to_string();
+            }
+        }
+    }
+    let target = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let path = path.strip_prefix("/v2").unwrap_or(path).to_string();
+    let query = query.to_string();
+    let date = query_param(&query, "date").unwrap_or("").to_string();
+    let fault = {
+        let mut s = state
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?;
+        s.log.push(format!("{path}?{query}"));
+        let pos = s
+            .faults
+            .iter()
+            .position(|(p, d, _)| path.starts_with(p.as_str()) && (d.is_empty() || *d == date));
+        let taken = pos.and_then(|i| s.faults.remove(i));
+        // A looping server keeps looping.
+        if let Some((p, d, Fault::RepeatPaginationKey)) = &taken {
+            s.faults
+                .push_front((p.clone(), d.clone(), Fault::RepeatPaginationKey));
+        }
+        taken.map(|(_, _, f)| f)
+    };
+    if api_key != key {
+        return respond(
+            &mut conn,
+            "403 Forbidden",
+            "",
+            r#"{"message":"Invalid API key"}"#,
+        );
+    }
+    let page: usize = query_param(&query, "pagination_key")
+        .and_then(|k| k.strip_prefix('p'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut rows: Vec<serde_json::Value> = match path.as_str() {
+        "/equities/bars/daily" => bars(&date),
+        "/equities/master" => CODES
+            .iter()
+            .map(|c| serde_json::json!({"Date": date, "Code": c, "CoName": format!("Co {c}"), "CoNameEn": format!("Co {c}"),
+                "S17": "9", "S17Nm": "Electric Appliances & Precision Instruments", "S33": "3650", "S33Nm": "Electric Appliances",
+                "ScaleCat": "TOPIX Mid400", "Mkt": "0111", "MktNm": "Prime"}))
+            .collect(),
+        _ => return respond(&mut conn, "404 Not Found", "", r#"{"message":"not found"}"#),
+    };
+    let mut next = if (page + 1) * page_size < rows.len() {
+        Some(format!("p{}", page + 1))
+    } else {
+        None
+    };
+    let chunk: Vec<_> = rows
+        .drain(..)
+        .skip(page * page_size)
+        .take(page_size)
+        .collect();
+    let mut chunk = chunk;
+    match fault {
+        Some(Fault::Status(code, retry_after)) => {
+            let extra = retry_after
+                .map(|s| format!("Retry-After: {s}\r\n"))
+                .unwrap_or_default();
+            let status = match code {
+                429 => "429 Too Many Requests",
+                403 => "403 Forbidden",
+                503 => "503 Service Unavailable",
+                _ => "500 Internal Server Error",
+            };
+            return respond(&mut conn, status, &extra, r#"{"message":"injected"}"#);
+        }
+        Some(Fault::DropMidBody) => {
+            let body = serde_json::json!({"data": chunk, "pagination_key": next}).to_string();
+            write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )?;
+            conn.write_all(&body.as_bytes()[..body.len() / 2])?;
+            conn.flush()?;
+            return conn.shutdown(std::net::Shutdown::Both);
+        }
+        Some(Fault::Slow(d)) => std::thread::sleep(d),
+        Some(Fault::MalformedJson) => {
+            return respond(&mut conn, "200 OK", "", r#"{"data": [{"Date": "#);
+        }
+        Some(Fault::MissingField(f)) => {
+            if let Some(obj) = chunk.first_mut().and_then(|r| r.as_object_mut()) {
+                obj.remove(f);
+            }
+        }
+        Some(Fault::RepeatPaginationKey) => next = Some("p1".to_string()),
+        None => {}
+    }
+    let body = serde_json::json!({"data": chunk, "pagination_key": next}).to_string();
+    respond(&mut conn, "200 OK", "", &body)
+}

@@ -1,0 +1,140 @@
+//! The embedded synthetic market through the engine: the repository's own rules (shrunk),
+//! deterministic across runs and thread counts, incremental = full, one new day builds
+//! one partition per table, and codes stay strings.
+
+mod common;
+use common::*;
+use std::collections::BTreeMap;
+
+/// The repository's market rules, with a small market over a short history.
+fn market_project() -> R<Proj> {
+    let p = Proj::new()?;
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for asset in [
+        "trading_calendar",
+        "raw_stock_data",
+        "listed_info",
+        "topix",
+        "synthetic_truth",
+    ] {
+        let text = std::fs::read_to_string(rules.join(format!("{asset}.toml")))?
+            .replace("stocks = 300", "stocks = 45")
+            .replace("2023-01-04", "2026-08-03");
+        p.rule(asset, &text)?;
+    }
+    Ok(p)
+}
+
+fn all_hashes(
+    p: &Proj,
+) -> R<BTreeMap<String, BTreeMap<lakebuild::partition::PartitionId, String>>> {
+    let mut out = BTreeMap::new();
+    for a in [
+        "trading_calendar",
+        "raw_stock_data",
+        "listed_info",
+        "topix",
+        "synthetic_truth",
+    ] {
+        out.insert(a.to_string(), p.hashes(a)?);
+    }
+    Ok(out)
+}
+
+#[test]
+fn synthetic_market_is_deterministic_across_runs_and_threads() -> R {
+    let a = market_project()?;
+    a.cmd(&["build", "-j", "1"])
+        .env("LAKEBUILD_NOW", "2026-09-30")
+        .env("RAYON_NUM_THREADS", "1")
+        .output()?;
+    let b = market_project()?;
+    let out = b
+        .cmd(&["build", "-j", "2"])
+        .env("LAKEBUILD_NOW", "2026-09-30")
+        .env("RAYON_NUM_THREADS", "2")
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (ha, hb) = (all_hashes(&a)?, all_hashes(&b)?);
+    assert_eq!(ha, hb);
+    // August 2026 has 20 trading days from the 3rd (Mountain Day on the 11th); September
+    // 19 (Respect for the Aged Day, a citizens' holiday and the equinox on the 21st-23rd).
+    assert_eq!(ha["trading_calendar"].len(), 39);
+    Ok(())
+}
+
+#[test]
+fn a_new_day_builds_one_partition_per_table_and_equals_a_full_build() -> R {
+    let inc = market_project()?;
+    let run = |p: &Proj, now: &str| -> R {
+        let out = p.cmd(&["build"]).env("LAKEBUILD_NOW", now).output()?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).to_string().into());
+        }
+        Ok(())
+    };
+    run(&inc, "2026-09-29")?;
+    let before = inc.history()?.len();
+    run(&inc, "2026-09-30")?;
+    let rows: Vec<_> = inc
+        .history()?
+        .into_iter()
+        .skip(before)
+        .filter(|r| r.outcome == "built")
+        .collect();
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.partitions == 1 && r.partition_from.as_deref() == Some("2026-09-30"))
+    );
+
+    let full = market_project()?;
+    run(&full, "2026-09-30")?;
+    assert_eq!(all_hashes(&inc)?, all_hashes(&full)?);
+    Ok(())
+}
+
+#[test]
+fn codes_are_strings_and_bars_are_sane() -> R {
+    let p = market_project()?;
+    let out = p
+        .cmd(&["build"])
+        .env("LAKEBUILD_NOW", "2026-08-31")
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = p.state("raw_stock_data")?;
+    let files: Vec<_> = state
+        .active_files
+        .keys()
+        .map(|f| p.path("lake/raw_stock_data").join(f))
+        .collect();
+    let df = lakebuild::lake::parquet::scan_files(&files)?.collect()?;
+    assert!(
+        df.column("Code")?
+            .str()?
+            .iter()
+            .flatten()
+            .any(|c| c == "13010")
+    );
+    assert!(
+        df.column("Code")?
+            .str()?
+            .iter()
+            .flatten()
+            .any(|c| c.chars().any(|x| x.is_ascii_alphabetic())),
+        "an alphanumeric code"
+    );
+    assert_eq!(
+        df.column("AdjC")?.dtype(),
+        &polars::prelude::DataType::Float64
+    );
+    Ok(())
+}
