@@ -85,7 +85,11 @@ fn main() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2500);
     let dir = tempfile::tempdir()?;
-    let root = dir.path();
+    // LAKEBUILD_BENCH_DIR keeps the lake for inspection.
+    let kept = std::env::var("LAKEBUILD_BENCH_DIR")
+        .ok()
+        .map(std::path::PathBuf::from);
+    let root = kept.as_deref().unwrap_or(dir.path());
     std::fs::create_dir_all(root.join("rules"))?;
     write_source(&root.join("data/src.parquet"), n)?;
     std::fs::write(

@@ -106,6 +106,9 @@ impl BuildReport {
     }
 }
 
+/// Stack size of a build step's thread.
+const STEP_STACK_BYTES: usize = 256 << 20;
+
 /// A new run id: UTC time plus a random suffix.
 pub fn new_run_id() -> String {
     format!(
@@ -298,13 +301,21 @@ impl AssetPlan {
 /// Assesses the selection without running anything. Partitions whose inputs are stale
 /// upstream are reported as waiting on them.
 pub fn plan(project: &Project, opts: &BuildOptions) -> Result<Vec<AssetPlan>> {
-    let states = States::new(&project.lake);
+    plan_with(project, opts, &States::new(&project.lake))
+}
+
+/// `plan`, reading the lake through `states` (so that callers can reuse what it read).
+pub fn plan_with(
+    project: &Project,
+    opts: &BuildOptions,
+    states: &States,
+) -> Result<Vec<AssetPlan>> {
     let assets = selection(project, &opts.targets, opts.only)?;
     let mut stale: HashMap<String, BTreeSet<PartitionId>> = HashMap::new();
     let mut whole_stale: BTreeSet<String> = BTreeSet::new();
     let mut plans = Vec::new();
     for asset in &assets {
-        let prep = prepare(project, &states, asset, opts)?;
+        let prep = prepare(project, states, asset, opts)?;
         let mut plan = AssetPlan {
             asset: asset.clone(),
             partitions_total: if prep.discovered {
@@ -457,10 +468,18 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
                     let tx = tx.clone();
                     let a2 = a.clone();
                     let (states, progress, run_id) = (&states, &progress, &run_id);
-                    scope.spawn(move || {
-                        let r = run_step(project, states, &a2, opts, run_id, progress);
-                        let _ = tx.send((a2, r));
-                    });
+                    // Polars plans and deltalake's log replay recurse deeply on large
+                    // tables: give each step a roomy stack (virtual memory only).
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("step-{a2}"))
+                        .stack_size(STEP_STACK_BYTES)
+                        .spawn_scoped(scope, move || {
+                            let r = run_step(project, states, &a2, opts, run_id, progress);
+                            let _ = tx.send((a2, r));
+                        });
+                    if let Err(e) = spawned {
+                        return Err(anyhow!("cannot start a build thread: {e}"));
+                    }
                 }
             }
             if running == 0 {
@@ -584,6 +603,42 @@ fn row(
     }
 }
 
+/// The history row of a step that found everything fresh.
+fn reused_row(run_id: &str, opts: &BuildOptions, asset: &str, started: i64) -> RunRow {
+    row(
+        run_id,
+        opts,
+        asset,
+        "reused",
+        1,
+        started,
+        resources::now_ms(),
+        None,
+        None,
+    )
+}
+
+/// The lakebuild record of a commit of `partitions` (and of `removed` ones).
+fn commit_record(
+    prep: &Prepared,
+    asset: &str,
+    run_id: &str,
+    schema: &Schema,
+    partitions: Vec<PartitionRecord>,
+    removed: &[PartitionId],
+) -> CommitRecord {
+    CommitRecord {
+        format: RECORD_FORMAT,
+        run_id: run_id.to_string(),
+        asset: asset.to_string(),
+        rule: prep.ingredients.clone(),
+        schema: schema_record(schema),
+        partitions,
+        removed: removed.to_vec(),
+        committed_at: chrono::Utc::now().to_rfc3339(),
+    }
+}
+
 /// One produced partition, ready to publish.
 struct Produced {
     id: PartitionId,
@@ -631,17 +686,7 @@ fn run_step(
         let reasons = prep.source_reasons(opts.force);
         if reasons.is_empty() {
             summary.fresh = prep.state.current.len();
-            rows.push(row(
-                run_id,
-                opts,
-                asset,
-                "reused",
-                1,
-                started,
-                resources::now_ms(),
-                None,
-                None,
-            ));
+            rows.push(reused_row(run_id, opts, asset, started));
         } else {
             tracing::info!(
                 asset,
@@ -701,17 +746,7 @@ fn run_step(
     summary.fresh = fresh.len();
     let obsolete = prep.obsolete();
     if stale.is_empty() && obsolete.is_empty() {
-        rows.push(row(
-            run_id,
-            opts,
-            asset,
-            "reused",
-            1,
-            started,
-            resources::now_ms(),
-            None,
-            None,
-        ));
+        rows.push(reused_row(run_id, opts, asset, started));
         summary.duration_ms = t0.elapsed().as_millis() as i64;
         return Ok((summary, rows));
     }
@@ -1220,16 +1255,7 @@ fn publish(
         summary.fresh += records.len();
         return Ok(());
     }
-    let record = CommitRecord {
-        format: RECORD_FORMAT,
-        run_id: run_id.to_string(),
-        asset: asset.to_string(),
-        rule: prep.ingredients.clone(),
-        schema: schema_record(&schema),
-        partitions: records.clone(),
-        removed: gone.to_vec(),
-        committed_at: chrono::Utc::now().to_rfc3339(),
-    };
+    let record = commit_record(prep, asset, run_id, &schema, records.clone(), gone);
     table::commit(table_dir, &schema, &adds, &removes, &record)?;
     summary.built += records
         .iter()
@@ -1303,16 +1329,7 @@ fn restore(
             .map(|(_, c)| schema_from_record(&c.schema))
             .unwrap_or_default(),
     };
-    let record = CommitRecord {
-        format: RECORD_FORMAT,
-        run_id: run_id.to_string(),
-        asset: asset.to_string(),
-        rule: prep.ingredients.clone(),
-        schema: schema_record(&schema),
-        partitions: records.clone(),
-        removed: obsolete.to_vec(),
-        committed_at: chrono::Utc::now().to_rfc3339(),
-    };
+    let record = commit_record(prep, asset, run_id, &schema, records.clone(), obsolete);
     table::commit(table_dir, &schema, &adds, &removes, &record)?;
     summary.restored += records.len();
     summary.removed += obsolete.len();

@@ -16,8 +16,7 @@ use std::time::Duration;
 #[command(
     name = "lakebuild",
     version,
-    about = "A make-like, content-addressed build system for a Delta Lake lakehouse",
-    args_conflicts_with_subcommands = true
+    about = "A make-like, content-addressed build system for a Delta Lake lakehouse"
 )]
 struct Cli {
     #[command(flatten)]
@@ -398,6 +397,12 @@ pub fn main() -> i32 {
         }
     };
     init_tracing(cli.global.verbose);
+    // Polars sorts and parquet writes recurse deeply on wide batches: give the rayon
+    // workers that run them the same roomy stacks as the build steps.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(64 << 20)
+        .thread_name(|i| format!("lakebuild-{i}"))
+        .build_global();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -32,9 +32,20 @@ impl PartitionId {
         if s == "whole" {
             return Ok(PartitionId::Whole);
         }
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        // Hand-parsed: this runs once per partition of every table read from the log.
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+            b.get(r)?.iter().try_fold(0u32, |acc, c| {
+                c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32)
+            })
+        };
+        let parsed = (b.len() == 10 && b[4] == b'-' && b[7] == b'-')
+            .then(|| Some((digits(0..4)?, digits(5..7)?, digits(8..10)?)))
+            .flatten()
+            .and_then(|(y, m, d)| NaiveDate::from_ymd_opt(y as i32, m, d));
+        parsed
             .map(PartitionId::Day)
-            .map_err(|_| format!("'{s}' is not a partition id (expected YYYY-MM-DD or 'whole')"))
+            .ok_or_else(|| format!("'{s}' is not a partition id (expected YYYY-MM-DD or 'whole')"))
     }
 }
 
@@ -104,18 +115,15 @@ pub fn date_range(from: NaiveDate, to: NaiveDate, calendar: DayCalendar) -> Vec<
             .collect();
     }
     let weekdays_only = calendar == DayCalendar::Weekdays;
-    let mut out = Vec::new();
-    let mut d = from;
-    while d <= to {
-        if !weekdays_only || !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
-            out.push(PartitionId::Day(d));
-        }
-        match d.succ_opt() {
-            Some(n) => d = n,
-            None => break,
-        }
-    }
-    out
+    days_between(from, to)
+        .filter(|d| !weekdays_only || !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
+        .map(PartitionId::Day)
+        .collect()
+}
+
+/// Every calendar day in `[from, to]`.
+pub fn days_between(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = NaiveDate> {
+    from.iter_days().take_while(move |d| *d <= to)
 }
 
 #[cfg(test)]

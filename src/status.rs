@@ -1,10 +1,11 @@
 //! `lakebuild status`: every asset fresh / stale (why) / missing / failed, when it was
 //! last built, and its latest check results.
 
-use crate::build::{AssetPlan, BuildOptions, plan};
+use crate::build::{AssetPlan, BuildOptions, plan_with};
 use crate::checks::CheckResult;
 use crate::lake::runs::{self, RunRow};
 use crate::project::Project;
+use crate::project::States;
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -76,12 +77,13 @@ pub fn status(project: &Project, opts: &BuildOptions) -> Result<Vec<AssetStatus>
         only: false,
         ..opts.clone()
     };
-    let plans = plan(project, &opts)?;
+    let states = States::new(&project.lake);
+    let plans = plan_with(project, &opts, &states)?;
     let history = runs::read_all(&project.lake)?;
     let (last, with_checks) = latest_rows(&history);
     let mut out = Vec::new();
     for p in &plans {
-        let state = crate::lake::log::AssetState::load(&project.lake.table(&p.asset))?;
+        let state = states.get(&p.asset)?;
         let last_row = last.get(p.asset.as_str());
         let failed = last_row.is_some_and(|r| r.outcome == "failed" || r.outcome == "skipped");
         let st = if failed {

@@ -285,3 +285,25 @@ for name in ["prices", "ma", "summary", "_lakebuild/runs"]:
     );
     Ok(())
 }
+
+#[test]
+fn global_options_before_subcommands_and_bare_targets() -> R {
+    let p = pipeline(3)?;
+    let dir = p.root().display().to_string();
+    let out = std::process::Command::new(bin())
+        .args(["-C", &dir, "build", "-q", "ma"])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(p.version("ma")?.is_some() && p.version("summary")?.is_none());
+    p.ok(&["summary"])?;
+    assert!(p.version("summary")?.is_some());
+    let out = std::process::Command::new(bin())
+        .args(["-C", &dir, "status", "--json"])
+        .output()?;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"state\": \"fresh\""));
+    Ok(())
+}

@@ -23,6 +23,7 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .thread_stack_size(64 << 20)
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))

@@ -106,37 +106,24 @@ pub fn holidays(y: i32) -> Vec<NaiveDate> {
 
 /// Whether the Tokyo Stock Exchange trades on `d`.
 pub fn is_trading_day(d: NaiveDate) -> bool {
-    if matches!(d.weekday(), Weekday::Sat | Weekday::Sun) {
-        return false;
-    }
-    if (d.month() == 12 && d.day() == 31) || (d.month() == 1 && d.day() <= 3) {
-        return false;
-    }
-    !holidays(d.year()).contains(&d)
+    !trading_days(d, d).is_empty()
 }
 
 /// Trading days in `[from, to]`.
 pub fn trading_days(from: NaiveDate, to: NaiveDate) -> Vec<NaiveDate> {
-    let mut out = Vec::new();
-    let mut hol: Vec<NaiveDate> = Vec::new();
     let mut year = None;
-    let mut d = from;
-    while d <= to {
-        if year != Some(d.year()) {
-            year = Some(d.year());
-            hol = holidays(d.year());
-        }
-        let weekend = matches!(d.weekday(), Weekday::Sat | Weekday::Sun);
-        let year_end = (d.month() == 12 && d.day() == 31) || (d.month() == 1 && d.day() <= 3);
-        if !weekend && !year_end && !hol.contains(&d) {
-            out.push(d);
-        }
-        match d.succ_opt() {
-            Some(n) => d = n,
-            None => break,
-        }
-    }
-    out
+    let mut hol: Vec<NaiveDate> = Vec::new();
+    crate::partition::days_between(from, to)
+        .filter(|d| {
+            if year != Some(d.year()) {
+                year = Some(d.year());
+                hol = holidays(d.year());
+            }
+            let weekend = matches!(d.weekday(), Weekday::Sat | Weekday::Sun);
+            let year_end = (d.month() == 12 && d.day() == 31) || (d.month() == 1 && d.day() <= 3);
+            !weekend && !year_end && !hol.contains(d)
+        })
+        .collect()
 }
 
 #[cfg(test)]
