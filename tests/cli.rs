@@ -244,6 +244,33 @@ fn gc_removes_unreferenced_files_only() -> R {
     assert!(!p.path("lake/ma/part-orphan.parquet").exists());
     let out = p.ok(&["build"])?;
     assert!(out.contains("nothing to do"), "{out}");
+    // A file replaced by a rebuild is kept for the retention period, then removed.
+    let old_file = p
+        .state("summary")?
+        .active_files
+        .keys()
+        .next()
+        .cloned()
+        .ok_or("no file")?;
+    p.rule("summary", &SUMMARY_RULE.replace("AVG(ma3)", "MAX(ma3)"))?;
+    p.ok(&["build"])?;
+    p.ok(&["gc"])?;
+    assert!(
+        p.path("lake/summary").join(&old_file).exists(),
+        "kept for 7 days"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&p.ok(&["gc", "--retention", "0s", "--json"])?)?;
+    let summary = report
+        .as_array()
+        .ok_or("report")?
+        .iter()
+        .find(|r| r["table"].as_str().is_some_and(|t| t.ends_with("summary")))
+        .ok_or("summary")?;
+    assert_eq!(summary["expired_removed"], 1);
+    assert!(!p.path("lake/summary").join(&old_file).exists());
+    let out = p.ok(&["build"])?;
+    assert!(out.contains("nothing to do"), "{out}");
     Ok(())
 }
 

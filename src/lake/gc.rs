@@ -16,14 +16,6 @@ pub struct GcReport {
     pub kept_for_retention: usize,
 }
 
-fn age(path: &Path) -> Duration {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .unwrap_or_default()
-}
-
 /// Collects one table. `dry_run` reports without deleting.
 pub fn collect(table: &Path, retention: Duration, dry_run: bool) -> Result<GcReport> {
     let state = AssetState::load(table)?;
@@ -51,39 +43,32 @@ pub fn collect(table: &Path, retention: Duration, dry_run: bool) -> Result<GcRep
         if state.active_files.contains_key(&rel_s) {
             continue;
         }
-        let expired = match state.removed_at.get(&rel_s) {
-            // Referenced by an older version: keep it for time travel and restores until
-            // it has been out of the current version for the retention period.
+        // Never committed (an orphan of a crash or a failed check): removed at once, since
+        // gc holds the lake lock and no writer is mid-commit. Referenced by an older
+        // version: kept for time travel and restores until it has been out of the current
+        // version for the retention period.
+        let (remove, orphan) = match state.removed_at.get(&rel_s) {
             Some(v) => {
                 let removed_ms = state.timestamps.get(v).copied().unwrap_or(now_ms);
-                now_ms - removed_ms >= retention.as_millis() as i64
+                (now_ms - removed_ms >= retention.as_millis() as i64, false)
             }
-            // Never committed: an orphan of a crash or a failed check.
-            None if !state.ever_added.contains_key(&rel_s) => {
-                if age(entry.path()) >= Duration::from_secs(0) {
-                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    if !dry_run {
-                        std::fs::remove_file(entry.path())
-                            .with_context(|| format!("cannot remove {}", entry.path().display()))?;
-                    }
-                    report.orphans_removed += 1;
-                    report.bytes_freed += size;
-                }
-                continue;
-            }
-            None => false,
+            None => (!state.ever_added.contains_key(&rel_s), true),
         };
-        if expired {
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            if !dry_run {
-                std::fs::remove_file(entry.path())
-                    .with_context(|| format!("cannot remove {}", entry.path().display()))?;
-            }
-            report.expired_removed += 1;
-            report.bytes_freed += size;
-        } else {
+        if !remove {
             report.kept_for_retention += 1;
+            continue;
         }
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        if !dry_run {
+            std::fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove {}", entry.path().display()))?;
+        }
+        if orphan {
+            report.orphans_removed += 1;
+        } else {
+            report.expired_removed += 1;
+        }
+        report.bytes_freed += size;
     }
     Ok(report)
 }
