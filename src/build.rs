@@ -603,6 +603,30 @@ fn row(
     }
 }
 
+/// The history row of a failed attempt on `batch`.
+fn failed_row(
+    run_id: &str,
+    opts: &BuildOptions,
+    asset: &str,
+    attempt: usize,
+    started: i64,
+    batch: &[PartitionId],
+    msg: &str,
+) -> RunRow {
+    let parts = Some((batch, None, 0, 0));
+    row(
+        run_id,
+        opts,
+        asset,
+        "failed",
+        attempt,
+        started,
+        resources::now_ms(),
+        parts,
+        Some(msg.to_string()),
+    )
+}
+
 /// The history row of a step that found everything fresh.
 fn reused_row(run_id: &str, opts: &BuildOptions, asset: &str, started: i64) -> RunRow {
     row(
@@ -952,17 +976,7 @@ fn run_with_retry(
                         .collect::<Vec<_>>()
                         .join("\n");
                     summary.checks = checks.clone();
-                    let mut r = row(
-                        run_id,
-                        opts,
-                        asset,
-                        "failed",
-                        attempt,
-                        started,
-                        resources::now_ms(),
-                        Some((&batch, None, 0, 0)),
-                        Some(msg.clone()),
-                    );
+                    let mut r = failed_row(run_id, opts, asset, attempt, started, &batch, &msg);
                     r.checks = serde_json::to_string(&checks).ok();
                     rows.push(r);
                     bail!("{msg}\nnothing was published for {asset}");
@@ -973,16 +987,8 @@ fn run_with_retry(
             Err(e) => {
                 let msg = format!("{e:#}");
                 let transient = transience(&e) == Transience::Transient;
-                rows.push(row(
-                    run_id,
-                    opts,
-                    asset,
-                    "failed",
-                    attempt,
-                    started,
-                    resources::now_ms(),
-                    Some((&batch, None, 0, 0)),
-                    Some(msg.clone()),
+                rows.push(failed_row(
+                    run_id, opts, asset, attempt, started, &batch, &msg,
                 ));
                 if transient && attempt < attempts {
                     let delay = backoff_delay(prep.rule, attempt);
