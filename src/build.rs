@@ -390,7 +390,7 @@ fn restorable_file<'a>(
     key: &str,
 ) -> Option<&'a crate::lake::log::KeyedFile> {
     state
-        .by_key
+        .by_key()
         .get(key)?
         .iter()
         .rev()

@@ -60,7 +60,7 @@ fn record_at(
     version: i64,
 ) -> Option<(i64, Arc<CommitRecord>, PartitionRecord)> {
     // Removed at or before `version` after its last write: gone.
-    let past = state.history.get(&id)?;
+    let past = state.history().get(&id)?;
     let i = past.partition_point(|p| p.version <= version);
     let last = past.get(i.checked_sub(1)?)?;
     last.content_hash.as_ref()?;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A partition's current materialization.
 #[derive(Debug, Clone)]
@@ -45,8 +45,9 @@ pub struct AssetState {
     /// Latest version; `None` when the table does not exist yet.
     pub version: Option<i64>,
     pub current: BTreeMap<PartitionId, Current>,
-    pub history: BTreeMap<PartitionId, Vec<Past>>,
-    pub by_key: HashMap<String, Vec<KeyedFile>>,
+    /// Built on first use from `commits` (a no-op build never needs them).
+    history: OnceLock<BTreeMap<PartitionId, Vec<Past>>>,
+    by_key: OnceLock<HashMap<String, Vec<KeyedFile>>>,
     /// Active data files (Delta replay), path -> size.
     pub active_files: BTreeMap<String, i64>,
     /// Every file ever added, for gc.
@@ -163,26 +164,9 @@ impl AssetState {
                     commit: record.clone(),
                 },
             );
-            self.history.entry(p.id).or_default().push(Past {
-                version,
-                content_hash: Some(p.content_hash.clone()),
-            });
-            self.by_key
-                .entry(p.key.clone())
-                .or_default()
-                .push(KeyedFile {
-                    version,
-                    id: p.id,
-                    record: p.clone(),
-                    commit: record.clone(),
-                });
         }
         for id in &record.removed {
             self.current.remove(id);
-            self.history.entry(*id).or_default().push(Past {
-                version,
-                content_hash: None,
-            });
         }
         self.commits.insert(version, record);
         Ok(())
@@ -193,16 +177,56 @@ impl AssetState {
         self.current.keys().copied().collect()
     }
 
+    /// Every partition's materializations and removals, by version.
+    pub fn history(&self) -> &BTreeMap<PartitionId, Vec<Past>> {
+        self.history.get_or_init(|| {
+            let mut h: BTreeMap<PartitionId, Vec<Past>> = BTreeMap::new();
+            for (v, c) in &self.commits {
+                for p in &c.partitions {
+                    h.entry(p.id).or_default().push(Past {
+                        version: *v,
+                        content_hash: Some(p.content_hash.clone()),
+                    });
+                }
+                for id in &c.removed {
+                    h.entry(*id).or_default().push(Past {
+                        version: *v,
+                        content_hash: None,
+                    });
+                }
+            }
+            h
+        })
+    }
+
+    /// Every file that ever held a key, oldest first.
+    pub fn by_key(&self) -> &HashMap<String, Vec<KeyedFile>> {
+        self.by_key.get_or_init(|| {
+            let mut m: HashMap<String, Vec<KeyedFile>> = HashMap::new();
+            for (v, c) in &self.commits {
+                for p in &c.partitions {
+                    m.entry(p.key.clone()).or_default().push(KeyedFile {
+                        version: *v,
+                        id: p.id,
+                        record: p.clone(),
+                        commit: c.clone(),
+                    });
+                }
+            }
+            m
+        })
+    }
+
     /// The content hash partition `id` held at `version`.
     pub fn content_hash_at(&self, id: PartitionId, version: i64) -> Option<&str> {
-        let past = self.history.get(&id)?;
+        let past = self.history().get(&id)?;
         let i = past.partition_point(|p| p.version <= version);
         past.get(i.checked_sub(1)?)?.content_hash.as_deref()
     }
 
     /// Partition ids that existed at `version`, ascending.
     pub fn partition_ids_at(&self, version: i64) -> Vec<PartitionId> {
-        self.history
+        self.history()
             .iter()
             .filter(|(id, _)| self.content_hash_at(**id, version).is_some())
             .map(|(id, _)| *id)
