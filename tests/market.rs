@@ -138,3 +138,45 @@ fn codes_are_strings_and_bars_are_sane() -> R {
     );
     Ok(())
 }
+
+#[test]
+fn files_source_imports_v1_and_v2_dumps_into_one_schema() -> R {
+    let p = Proj::new()?;
+    // A v1 CSV (codes that look numeric, and an alphanumeric one) and a v2 CSV.
+    p.write(
+        "dumps/v1.csv",
+        "Date,Code,Open,High,Low,Close,UpperLimit,LowerLimit,Volume,TurnoverValue,AdjustmentFactor,AdjustmentOpen,AdjustmentHigh,AdjustmentLow,AdjustmentClose,AdjustmentVolume\n\
+         2024-01-04,13010,100,110,95,105,0,0,1000,105000,1.0,100,110,95,105,1000\n\
+         2024-01-04,131A0,50,55,45,52,0,0,10,520,1.0,50,55,45,52,10\n",
+    )?;
+    p.write(
+        "dumps/v2.csv",
+        "Date,Code,O,H,L,C,UL,LL,Vo,Va,AdjFactor,AdjO,AdjH,AdjL,AdjC,AdjVo\n\
+         2024-01-05,13010,105,112,101,111,0,0,900,99900,1.0,105,112,101,111,900\n",
+    )?;
+    p.rule(
+        "raw_stock_data",
+        "op = \"files\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\n[params]\npath = \"dumps/*.csv\"\njquants = true\n",
+    )?;
+    p.ok(&["build"])?;
+    let s = p.state("raw_stock_data")?;
+    assert_eq!(s.current.len(), 2);
+    let files: Vec<_> = s
+        .active_files
+        .keys()
+        .map(|f| p.path("lake/raw_stock_data").join(f))
+        .collect();
+    let df = lakebuild::lake::parquet::scan_files(&files)?.collect()?;
+    let codes: Vec<&str> = df.column("Code")?.str()?.iter().flatten().collect();
+    assert!(
+        codes.contains(&"13010") && codes.contains(&"131A0"),
+        "{codes:?}"
+    );
+    assert_eq!(df.column("AdjC")?.null_count(), 0);
+    assert_eq!(
+        df.column("AdjC")?.dtype(),
+        &polars::prelude::DataType::Float64
+    );
+    assert!(df.column("Open").is_err(), "v1 names were mapped to v2");
+    Ok(())
+}

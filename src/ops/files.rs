@@ -24,6 +24,12 @@ const PARAMS: &[ParamSpec] = &[
         required: false,
         doc: "\"csv\", \"parquet\" or \"auto\" (by extension)",
     },
+    ParamSpec {
+        name: "jquants",
+        ty: ParamType::Bool,
+        required: false,
+        doc: "J-Quants dumps: v1 column names become v2, codes stay strings",
+    },
 ];
 
 fn globs(params: &Value) -> Vec<String> {
@@ -47,6 +53,34 @@ pub fn parse_dates(c: &Column) -> Result<Column> {
 
 /// Reads one CSV or parquet file, with errors that name it.
 pub fn read_file(path: &std::path::Path, format: &str) -> Result<DataFrame> {
+    read_file_with(path, format, &[])
+}
+
+/// J-Quants v1 column names and their v2 equivalents.
+pub const JQUANTS_V1_TO_V2: &[(&str, &str)] = &[
+    ("Open", "O"),
+    ("High", "H"),
+    ("Low", "L"),
+    ("Close", "C"),
+    ("UpperLimit", "UL"),
+    ("LowerLimit", "LL"),
+    ("Volume", "Vo"),
+    ("TurnoverValue", "Va"),
+    ("AdjustmentFactor", "AdjFactor"),
+    ("AdjustmentOpen", "AdjO"),
+    ("AdjustmentHigh", "AdjH"),
+    ("AdjustmentLow", "AdjL"),
+    ("AdjustmentClose", "AdjC"),
+    ("AdjustmentVolume", "AdjVo"),
+];
+
+/// Reads one file; in a CSV, `text_columns` (when present) are read as strings, never
+/// inferred as numbers (codes such as "13010" must stay strings).
+pub fn read_file_with(
+    path: &std::path::Path,
+    format: &str,
+    text_columns: &[&str],
+) -> Result<DataFrame> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
@@ -62,6 +96,7 @@ pub fn read_file(path: &std::path::Path, format: &str) -> Result<DataFrame> {
         "csv" | "txt" => CsvReadOptions::default()
             .with_has_header(true)
             .with_infer_schema_length(Some(10_000))
+            .with_schema_overwrite(text_overrides(path, text_columns))
             .map_parse_options(|p| p.with_try_parse_dates(true))
             .try_into_reader_with_file_path(Some(path.to_path_buf()))
             .and_then(|r| r.finish())
@@ -73,6 +108,57 @@ pub fn read_file(path: &std::path::Path, format: &str) -> Result<DataFrame> {
         ))
         .into()),
     }
+}
+
+/// A schema override making the `text_columns` present in a CSV's header strings.
+fn text_overrides(path: &std::path::Path, text_columns: &[&str]) -> Option<SchemaRef> {
+    if text_columns.is_empty() {
+        return None;
+    }
+    let header = std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .next()?
+        .to_string();
+    let present: Vec<&str> = header
+        .split(',')
+        .map(|h| h.trim().trim_matches('"'))
+        .collect();
+    let fields: Vec<Field> = text_columns
+        .iter()
+        .filter(|c| present.contains(c))
+        .map(|c| Field::new((*c).into(), DataType::String))
+        .collect();
+    (!fields.is_empty()).then(|| std::sync::Arc::new(Schema::from_iter(fields)))
+}
+
+/// Renames J-Quants v1 columns to v2 and makes `Code` a string.
+fn to_jquants_v2(mut df: DataFrame) -> Result<DataFrame> {
+    for (v1, v2) in JQUANTS_V1_TO_V2 {
+        if df.column(v1).is_ok() && df.column(v2).is_err() {
+            df.rename(v1, (*v2).into())?;
+        }
+    }
+    if let Ok(c) = df.column("Code") {
+        if c.dtype() != &DataType::String {
+            let s = c.cast(&DataType::String)?;
+            df.with_column(s)?;
+        }
+    }
+    // Prices and volumes are Float64 whatever a CSV's inference made of them, so that
+    // dumps of any vintage stack into the schema the API sources produce.
+    for (_, v2) in JQUANTS_V1_TO_V2
+        .iter()
+        .filter(|(_, v2)| !matches!(*v2, "UL" | "LL"))
+    {
+        if let Ok(c) = df.column(v2) {
+            if c.dtype() != &DataType::Float64 {
+                let s = c.cast(&DataType::Float64)?;
+                df.with_column(s)?;
+            }
+        }
+    }
+    Ok(df)
 }
 
 impl Op for FilesOp {
@@ -101,7 +187,20 @@ impl Op for FilesOp {
         let mut frames = Vec::new();
         for src in ctx.sources.iter().filter(|s| set.is_match(&s.path)) {
             let path = src.absolute(ctx.project_root);
-            let mut df = read_file(&path, format)?;
+            let jquants = ctx
+                .params
+                .get("jquants")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            let mut df = if jquants {
+                to_jquants_v2(read_file_with(
+                    &path,
+                    format,
+                    &["Code", "UpperLimit", "LowerLimit", "UL", "LL"],
+                )?)?
+            } else {
+                read_file(&path, format)?
+            };
             if ctx.rule.daily {
                 let dc = ctx.rule.date_column.as_str();
                 let Ok(c) = df.column(dc) else {
