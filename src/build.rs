@@ -965,8 +965,13 @@ fn run_with_retry(
         match result {
             Ok(produced) => {
                 let whole = concat_frames(&produced)?;
-                let parts: Vec<DataFrame> = produced.iter().map(|p| p.frame.clone()).collect();
-                let checks = run_checks(&prep.rule.checks, &whole, asset, &parts);
+                let parts: Vec<(PartitionId, DataFrame)> =
+                    produced.iter().map(|p| (p.id, p.frame.clone())).collect();
+                let previous = |id: PartitionId| {
+                    let (pid, c) = prep.state.current.range(..id).next_back()?;
+                    Some((*pid, c.record.rows))
+                };
+                let checks = run_checks(&prep.rule.checks, &whole, asset, &parts, &previous);
                 let failed: Vec<&CheckResult> =
                     checks.iter().filter(|c| c.blocking_failure()).collect();
                 if !failed.is_empty() {

@@ -2,6 +2,7 @@
 //! (write, audit, publish). A failing `error` check fails the step and publishes nothing;
 //! a `warn` check is recorded only. Failures say which rows.
 
+use crate::partition::PartitionId;
 use crate::rule::{Check, CheckKind, Severity};
 use anyhow::Result;
 use polars::prelude::*;
@@ -110,6 +111,8 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
                 (true, String::new())
             }
         }
+        // Needs the neighbouring partitions: handled in `run_checks`.
+        CheckKind::RowCountChange { .. } => (true, String::new()),
         CheckKind::RowCount { min, max } => {
             let n = df.height() as f64;
             if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
@@ -143,20 +146,51 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
     })
 }
 
-/// Runs every check on `df`. `per_partition` splits row-count checks by partition.
+/// Compares each partition's row count with the previous one's (in the batch, or the
+/// lake's partition before the batch via `previous`).
+fn row_count_change(
+    parts: &[(PartitionId, DataFrame)],
+    previous: &dyn Fn(PartitionId) -> Option<(PartitionId, u64)>,
+    max_change: f64,
+) -> (bool, String) {
+    let mut prev = parts.first().and_then(|(id, _)| previous(*id));
+    for (id, df) in parts {
+        let n = df.height() as u64;
+        if let Some((pid, p)) = prev {
+            let change = (n as f64 - p as f64).abs() / (p as f64).max(1.0);
+            if p > 0 && change > max_change {
+                return (
+                    false,
+                    format!(
+                        "{id} has {n} rows, {pid} had {p} (a change of {:.0}%, more than {:.0}%)",
+                        change * 100.0,
+                        max_change * 100.0
+                    ),
+                );
+            }
+        }
+        prev = Some((*id, n));
+    }
+    (true, String::new())
+}
+
+/// Runs every check on `df` (the whole batch); row-count checks run per partition.
 pub fn run_checks(
     checks: &[Check],
     df: &DataFrame,
     asset: &str,
-    parts: &[DataFrame],
+    parts: &[(PartitionId, DataFrame)],
+    previous: &dyn Fn(PartitionId) -> Option<(PartitionId, u64)>,
 ) -> Vec<CheckResult> {
     checks
         .iter()
         .map(|check| {
-            let outcome = if matches!(check.kind, CheckKind::RowCount { .. }) && parts.len() > 1 {
+            let outcome = if let CheckKind::RowCountChange { max_change } = check.kind {
+                Ok(row_count_change(parts, previous, max_change))
+            } else if matches!(check.kind, CheckKind::RowCount { .. }) && parts.len() > 1 {
                 parts
                     .iter()
-                    .find_map(|p| match run_one(check, p, asset) {
+                    .find_map(|(_, p)| match run_one(check, p, asset) {
                         Ok((true, _)) => None,
                         Ok((false, d)) => Some(Ok((false, d))),
                         Err(e) => Some(Err(e)),

@@ -55,6 +55,10 @@ pub enum CheckKind {
         min: Option<f64>,
         max: Option<f64>,
     },
+    /// Each day's row count within ±`max_change` (relative) of the previous day's.
+    RowCountChange {
+        max_change: f64,
+    },
     RowCount {
         min: Option<f64>,
         max: Option<f64>,
@@ -500,6 +504,16 @@ pub fn parse_rule(
                     continue;
                 }
             },
+            "row_count_change" => match r.max {
+                Some(m) if m > 0.0 => CheckKind::RowCountChange { max_change: m },
+                _ => {
+                    errs.at(
+                        at,
+                        "check 'row_count_change' needs max = <allowed relative change>, e.g. 0.2",
+                    );
+                    continue;
+                }
+            },
             "row_count" => {
                 if r.min.is_none() && r.max.is_none() {
                     errs.at(at, "check 'row_count' needs min and/or max");
@@ -522,7 +536,7 @@ pub fn parse_rule(
             other => {
                 errs.at(
                     at,
-                    format!("unknown check kind '{other}': use not_null, unique, range, row_count or sql"),
+                    format!("unknown check kind '{other}': use not_null, unique, range, row_count, row_count_change or sql"),
                 );
                 continue;
             }

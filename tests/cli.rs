@@ -339,3 +339,29 @@ fn global_options_before_subcommands_and_bare_targets() -> R {
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"state\": \"fresh\""));
     Ok(())
 }
+
+#[test]
+fn row_count_change_compares_with_the_previous_day() -> R {
+    let p = pipeline(5)?;
+    p.rule(
+        "prices",
+        &format!("{PRICES_RULE}\n[[checks]]\nkind = \"row_count_change\"\nmax = 0.2\n"),
+    )?;
+    p.ok(&["prices"])?;
+    // Day 5 loses two of its three stocks.
+    let mut csv = prices_csv(6, &|_, _, x| x);
+    let day5 = day(5).to_string();
+    csv = csv
+        .lines()
+        .filter(|l| !(l.starts_with(&day5) && !l.contains(",1301,")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    p.write("data/prices.csv", &csv)?;
+    let out = p.fails(&["prices"], 1)?;
+    assert!(
+        out.contains(&format!("{day5} has 1 rows, {} had 3", day(4))),
+        "{out}"
+    );
+    assert_eq!(p.hashes("prices")?.len(), 5, "nothing published");
+    Ok(())
+}
