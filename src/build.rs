@@ -1116,8 +1116,9 @@ fn file_name(id: PartitionId, key: &str) -> String {
     format!("part-{id}-{}-{}.parquet", short(key), &unique_suffix()[..8])
 }
 
-fn tags(id: PartitionId, key: &str, content_hash: &str) -> Vec<(String, String)> {
+fn tags(id: PartitionId, key: &str, content_hash: &str, run_id: &str) -> Vec<(String, String)> {
     vec![
+        ("lakebuild.run_id".into(), run_id.to_string()),
         ("lakebuild.partition".into(), id.to_string()),
         ("lakebuild.key".into(), key.to_string()),
         ("lakebuild.content_hash".into(), content_hash.to_string()),
@@ -1231,7 +1232,7 @@ fn publish(
                 path: file,
                 size: bytes as i64,
                 rows: p.frame.height() as u64,
-                tags: tags(p.id, &key, &p.content_hash),
+                tags: tags(p.id, &key, &p.content_hash, run_id),
                 data_change: outcome == PartitionOutcome::Built,
             };
             Ok((rec, add, old))
@@ -1311,7 +1312,7 @@ fn restore(
             path: rec.file.clone(),
             size: rec.bytes as i64,
             rows: rec.rows,
-            tags: tags(rec.id, &rec.key, &rec.content_hash),
+            tags: tags(rec.id, &rec.key, &rec.content_hash, run_id),
             data_change: true,
         });
         if let Some(c) = prep.state.current.get(&a.id) {

@@ -365,3 +365,30 @@ fn row_count_change_compares_with_the_previous_day() -> R {
     assert_eq!(p.hashes("prices")?.len(), 5, "nothing published");
     Ok(())
 }
+
+#[test]
+fn delta_file_tags_carry_run_partition_key_and_content_hash() -> R {
+    let p = pipeline(3)?;
+    p.ok(&["build"])?;
+    let state = p.state("ma")?;
+    let url = url::Url::from_directory_path(std::fs::canonicalize(p.path("lake/ma"))?)
+        .map_err(|_| "url")?;
+    let table = lakebuild::lake::table::runtime().block_on(deltalake::open_table(url))?;
+    let mut seen = 0;
+    for f in table.snapshot()?.log_data().iter() {
+        #[allow(deprecated)]
+        let tags = f.add_action().tags.unwrap_or_default();
+        let get = |k: &str| tags.get(k).cloned().flatten().unwrap_or_default();
+        let id = lakebuild::partition::PartitionId::parse(&get("lakebuild.partition"))?;
+        let cur = state
+            .current
+            .get(&id)
+            .ok_or("a tagged partition lakebuild does not know")?;
+        assert_eq!(get("lakebuild.key"), cur.record.key);
+        assert_eq!(get("lakebuild.content_hash"), cur.record.content_hash);
+        assert_eq!(get("lakebuild.run_id"), cur.commit.run_id);
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
+    Ok(())
+}
