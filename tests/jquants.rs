@@ -230,13 +230,7 @@ fn alphanumeric_codes_and_sentinels_round_trip() -> R {
     let p = project(&server, "")?;
     let out = build(&p, "2026-09-01")?;
     assert!(out.status.success(), "{}", text(&out));
-    let s = p.state("raw_stock_data")?;
-    let files: Vec<_> = s
-        .active_files
-        .keys()
-        .map(|f| p.path("lake/raw_stock_data").join(f))
-        .collect();
-    let df = lakebuild::lake::parquet::scan_files(&files)?.collect()?;
+    let df = p.frame("raw_stock_data")?;
     let codes: Vec<String> = df
         .column("Code")?
         .str()?

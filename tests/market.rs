@@ -110,13 +110,7 @@ fn codes_are_strings_and_bars_are_sane() -> R {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let state = p.state("raw_stock_data")?;
-    let files: Vec<_> = state
-        .active_files
-        .keys()
-        .map(|f| p.path("lake/raw_stock_data").join(f))
-        .collect();
-    let df = lakebuild::lake::parquet::scan_files(&files)?.collect()?;
+    let df = p.frame("raw_stock_data")?;
     assert!(
         df.column("Code")?
             .str()?
@@ -159,14 +153,8 @@ fn files_source_imports_v1_and_v2_dumps_into_one_schema() -> R {
         "op = \"files\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\n[params]\npath = \"dumps/*.csv\"\njquants = true\n",
     )?;
     p.ok(&["build"])?;
-    let s = p.state("raw_stock_data")?;
-    assert_eq!(s.current.len(), 2);
-    let files: Vec<_> = s
-        .active_files
-        .keys()
-        .map(|f| p.path("lake/raw_stock_data").join(f))
-        .collect();
-    let df = lakebuild::lake::parquet::scan_files(&files)?.collect()?;
+    assert_eq!(p.state("raw_stock_data")?.current.len(), 2);
+    let df = p.frame("raw_stock_data")?;
     let codes: Vec<&str> = df.column("Code")?.str()?.iter().flatten().collect();
     assert!(
         codes.contains(&"13010") && codes.contains(&"131A0"),

@@ -123,6 +123,18 @@ impl Proj {
         Ok((**c).clone())
     }
 
+    /// Every current row of an asset, read back from its parquet files.
+    pub fn frame(&self, asset: &str) -> R<polars::prelude::DataFrame> {
+        let dir = self.lake().table(asset);
+        let files: Vec<_> = self
+            .state(asset)?
+            .active_files
+            .keys()
+            .map(|f| dir.join(f))
+            .collect();
+        Ok(lakebuild::lake::parquet::scan_files(&files)?.collect()?)
+    }
+
     pub fn history(&self) -> R<Vec<RunRow>> {
         Ok(runs::read_all(&self.lake())?)
     }
