@@ -311,6 +311,7 @@ pub fn plan_with(
     states: &States,
 ) -> Result<Vec<AssetPlan>> {
     let assets = selection(project, &opts.targets, opts.only)?;
+    states.preload(&assets)?;
     let mut stale: HashMap<String, BTreeSet<PartitionId>> = HashMap::new();
     let mut whole_stale: BTreeSet<String> = BTreeSet::new();
     let mut plans = Vec::new();
@@ -411,6 +412,7 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
     )?;
     // Planned after the lock: whatever the previous holder built is now seen as done.
     let states = States::new(&project.lake);
+    states.preload(&assets)?;
     let progress = Progress::new(opts.progress);
     let deps: HashMap<&str, Vec<&str>> = assets
         .iter()

@@ -54,6 +54,12 @@ impl States {
         self.reload(asset)
     }
 
+    /// Loads the states of `assets` in parallel (log replay is most of a no-op build).
+    pub fn preload(&self, assets: &[String]) -> Result<()> {
+        use rayon::prelude::*;
+        assets.par_iter().try_for_each(|a| self.get(a).map(|_| ()))
+    }
+
     pub fn reload(&self, asset: &str) -> Result<Arc<AssetState>> {
         let s = Arc::new(AssetState::load(&self.lake.table(asset))?);
         self.map
