@@ -146,15 +146,6 @@ impl RuleSet {
             .cloned()
             .collect()
     }
-
-    /// Assets that read `asset` directly.
-    pub fn dependents(&self, asset: &str) -> Vec<&str> {
-        self.order
-            .iter()
-            .filter(|a| self.rules[*a].inputs.iter().any(|i| i.asset == asset))
-            .map(|s| s.as_str())
-            .collect()
-    }
 }
 
 fn find_cycle(rules: &BTreeMap<String, Rule>) -> Option<Vec<String>> {

@@ -5,7 +5,7 @@
 use super::log::AssetState;
 use anyhow::{Context, Result};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct GcReport {
@@ -26,10 +26,7 @@ pub fn collect(table: &Path, retention: Duration, dry_run: bool) -> Result<GcRep
     if state.version.is_none() {
         return Ok(report);
     }
-    let now_ms = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now_ms = crate::resources::now_ms();
     for entry in walkdir::WalkDir::new(table).min_depth(1) {
         let entry = entry.with_context(|| format!("walking {}", table.display()))?;
         let rel = entry.path().strip_prefix(table).unwrap_or(entry.path());

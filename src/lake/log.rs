@@ -172,11 +172,6 @@ impl AssetState {
         Ok(())
     }
 
-    /// Current partition ids, ascending.
-    pub fn partition_ids(&self) -> Vec<PartitionId> {
-        self.current.keys().copied().collect()
-    }
-
     /// Every partition's materializations and removals, by version.
     pub fn history(&self) -> &BTreeMap<PartitionId, Vec<Past>> {
         self.history.get_or_init(|| {
@@ -233,22 +228,8 @@ impl AssetState {
             .collect()
     }
 
-    /// Content hash of the whole asset: blake3 over its (partition id, content hash) pairs.
-    pub fn asset_content_hash(&self) -> String {
-        let mut h = crate::canonical::CanonicalHasher::new("asset-content");
-        for (id, c) in &self.current {
-            h.str(&id.to_string()).str(&c.record.content_hash);
-        }
-        h.finish().to_hex().to_string()
-    }
-
     /// The most recent commit record, if any.
     pub fn last_commit(&self) -> Option<(i64, &Arc<CommitRecord>)> {
         self.commits.iter().next_back().map(|(v, r)| (*v, r))
-    }
-
-    /// The most recent version at which any current partition changed.
-    pub fn last_modified(&self) -> Option<i64> {
-        self.current.values().map(|c| c.version).max()
     }
 }

@@ -10,7 +10,7 @@ pub mod record;
 pub mod runs;
 pub mod table;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Paths inside a lake directory.
 #[derive(Debug, Clone)]
@@ -34,9 +34,5 @@ impl Lake {
     /// A scratch directory for one run's temporary files.
     pub fn scratch(&self, run_id: &str) -> PathBuf {
         self.root.join("_lakebuild").join("tmp").join(run_id)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.root
     }
 }

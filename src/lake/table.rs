@@ -113,13 +113,6 @@ async fn open_or_create(dir: &Path, schema: &Schema) -> Result<DeltaTable> {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// Commits `adds` and `removes` with `record` in commitInfo, creating the table if needed
 /// and updating its schema when `schema` differs. Returns the new version.
 pub fn commit(
@@ -161,7 +154,7 @@ async fn commit_async(
             let md = snapshot.metadata().clone().with_schema(&wanted)?;
             actions.push(Action::Metadata(md));
         }
-        let ts = now_ms();
+        let ts = crate::resources::now_ms();
         for r in removes {
             actions.push(Action::Remove(Remove {
                 path: r.path.clone(),

@@ -142,13 +142,7 @@ impl Op for JquantsOp {
         "jquants"
     }
     fn code_version(&self) -> &'static str {
-        static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-        V.get_or_init(|| {
-            let mut h = blake3::Hasher::new();
-            h.update(include_str!("jquants.rs").as_bytes());
-            h.update(include_str!("../market/jquants.rs").as_bytes());
-            h.finalize().to_hex()[..16].to_string()
-        })
+        crate::op_code_version!("market/jquants.rs")
     }
     fn params(&self) -> &'static [ParamSpec] {
         PARAMS

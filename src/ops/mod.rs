@@ -74,14 +74,17 @@ pub trait Op: Send + Sync {
     fn run(&self, ctx: &OpContext) -> Result<DataFrame>;
 }
 
-/// Hex blake3 of an op's source text, computed once per process.
+/// Hex blake3 of an op's source text, and of any other source files (paths relative
+/// to `src/`) whose code determines its output, computed once per process.
 #[macro_export]
 macro_rules! op_code_version {
-    () => {{
+    ($($extra:literal),* $(,)?) => {{
         static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         V.get_or_init(|| {
-            let src = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", file!()));
-            blake3::hash(src.as_bytes()).to_hex()[..16].to_string()
+            let mut h = blake3::Hasher::new();
+            h.update(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/", file!())).as_bytes());
+            $(h.update(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/", $extra)).as_bytes());)*
+            h.finalize().to_hex()[..16].to_string()
         })
         .as_str()
     }};

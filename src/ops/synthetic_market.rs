@@ -105,15 +105,11 @@ impl Op for SyntheticMarketOp {
     }
     fn code_version(&self) -> &'static str {
         // The generator's code is part of what determines the data.
-        static V: OnceLock<String> = OnceLock::new();
-        V.get_or_init(|| {
-            let mut h = blake3::Hasher::new();
-            h.update(include_str!("synthetic_market.rs").as_bytes());
-            h.update(include_str!("../market/synthetic.rs").as_bytes());
-            h.update(include_str!("../market/calendar.rs").as_bytes());
-            h.update(include_str!("../market/sectors.rs").as_bytes());
-            h.finalize().to_hex()[..16].to_string()
-        })
+        crate::op_code_version!(
+            "market/synthetic.rs",
+            "market/calendar.rs",
+            "market/sectors.rs"
+        )
     }
     fn params(&self) -> &'static [ParamSpec] {
         PARAMS
