@@ -236,12 +236,12 @@ pub fn prepare<'a>(
         let v = InputView::of(&i.asset, &s);
         inputs.push((s, v, i.coverage));
     }
-    let daily_inputs: Vec<&InputView> = rule
+    let daily_inputs: Vec<(&InputView, &crate::rule::Input)> = rule
         .inputs
         .iter()
         .zip(&inputs)
         .filter(|(i, _)| project.rules.get(&i.asset).is_some_and(|r| r.daily))
-        .map(|(_, (_, v, _))| v)
+        .map(|(i, (_, v, _))| (v, i))
         .collect();
     let dom = if rule.daily && rule.dates.is_none() && daily_inputs.is_empty() {
         None
@@ -1270,7 +1270,14 @@ fn publish(
         return Ok(());
     }
     let record = commit_record(prep, asset, run_id, &schema, records.clone(), gone);
-    table::commit(table_dir, &schema, &adds, &removes, &record)?;
+    table::commit(
+        table_dir,
+        &schema,
+        &adds,
+        &removes,
+        &record,
+        &prep.op.table_properties(&prep.rule.params),
+    )?;
     summary.built += records
         .iter()
         .filter(|r| r.outcome == PartitionOutcome::Built)
@@ -1317,13 +1324,13 @@ fn restore(
             tags: tags(rec.id, &rec.key, &rec.content_hash, run_id),
             data_change: true,
         });
-        if let Some(c) = prep.state.current.get(&a.id) {
-            if c.record.file != rec.file {
-                removes.push(table::OldFile {
-                    path: c.record.file.clone(),
-                    size: c.record.bytes as i64,
-                });
-            }
+        if let Some(c) = prep.state.current.get(&a.id)
+            && c.record.file != rec.file
+        {
+            removes.push(table::OldFile {
+                path: c.record.file.clone(),
+                size: c.record.bytes as i64,
+            });
         }
         records.push(rec);
     }
@@ -1344,7 +1351,14 @@ fn restore(
             .unwrap_or_default(),
     };
     let record = commit_record(prep, asset, run_id, &schema, records.clone(), obsolete);
-    table::commit(table_dir, &schema, &adds, &removes, &record)?;
+    table::commit(
+        table_dir,
+        &schema,
+        &adds,
+        &removes,
+        &record,
+        &prep.op.table_properties(&prep.rule.params),
+    )?;
     summary.restored += records.len();
     summary.removed += obsolete.len();
     group_rows(run_id, opts, asset, started, &records, rows, &[]);

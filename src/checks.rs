@@ -45,6 +45,51 @@ fn missing_columns(df: &DataFrame, cols: &[String]) -> Option<String> {
     })
 }
 
+/// The columns `patterns` name (`*` globs allowed), or every column passing `default`
+/// when no pattern is given. A pattern that matches nothing is an error (a typo).
+fn resolve(
+    df: &DataFrame,
+    patterns: &[String],
+    default: impl Fn(&DataType) -> bool,
+) -> std::result::Result<Vec<String>, String> {
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if patterns.is_empty() {
+        return Ok(df
+            .columns()
+            .iter()
+            .filter(|c| default(c.dtype()))
+            .map(|c| c.name().to_string())
+            .collect());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for p in patterns {
+        let matched: Vec<&String> = if p.contains(['*', '?', '[']) {
+            let glob = globset::Glob::new(p)
+                .map_err(|e| format!("bad column pattern '{p}': {e}"))?
+                .compile_matcher();
+            names.iter().filter(|n| glob.is_match(n.as_str())).collect()
+        } else {
+            names.iter().filter(|n| *n == p).collect()
+        };
+        if matched.is_empty() {
+            return Err(format!(
+                "column pattern '{p}' matches no column of the output (it has {})",
+                names.join(", ")
+            ));
+        }
+        for m in matched {
+            if !out.contains(m) {
+                out.push(m.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)> {
     Ok(match &check.kind {
         CheckKind::NotNull { columns } => {
@@ -85,30 +130,136 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
                 (true, String::new())
             }
         }
-        CheckKind::Range { column, min, max } => {
-            if let Some(m) = missing_columns(df, std::slice::from_ref(column)) {
-                return Ok((false, m));
+        CheckKind::Range { columns, min, max } => {
+            let cols = match resolve(df, columns, |_| true) {
+                Ok(c) => c,
+                Err(m) => return Ok((false, m)),
+            };
+            let mut bad = Vec::new();
+            let mut mask = BooleanChunked::full("m".into(), false, df.height());
+            for c in &cols {
+                let s = df.column(c)?.cast(&DataType::Float64)?;
+                let out: BooleanChunked = s
+                    .f64()?
+                    .iter()
+                    .map(|x| {
+                        Some(x.is_some_and(|x| {
+                            x.is_nan() || min.is_some_and(|m| x < m) || max.is_some_and(|m| x > m)
+                        }))
+                    })
+                    .collect();
+                if out.any() {
+                    bad.push(format!("{c} ({})", out.sum().unwrap_or(0)));
+                    mask = &mask | &out;
+                }
             }
-            let s = df.column(column)?.cast(&DataType::Float64)?;
-            let v = s.f64()?;
-            let mask: BooleanChunked = v
-                .iter()
-                .map(|x| {
-                    Some(x.is_some_and(|x| {
-                        x.is_nan() || min.is_some_and(|m| x < m) || max.is_some_and(|m| x > m)
-                    }))
-                })
-                .collect();
-            if mask.any() {
+            if bad.is_empty() {
+                (true, String::new())
+            } else {
                 (
                     false,
                     format!(
-                        "{column} outside [{min:?}, {max:?}]: {}",
+                        "values outside [{min:?}, {max:?}] in {}: {}",
+                        bad.join(", "),
                         examples(df, &mask)
                     ),
                 )
-            } else {
+            }
+        }
+        CheckKind::Finite { columns } => {
+            let cols = match resolve(df, columns, |d| d.is_float()) {
+                Ok(c) => c,
+                Err(m) => return Ok((false, m)),
+            };
+            let mut bad = Vec::new();
+            let mut mask = BooleanChunked::full("m".into(), false, df.height());
+            for c in &cols {
+                let s = df.column(c)?.cast(&DataType::Float64)?;
+                let out: BooleanChunked = s
+                    .f64()?
+                    .iter()
+                    .map(|x| Some(x.is_some_and(|x| !x.is_finite())))
+                    .collect();
+                if out.any() {
+                    bad.push(format!("{c} ({})", out.sum().unwrap_or(0)));
+                    mask = &mask | &out;
+                }
+            }
+            if bad.is_empty() {
                 (true, String::new())
+            } else {
+                (
+                    false,
+                    format!(
+                        "NaN or infinite values in {}: {}",
+                        bad.join(", "),
+                        examples(df, &mask)
+                    ),
+                )
+            }
+        }
+        CheckKind::NotAllNull { columns } => {
+            let cols = match resolve(df, columns, |_| true) {
+                Ok(c) => c,
+                Err(m) => return Ok((false, m)),
+            };
+            if df.height() == 0 {
+                return Ok((true, String::new()));
+            }
+            let empty: Vec<&String> = cols
+                .iter()
+                .filter(|c| df.column(c).is_ok_and(|s| s.null_count() == df.height()))
+                .collect();
+            if empty.is_empty() {
+                (true, String::new())
+            } else {
+                (
+                    false,
+                    format!(
+                        "column(s) entirely null over {} rows: {}",
+                        df.height(),
+                        empty
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            }
+        }
+        CheckKind::NullRate { columns, max } => {
+            let cols = match resolve(df, columns, |_| true) {
+                Ok(c) => c,
+                Err(m) => return Ok((false, m)),
+            };
+            let cells = df.height() * cols.len();
+            if cells == 0 {
+                return Ok((true, String::new()));
+            }
+            let mut per_col: Vec<(usize, &String)> = cols
+                .iter()
+                .map(|c| (df.column(c).map(|s| s.null_count()).unwrap_or(0), c))
+                .collect();
+            let nulls: usize = per_col.iter().map(|(n, _)| n).sum();
+            let rate = nulls as f64 / cells as f64;
+            if rate <= *max {
+                (true, String::new())
+            } else {
+                per_col.sort_by_key(|c| std::cmp::Reverse(c.0));
+                let worst: Vec<String> = per_col
+                    .iter()
+                    .take(3)
+                    .map(|(n, c)| format!("{c} {:.0}%", 100.0 * *n as f64 / df.height() as f64))
+                    .collect();
+                (
+                    false,
+                    format!(
+                        "{:.1}% of the values of {columns:?} are null, more than {:.1}% (most: {})",
+                        100.0 * rate,
+                        100.0 * max,
+                        worst.join(", ")
+                    ),
+                )
             }
         }
         // Needs the neighbouring partitions: handled in `run_checks`.
@@ -187,12 +338,18 @@ pub fn run_checks(
         .map(|check| {
             let outcome = if let CheckKind::RowCountChange { max_change } = check.kind {
                 Ok(row_count_change(parts, previous, max_change))
-            } else if matches!(check.kind, CheckKind::RowCount { .. }) && parts.len() > 1 {
+            } else if matches!(
+                check.kind,
+                CheckKind::RowCount { .. }
+                    | CheckKind::NotAllNull { .. }
+                    | CheckKind::NullRate { .. }
+            ) && parts.len() > 1
+            {
                 parts
                     .iter()
-                    .find_map(|(_, p)| match run_one(check, p, asset) {
+                    .find_map(|(id, p)| match run_one(check, p, asset) {
                         Ok((true, _)) => None,
-                        Ok((false, d)) => Some(Ok((false, d))),
+                        Ok((false, d)) => Some(Ok((false, format!("{id}: {d}")))),
                         Err(e) => Some(Err(e)),
                     })
                     .unwrap_or(Ok((true, String::new())))

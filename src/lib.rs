@@ -4,7 +4,9 @@
 //! - rules and their validation: [`rule`], [`rule_set`]; partitions and windows: [`partition`]
 //! - keys, staleness and their reasons (pure): [`canonical`], [`plan`]
 //! - the lake (Delta tables, content hashes, run history, lock, gc): [`lake`]
-//! - ops (`files`, `sql`, `command`, `synthetic_market`): [`ops`]; market data: [`market`]; source files: [`source`]; checks: [`checks`]
+//! - ops (`files`, `sql`, `command`, `synthetic_market`, `jquants`, `features`, `labels`): [`ops`];
+//!   market data: [`market`]; the feature set and its manifest: [`features`]; source files:
+//!   [`source`]; checks: [`checks`]
 //! - the build (execution, restore, early cutoff, dry run): [`build`]
 //! - lineage (`why`): [`explain`]; `status`, `graph`, `history`/`stats`: [`status`], [`graph`], [`history`]
 //! - the command line: [`cli`]
@@ -15,6 +17,7 @@ pub mod checks;
 pub mod cli;
 pub mod error;
 pub mod explain;
+pub mod features;
 pub mod graph;
 pub mod history;
 pub mod lake;

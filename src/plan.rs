@@ -137,19 +137,36 @@ pub fn partition_key(
 }
 
 /// The partitions a daily asset should have: its generated range, or its first daily
-/// input's partitions. `None` when the op discovers them.
+/// input's partitions, less the dates where an input marked `full` has an incomplete
+/// window. `daily_inputs` pairs each daily input's view with its declaration.
 pub fn domain(
     rule: &Rule,
-    daily_inputs: &[&InputView],
+    daily_inputs: &[(&InputView, &crate::rule::Input)],
     today: NaiveDate,
 ) -> Option<Vec<PartitionId>> {
     if !rule.daily {
         return Some(vec![PartitionId::Whole]);
     }
-    if let Some(d) = &rule.dates {
-        return Some(date_range(d.from, d.to.unwrap_or(today), d.calendar));
+    let mut dates = if let Some(d) = &rule.dates {
+        date_range(d.from, d.to.unwrap_or(today), d.calendar)
+    } else {
+        daily_inputs.first().map(|(v, _)| v.ids.clone())?
+    };
+    for (view, input) in daily_inputs {
+        if let (true, Coverage::Window(a, b)) = (input.full, input.coverage) {
+            dates.retain(|p| {
+                p.date()
+                    .is_some_and(|d| window_complete(&view.ids, d, a, b))
+            });
+        }
     }
-    daily_inputs.first().map(|i| i.ids.clone())
+    Some(dates)
+}
+
+/// Whether window `[a, b]` at `date` lies entirely within `ids`.
+fn window_complete(ids: &[PartitionId], date: NaiveDate, a: i64, b: i64) -> bool {
+    let anchor = ids.partition_point(|p| *p <= PartitionId::Day(date)) as i64 - 1;
+    anchor >= 0 && anchor + a >= 0 && anchor + b < ids.len() as i64
 }
 
 /// One difference between the recorded and the current rule ingredients.
@@ -415,10 +432,11 @@ pub fn input_change(reading: &Reading, recorded: &InputRead, range: (usize, usiz
     let mut old: BTreeMap<PartitionId, String> = BTreeMap::new();
     if let (Some(first), Some(last)) = (recorded.first, recorded.last) {
         for id in reading.state.partition_ids_at(recorded.version) {
-            if id >= first && id <= last {
-                if let Some(h) = reading.state.content_hash_at(id, recorded.version) {
-                    old.insert(id, h.to_string());
-                }
+            if id >= first
+                && id <= last
+                && let Some(h) = reading.state.content_hash_at(id, recorded.version)
+            {
+                old.insert(id, h.to_string());
             }
         }
     }

@@ -39,6 +39,10 @@ pub struct Input {
     pub coverage: Coverage,
     /// Whether the rule wrote `window = [...]` (an error on an unpartitioned input).
     pub window_given: bool,
+    /// `full = true`: the output has a partition only where this input's window is
+    /// complete (no partition before the input's first one is needed), e.g. features
+    /// that need a full year of history.
+    pub full: bool,
     pub line: usize,
 }
 
@@ -50,10 +54,24 @@ pub enum CheckKind {
     Unique {
         columns: Vec<String>,
     },
+    /// Values of every listed column (globs allowed) within [min, max]; NaN fails.
     Range {
-        column: String,
+        columns: Vec<String>,
         min: Option<f64>,
         max: Option<f64>,
+    },
+    /// No NaN or ±infinity in the listed float columns (all float columns when empty).
+    Finite {
+        columns: Vec<String>,
+    },
+    /// On every day with rows, no listed column (all when empty) is entirely null.
+    NotAllNull {
+        columns: Vec<String>,
+    },
+    /// On every day, the share of null values over the listed columns is at most `max`.
+    NullRate {
+        columns: Vec<String>,
+        max: f64,
     },
     /// Each day's row count within ±`max_change` (relative) of the previous day's.
     RowCountChange {
@@ -162,6 +180,8 @@ struct RawInput {
     window: Option<Spanned<Vec<i64>>>,
     #[serde(default)]
     as_of: Option<bool>,
+    #[serde(default)]
+    full: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -416,6 +436,7 @@ pub fn parse_rule(
             asset: name,
             coverage,
             window_given: r.window.is_some(),
+            full: r.full.unwrap_or(false),
             line,
         });
     }
@@ -490,16 +511,42 @@ pub fn parse_rule(
             "unique" => CheckKind::Unique {
                 columns: need_cols(&mut errs, "unique"),
             },
-            "range" => match &r.column {
-                Some(col) if r.min.is_some() || r.max.is_some() => CheckKind::Range {
-                    column: col.clone(),
+            "range" => {
+                let columns = match (&r.column, &r.columns) {
+                    (Some(c), None) => vec![c.clone()],
+                    (None, Some(c)) if !c.is_empty() => c.clone(),
+                    _ => Vec::new(),
+                };
+                if columns.is_empty() || (r.min.is_none() && r.max.is_none()) {
+                    errs.at(
+                        at,
+                        "check 'range' needs column = \"...\" (or columns = [\"...\"]) and min and/or max",
+                    );
+                    continue;
+                }
+                CheckKind::Range {
+                    columns,
                     min: r.min,
                     max: r.max,
-                },
+                }
+            }
+            "finite" => CheckKind::Finite {
+                columns: r.columns.clone().unwrap_or_default(),
+            },
+            "not_all_null" => CheckKind::NotAllNull {
+                columns: r.columns.clone().unwrap_or_default(),
+            },
+            "null_rate" => match (r.max, &r.columns) {
+                (Some(m), Some(c)) if (0.0..=1.0).contains(&m) && !c.is_empty() => {
+                    CheckKind::NullRate {
+                        columns: c.clone(),
+                        max: m,
+                    }
+                }
                 _ => {
                     errs.at(
                         at,
-                        "check 'range' needs column = \"...\" and min and/or max",
+                        "check 'null_rate' needs columns = [\"...\"] and max = <share of nulls allowed, 0..1>",
                     );
                     continue;
                 }
@@ -536,7 +583,7 @@ pub fn parse_rule(
             other => {
                 errs.at(
                     at,
-                    format!("unknown check kind '{other}': use not_null, unique, range, row_count, row_count_change or sql"),
+                    format!("unknown check kind '{other}': use not_null, unique, range, finite, not_all_null, null_rate, row_count, row_count_change or sql"),
                 );
                 continue;
             }

@@ -79,6 +79,13 @@ impl RuleSet {
                 .inputs
                 .iter()
                 .any(|i| daily.get(&i.asset) == Some(&true));
+            if let Some(op) = ops::find(&rule.op) {
+                errors.extend(
+                    op.validate(rule)
+                        .into_iter()
+                        .map(|(line, e)| format!("{}:{line}: {e}", rule.file.display())),
+                );
+            }
             let discovers = ops::find(&rule.op).is_some_and(|o| o.discovers_partitions());
             if rule.daily && rule.dates.is_none() && !has_daily_input && !discovers {
                 errors.push(format!(
@@ -88,18 +95,18 @@ impl RuleSet {
                 ));
             }
         }
-        if errors.is_empty() {
-            if let Some(cycle) = find_cycle(&rules) {
-                let files: Vec<String> = cycle[..cycle.len() - 1]
-                    .iter()
-                    .filter_map(|a| rules.get(a).map(|r| r.file.display().to_string()))
-                    .collect();
-                errors.push(format!(
-                    "dependency cycle: {} (in {}): remove one of these inputs",
-                    cycle.join(" -> "),
-                    files.join(", ")
-                ));
-            }
+        if errors.is_empty()
+            && let Some(cycle) = find_cycle(&rules)
+        {
+            let files: Vec<String> = cycle[..cycle.len() - 1]
+                .iter()
+                .filter_map(|a| rules.get(a).map(|r| r.file.display().to_string()))
+                .collect();
+            errors.push(format!(
+                "dependency cycle: {} (in {}): remove one of these inputs",
+                cycle.join(" -> "),
+                files.join(", ")
+            ));
         }
         if !errors.is_empty() {
             let n = errors.len();
@@ -134,10 +141,10 @@ impl RuleSet {
         let mut keep = BTreeSet::new();
         let mut stack: Vec<&str> = targets.iter().map(|s| s.as_str()).collect();
         while let Some(a) = stack.pop() {
-            if keep.insert(a.to_string()) {
-                if let Some(r) = self.rules.get(a) {
-                    stack.extend(r.inputs.iter().map(|i| i.asset.as_str()));
-                }
+            if keep.insert(a.to_string())
+                && let Some(r) = self.rules.get(a)
+            {
+                stack.extend(r.inputs.iter().map(|i| i.asset.as_str()));
             }
         }
         self.order

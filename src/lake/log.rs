@@ -97,12 +97,12 @@ pub fn commit_files(table: &Path) -> Result<BTreeMap<i64, PathBuf>> {
         let entry = entry.with_context(|| format!("cannot list {}", log.display()))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if let Some(stem) = name.strip_suffix(".json") {
-            if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
-                if let Ok(v) = stem.parse::<i64>() {
-                    out.insert(v, entry.path());
-                }
-            }
+        if let Some(stem) = name.strip_suffix(".json")
+            && stem.len() == 20
+            && stem.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(v) = stem.parse::<i64>()
+        {
+            out.insert(v, entry.path());
         }
     }
     Ok(out)
@@ -146,10 +146,10 @@ impl AssetState {
                 self.ever_added.insert(add.path.clone(), size);
                 self.active_files.insert(add.path, size);
             }
-            if let Some(rm) = line.remove {
-                if self.active_files.remove(&rm.path).is_some() {
-                    self.removed_at.insert(rm.path, version);
-                }
+            if let Some(rm) = line.remove
+                && self.active_files.remove(&rm.path).is_some()
+            {
+                self.removed_at.insert(rm.path, version);
             }
         }
         self.version = Some(version);

@@ -114,16 +114,33 @@ async fn open_or_create(dir: &Path, schema: &Schema) -> Result<DeltaTable> {
 }
 
 /// Commits `adds` and `removes` with `record` in commitInfo, creating the table if needed
-/// and updating its schema when `schema` differs. Returns the new version.
+/// and updating its schema when `schema` differs, and its table properties (the Delta
+/// `configuration`) when one of `properties` differs. Returns the new version.
 pub fn commit(
     dir: &Path,
     schema: &Schema,
     adds: &[NewFile],
     removes: &[OldFile],
     record: &CommitRecord,
+    properties: &[(String, String)],
 ) -> Result<i64> {
     let app = HashMap::from([("lakebuild".to_string(), serde_json::to_value(record)?)]);
-    runtime().block_on(commit_async(dir, schema, adds, removes, app))
+    runtime().block_on(commit_async(dir, schema, adds, removes, app, properties))
+}
+
+/// A table property of the Delta table in `dir` (its `configuration`), if set.
+pub fn property(dir: &Path, name: &str) -> Result<Option<String>> {
+    runtime().block_on(async {
+        let table = deltalake::open_table(table_url(dir)?)
+            .await
+            .with_context(|| format!("cannot open Delta table {}", dir.display()))?;
+        Ok(table
+            .snapshot()?
+            .metadata()
+            .configuration()
+            .get(name)
+            .cloned())
+    })
 }
 
 /// Like `commit`, with arbitrary app metadata (for lakebuild's own tables).
@@ -134,7 +151,7 @@ pub fn commit_with(
     removes: &[OldFile],
     app: HashMap<String, serde_json::Value>,
 ) -> Result<i64> {
-    runtime().block_on(commit_async(dir, schema, adds, removes, app))
+    runtime().block_on(commit_async(dir, schema, adds, removes, app, &[]))
 }
 
 async fn commit_async(
@@ -143,6 +160,7 @@ async fn commit_async(
     adds: &[NewFile],
     removes: &[OldFile],
     app: HashMap<String, serde_json::Value>,
+    properties: &[(String, String)],
 ) -> Result<i64> {
     let wanted = delta_schema(schema)?;
     let mut last_err = None;
@@ -150,8 +168,16 @@ async fn commit_async(
         let mut table = open_or_create(dir, schema).await?;
         let snapshot = table.snapshot()?;
         let mut actions: Vec<Action> = Vec::new();
-        if snapshot.schema().as_ref() != &wanted {
-            let md = snapshot.metadata().clone().with_schema(&wanted)?;
+        let config = snapshot.metadata().configuration();
+        let stale: Vec<&(String, String)> = properties
+            .iter()
+            .filter(|(k, v)| config.get(k) != Some(v))
+            .collect();
+        if snapshot.schema().as_ref() != &wanted || !stale.is_empty() {
+            let mut md = snapshot.metadata().clone().with_schema(&wanted)?;
+            for (k, v) in stale {
+                md = md.add_config_key(k.clone(), v.clone())?;
+            }
             actions.push(Action::Metadata(md));
         }
         let ts = crate::resources::now_ms();

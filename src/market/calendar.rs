@@ -93,10 +93,12 @@ pub fn holidays(y: i32) -> Vec<NaiveDate> {
         }
     }
     for d in &base {
-        if let (Some(next), Some(after)) = (d.succ_opt(), d.succ_opt().and_then(|x| x.succ_opt())) {
-            if base.contains(&after) && !all.contains(&next) && next.weekday() != Weekday::Sun {
-                all.push(next);
-            }
+        if let (Some(next), Some(after)) = (d.succ_opt(), d.succ_opt().and_then(|x| x.succ_opt()))
+            && base.contains(&after)
+            && !all.contains(&next)
+            && next.weekday() != Weekday::Sun
+        {
+            all.push(next);
         }
     }
     all.sort();

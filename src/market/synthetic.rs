@@ -325,10 +325,10 @@ impl Market {
                     ys.push(b.c * b.cum_ratio / (a.c * a.cum_ratio) - 1.0);
                 }
             }
-            if xs.len() >= 20 {
-                if let Some(ic) = pearson(&xs, &ys) {
-                    ics.push(ic);
-                }
+            if xs.len() >= 20
+                && let Some(ic) = pearson(&xs, &ys)
+            {
+                ics.push(ic);
             }
         }
         if ics.is_empty() {

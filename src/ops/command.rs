@@ -205,11 +205,11 @@ impl Op for CommandOp {
             let mut df = super::files::read_file(f, "auto")?;
             if ctx.rule.daily {
                 let dc = ctx.rule.date_column.as_str();
-                if let Ok(c) = df.column(dc) {
-                    if c.dtype() != &DataType::Date {
-                        let parsed = super::files::parse_dates(c)?;
-                        df.with_column(parsed)?;
-                    }
+                if let Ok(c) = df.column(dc)
+                    && c.dtype() != &DataType::Date
+                {
+                    let parsed = super::files::parse_dates(c)?;
+                    df.with_column(parsed)?;
                 }
             }
             match &mut out {

@@ -139,11 +139,11 @@ fn to_jquants_v2(mut df: DataFrame) -> Result<DataFrame> {
             df.rename(v1, (*v2).into())?;
         }
     }
-    if let Ok(c) = df.column("Code") {
-        if c.dtype() != &DataType::String {
-            let s = c.cast(&DataType::String)?;
-            df.with_column(s)?;
-        }
+    if let Ok(c) = df.column("Code")
+        && c.dtype() != &DataType::String
+    {
+        let s = c.cast(&DataType::String)?;
+        df.with_column(s)?;
     }
     // Prices and volumes are Float64 whatever a CSV's inference made of them, so that
     // dumps of any vintage stack into the schema the API sources produce.
@@ -151,11 +151,11 @@ fn to_jquants_v2(mut df: DataFrame) -> Result<DataFrame> {
         .iter()
         .filter(|(_, v2)| !matches!(*v2, "UL" | "LL"))
     {
-        if let Ok(c) = df.column(v2) {
-            if c.dtype() != &DataType::Float64 {
-                let s = c.cast(&DataType::Float64)?;
-                df.with_column(s)?;
-            }
+        if let Ok(c) = df.column(v2)
+            && c.dtype() != &DataType::Float64
+        {
+            let s = c.cast(&DataType::Float64)?;
+            df.with_column(s)?;
         }
     }
     Ok(df)

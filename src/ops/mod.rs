@@ -3,8 +3,10 @@
 //! one data frame. The engine splits it by partition, hashes, audits and publishes it.
 
 pub mod command;
+pub mod features;
 pub mod files;
 pub mod jquants;
+pub mod labels;
 pub mod sql;
 pub mod synthetic_market;
 
@@ -72,6 +74,18 @@ pub trait Op: Send + Sync {
         Vec::new()
     }
     fn run(&self, ctx: &OpContext) -> Result<DataFrame>;
+    /// Checks of the rule beyond param types (values, required inputs and windows),
+    /// made when the rule set loads, so that nothing builds from a rule the op would
+    /// reject. Each message (with the rule file's line it is about) says what to change.
+    fn validate(&self, _rule: &Rule) -> Vec<(usize, String)> {
+        Vec::new()
+    }
+    /// Properties stored with the asset's Delta table (its `configuration`), e.g. the
+    /// feature manifest a model validates against. A pure function of the params, so
+    /// already covered by the key.
+    fn table_properties(&self, _params: &Value) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Hex blake3 of an op's source text, and of any other source files (paths relative
@@ -96,6 +110,8 @@ static OPS: &[&dyn Op] = &[
     &command::CommandOp,
     &synthetic_market::SyntheticMarketOp,
     &jquants::JquantsOp,
+    &features::FeaturesOp,
+    &labels::LabelsOp,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Op> {

@@ -128,10 +128,10 @@ fn handle(
         if reader.read_line(&mut line)? == 0 || line == "\r\n" {
             break;
         }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("x-api-key") {
-                api_key = v.trim().to_string();
-            }
+        if let Some((k, v)) = line.split_once(':')
+            && k.trim().eq_ignore_ascii_case("x-api-key")
+        {
+            api_key = v.trim().to_string();
         }
     }
     let target = request.split_whitespace().nth(1).unwrap_or("/").to_string();
