@@ -372,3 +372,114 @@ pub fn run_checks(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(kind: CheckKind) -> Check {
+        Check {
+            name: "c".into(),
+            kind,
+            severity: Severity::Error,
+        }
+    }
+
+    fn frame() -> DataFrame {
+        df!(
+            "Date" => ["d1", "d1", "d2"],
+            "ret_1d" => [Some(0.1), None, Some(f64::INFINITY)],
+            "ret_5d" => [Some(0.2), Some(0.3), None],
+            "rsi_14_cs_z" => [1.0, -6.0, 0.0],
+            "empty" => [None::<f64>, None, None],
+        )
+        .unwrap()
+    }
+
+    fn run(kind: CheckKind, df: &DataFrame) -> CheckResult {
+        let parts = [(PartitionId::Whole, df.clone())];
+        run_checks(&[check(kind)], df, "a", &parts, &|_| None).remove(0)
+    }
+
+    #[test]
+    fn finite_flags_infinities_and_nan_by_column() {
+        let r = run(CheckKind::Finite { columns: vec![] }, &frame());
+        assert!(!r.passed);
+        assert!(
+            r.detail
+                .starts_with("NaN or infinite values in ret_1d (1):"),
+            "{}",
+            r.detail
+        );
+    }
+
+    #[test]
+    fn range_takes_globs_and_a_glob_matching_nothing_fails() {
+        let r = run(
+            CheckKind::Range {
+                columns: vec!["*_cs_z".into()],
+                min: Some(-5.0),
+                max: Some(5.0),
+            },
+            &frame(),
+        );
+        assert!(
+            !r.passed && r.detail.contains("rsi_14_cs_z (1)"),
+            "{}",
+            r.detail
+        );
+        let r = run(
+            CheckKind::Range {
+                columns: vec!["*_z_score".into()],
+                min: Some(-5.0),
+                max: None,
+            },
+            &frame(),
+        );
+        assert!(
+            !r.passed && r.detail.contains("matches no column"),
+            "{}",
+            r.detail
+        );
+    }
+
+    #[test]
+    fn not_all_null_names_the_empty_column() {
+        let r = run(CheckKind::NotAllNull { columns: vec![] }, &frame());
+        assert!(!r.passed, "{}", r.detail);
+        assert!(r.detail.ends_with("over 3 rows: empty"), "{}", r.detail);
+        let ok = run(
+            CheckKind::NotAllNull {
+                columns: vec!["ret_*".into()],
+            },
+            &frame(),
+        );
+        assert!(ok.passed, "{}", ok.detail);
+    }
+
+    #[test]
+    fn null_rate_pools_the_listed_columns_per_day() {
+        // ret_*: 2 nulls out of 6 values.
+        let cols = vec!["ret_*".to_string()];
+        let within = run(
+            CheckKind::NullRate {
+                columns: cols.clone(),
+                max: 0.34,
+            },
+            &frame(),
+        );
+        assert!(within.passed, "{}", within.detail);
+        let over = run(
+            CheckKind::NullRate {
+                columns: cols,
+                max: 0.3,
+            },
+            &frame(),
+        );
+        assert!(
+            !over.passed && over.detail.contains("33.3%"),
+            "{}",
+            over.detail
+        );
+    }
+}

@@ -566,6 +566,43 @@ mod tests {
     use crate::source::SourceFile;
     use serde_json::json;
 
+    #[test]
+    fn a_full_input_drops_the_dates_whose_window_is_incomplete() {
+        use crate::rule::Input;
+        let ids: Vec<PartitionId> = (1..=10)
+            .map(|d| PartitionId::Day(NaiveDate::from_ymd_opt(2024, 1, d).unwrap()))
+            .collect();
+        let view = InputView {
+            asset: "prices".into(),
+            version: 0,
+            ids: ids.clone(),
+            hashes: vec![String::new(); 10],
+            versions: vec![0; 10],
+            files: vec![String::new(); 10],
+        };
+        let mut input = Input {
+            asset: "prices".into(),
+            coverage: Coverage::Window(-3, 0),
+            window_given: true,
+            full: true,
+            line: 1,
+        };
+        let src = "op = \"sql\"\npartitioned = \"daily\"\ninputs = [{ asset = \"prices\", window = [-3, 0], full = true }]\n[params]\nquery = \"SELECT 1\"\n";
+        let rule =
+            crate::rule::parse_rule(std::path::Path::new("r.toml"), src, "r", &|_| true).unwrap();
+        assert!(rule.inputs[0].full);
+        let today = NaiveDate::from_ymd_opt(2024, 2, 1).unwrap();
+        let dom = domain(&rule, &[(&view, &input)], today).unwrap();
+        assert_eq!(dom, ids[3..].to_vec());
+        // Future windows: the last dates lack their future.
+        input.coverage = Coverage::Window(0, 2);
+        let dom = domain(&rule, &[(&view, &input)], today).unwrap();
+        assert_eq!(dom, ids[..8].to_vec());
+        input.full = false;
+        let dom = domain(&rule, &[(&view, &input)], today).unwrap();
+        assert_eq!(dom, ids);
+    }
+
     fn ingredients(code: &str, params: Value, sources: Vec<SourceFile>) -> RuleIngredients {
         RuleIngredients {
             op: "sql".into(),

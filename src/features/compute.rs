@@ -15,7 +15,7 @@
 //! ([`super::ema`]). Nulls become NaN before a weighted window (NaN propagates, and
 //! becomes null again in the output).
 
-use super::{CS_Z, Family, FeatureDef, History, YEAR, Z_CLIP, catalog, ema};
+use super::{CS_Z, Family, FeatureDef, History, YEAR, Z_CLIP, catalog, ema, window};
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -73,21 +73,12 @@ fn sum(e: Expr, n: usize) -> Expr {
     wsum(e, vec![1.0; n])
 }
 
-fn mean(e: Expr, n: usize) -> Expr {
-    sum(e, n) / lit(n as f64)
-}
-
 /// Sample variance (ddof 1) over the last `n` rows.
 fn var(e: Expr, n: usize) -> Expr {
     let s = sum(e.clone(), n);
     let ss = sum(e.clone() * e, n);
     let nf = n as f64;
     (ss - s.clone() * s / lit(nf)) / lit(nf - 1.0)
-}
-
-/// EMA seeded at the first of its rows ([`ema::weights`]).
-fn ema(e: Expr, alpha: f64) -> Expr {
-    wsum(e, ema::weights(alpha, ema::rows(alpha)))
 }
 
 fn fixed(n: usize) -> RollingOptionsFixedWindow {
@@ -146,8 +137,100 @@ fn index_features(index: LazyFrame, windows: &[(NaiveDate, NaiveDate)]) -> Resul
         .drop(cols(["C", "_ws", "_lrm"])))
 }
 
-/// The per-stock raw features of `defs` for every trading row of the batch (before the
-/// cut to output dates); sector features hold the stock's own input to the median.
+/// The windowed sums the stock features read, computed by [`window::dot`] at the rows
+/// in `at` (and the MACD line at the rows its signal reads), added to `base`.
+fn window_columns(base: &mut DataFrame, at: &[bool], families: &[Family]) -> Result<()> {
+    let has = |f: Family| families.contains(&f);
+    let get = |df: &DataFrame, name: &str| -> Result<Vec<f64>> {
+        Ok(df
+            .column(name)?
+            .f64()?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
+    };
+    let ew = |alpha: f64| ema::weights(alpha, ema::rows(alpha));
+    let ones = |n: usize| vec![1.0; n];
+    let mut cols: Vec<(String, Vec<f64>)> = Vec::new();
+    let c = get(base, "C")?;
+    if has(Family::Technical) {
+        let at_line = window::widen(at, ema::rows(ema::span_alpha(9)));
+        let e12 = window::dot(&c, &ew(ema::span_alpha(12)), &at_line);
+        let e26 = window::dot(&c, &ew(ema::span_alpha(26)), &at_line);
+        let line: Vec<f64> = e12.iter().zip(&e26).map(|(a, b)| a - b).collect();
+        cols.push((
+            "_sig".into(),
+            window::dot(&line, &ew(ema::span_alpha(9)), at),
+        ));
+        cols.push(("_macd".into(), line));
+        cols.push(("_ema5".into(), window::dot(&c, &ew(ema::span_alpha(5)), at)));
+        cols.push((
+            "_ema20".into(),
+            window::dot(&c, &ew(ema::span_alpha(20)), at),
+        ));
+        let (gain, loss) = (get(base, "_gain")?, get(base, "_loss")?);
+        for p in [2, 14] {
+            let w = ew(ema::wilder_alpha(p));
+            cols.push((format!("_g{p}"), window::dot(&gain, &w, at)));
+            cols.push((format!("_l{p}"), window::dot(&loss, &w, at)));
+        }
+        for n in [5, 20, 60] {
+            cols.push((format!("_c_s{n}"), window::dot(&c, &ones(n), at)));
+        }
+        cols.push((
+            "_c2_s20".into(),
+            window::dot(&get(base, "_c2")?, &ones(20), at),
+        ));
+    }
+    if has(Family::Volatility) {
+        let w = ew(ema::wilder_alpha(14));
+        cols.push(("_atr".into(), window::dot(&get(base, "_tr")?, &w, at)));
+        let (lr, lr2) = (get(base, "_lr")?, get(base, "_lr2")?);
+        for n in [5, 10, 20, 60] {
+            cols.push((format!("_lr_s{n}"), window::dot(&lr, &ones(n), at)));
+            cols.push((format!("_lr2_s{n}"), window::dot(&lr2, &ones(n), at)));
+        }
+        cols.push((
+            "_hl2_s20".into(),
+            window::dot(&get(base, "_hl2")?, &ones(20), at),
+        ));
+    }
+    if has(Family::Volume) {
+        let v = get(base, "V")?;
+        for n in [5, 20] {
+            cols.push((format!("_v_s{n}"), window::dot(&v, &ones(n), at)));
+        }
+        cols.push((
+            "_lt_s20".into(),
+            window::dot(&get(base, "_lt")?, &ones(20), at),
+        ));
+        cols.push((
+            "_lt2_s20".into(),
+            window::dot(&get(base, "_lt2")?, &ones(20), at),
+        ));
+    }
+    if has(Family::Market) && base.column("_rm").is_ok() {
+        for name in ["_r1", "_rm", "_rrm", "_rm2", "_r12"] {
+            cols.push((
+                format!("{name}_s60"),
+                window::dot(&get(base, name)?, &ones(60), at),
+            ));
+        }
+    }
+    for (name, v) in cols {
+        base.with_column(Column::new(name.into(), v))?;
+    }
+    Ok(())
+}
+
+/// Sample variance (ddof 1) from a window's sum and sum of squares over `n` rows.
+fn var_of(s: Expr, s2: Expr, n: usize) -> Expr {
+    let nf = n as f64;
+    (s2 - s.clone() * s / lit(nf)) / lit(nf - 1.0)
+}
+
+/// The per-stock raw features of `defs` for the output rows of the batch; sector
+/// features hold the stock's own input to the median.
 fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
     let has = |f: Family| b.families.contains(&f);
     let mut lf = b
@@ -171,6 +254,7 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
             [col("Date")],
             JoinArgs::new(JoinType::Left),
         );
+    let has_market = has(Family::Market) && b.index.is_some();
     if let Some((index, windows)) = &b.index {
         let idx = index_features(index.clone(), windows)?;
         lf = lf.join(
@@ -180,13 +264,6 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
             JoinArgs::new(JoinType::Left),
         );
     }
-    // Sort and materialise: every shift and rolling window below reads this order.
-    let base = lf
-        .sort(["Code", "Date"], SortMultipleOptions::default())
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("cannot assemble the features batch")?;
-
     let (c, o, h, l, v) = (
         || col("C"),
         || col("O"),
@@ -195,11 +272,35 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
         || col("V"),
     );
     let prev = || c().shift(lit(1));
-    let lf = base
-        .lazy()
+    let ln = |e: Expr| e.log(lit(std::f64::consts::E));
+    let mut squares = vec![
+        (c() * c()).alias("_c2"),
+        (col("_lr") * col("_lr")).alias("_lr2"),
+        (col("_lt") * col("_lt")).alias("_lt2"),
+        when(col("_d").gt(lit(0.0)))
+            .then(col("_d"))
+            .otherwise(lit(0.0))
+            .alias("_gain"),
+        when(col("_d").lt(lit(0.0)))
+            .then(-col("_d"))
+            .otherwise(lit(0.0))
+            .alias("_loss"),
+    ];
+    if has_market {
+        squares.extend([
+            (col("_r1") * col("_rm")).alias("_rrm"),
+            (col("_rm") * col("_rm")).alias("_rm2"),
+            (col("_r1") * col("_r1")).alias("_r12"),
+        ]);
+    }
+    // Sort and materialise with the elementwise inputs of the windows: every shift and
+    // window below reads this order.
+    let started = std::time::Instant::now();
+    let mut base = lf
+        .sort(["Code", "Date"], SortMultipleOptions::default())
         .with_columns([
             (c() / prev() - lit(1.0)).alias("_r1"),
-            (c() / prev()).log(lit(std::f64::consts::E)).alias("_lr"),
+            ln(c() / prev()).alias("_lr"),
             (c() - prev()).alias("_d"),
             polars::lazy::dsl::max_horizontal([
                 h() - l(),
@@ -207,53 +308,55 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
                 (l() - prev()).abs(),
             ])?
             .alias("_tr"),
-            (h() / l())
-                .log(lit(std::f64::consts::E))
-                .pow(2)
-                .alias("_hl2"),
-            (col("Va").fill_null(lit(0.0)) + lit(1.0))
-                .log(lit(std::f64::consts::E))
-                .alias("_lt"),
+            ln(h() / l()).pow(2).alias("_hl2"),
+            ln(col("Va").fill_null(lit(0.0)) + lit(1.0)).alias("_lt"),
         ])
-        .with_columns([
-            when(col("_d").gt(lit(0.0)))
-                .then(col("_d"))
-                .otherwise(lit(0.0))
-                .alias("_gain"),
-            when(col("_d").lt(lit(0.0)))
-                .then(-col("_d"))
-                .otherwise(lit(0.0))
-                .alias("_loss"),
-            (ema(c(), ema::span_alpha(12)) - ema(c(), ema::span_alpha(26))).alias("_macd"),
-        ]);
-    let has_market = has(Family::Market) && b.index.is_some();
-    let mut exprs: Vec<Expr> = Vec::new();
+        .with_columns(squares)
+        .collect()
+        .map_err(anyhow::Error::from)
+        .context("cannot assemble the features batch")?;
+    // The rows to publish: those on an output date.
+    let epoch = NaiveDate::default();
+    let wanted: std::collections::HashSet<i32> = b
+        .stock_windows
+        .iter()
+        .map(|w| (w.0 - epoch).num_days() as i32)
+        .collect();
+    let at: Vec<bool> = base
+        .column("Date")?
+        .date()?
+        .physical()
+        .iter()
+        .map(|d| d.is_some_and(|d| wanted.contains(&d)))
+        .collect();
+    window_columns(&mut base, &at, &b.families)?;
+    tracing::debug!(
+        "features: read and assembled {} rows ({} to publish) in {} ms",
+        base.height(),
+        at.iter().filter(|a| **a).count(),
+        started.elapsed().as_millis()
+    );
+
     let m = |e: Expr, rows: usize| finite(masked(e, rows, true));
+    let s = |name: &str| col(name);
+    let mut exprs: Vec<Expr> = Vec::new();
     for d in defs.iter().filter(|d| d.history == History::Stock) {
         let n = d.rows;
         let x = match d.name.as_str() {
             "log_ret_1d" => col("_lr"),
             "ret_overnight" => o() / prev() - lit(1.0),
             "ret_intraday" => c() / o() - lit(1.0),
-            "parkinson_20d" => {
-                (sum(col("_hl2"), 20) / lit(4.0 * 2f64.ln() * 20.0) * lit(YEAR)).sqrt()
-            }
-            "atr_14" => ema(col("_tr"), ema::wilder_alpha(14)) / c(),
-            "ema_gap_5_20" => {
-                ema(c(), ema::span_alpha(5)) / ema(c(), ema::span_alpha(20)) - lit(1.0)
-            }
-            "macd" => col("_macd") / c(),
-            "macd_signal" => ema(col("_macd"), ema::span_alpha(9)) / c(),
-            "macd_hist" => (col("_macd") - ema(col("_macd"), ema::span_alpha(9))) / c(),
-            "rsi_2" | "rsi_14" => {
-                let p = if d.name == "rsi_2" { 2 } else { 14 };
-                let g = ema(col("_gain"), ema::wilder_alpha(p));
-                let ls = ema(col("_loss"), ema::wilder_alpha(p));
-                lit(100.0) * g.clone() / (g + ls)
-            }
+            "parkinson_20d" => (s("_hl2_s20") / lit(4.0 * 2f64.ln() * 20.0) * lit(YEAR)).sqrt(),
+            "atr_14" => s("_atr") / c(),
+            "ema_gap_5_20" => s("_ema5") / s("_ema20") - lit(1.0),
+            "macd" => s("_macd") / c(),
+            "macd_signal" => s("_sig") / c(),
+            "macd_hist" => (s("_macd") - s("_sig")) / c(),
+            "rsi_2" => lit(100.0) * s("_g2") / (s("_g2") + s("_l2")),
+            "rsi_14" => lit(100.0) * s("_g14") / (s("_g14") + s("_l14")),
             "bb_pctb" | "bb_width" => {
-                let mid = mean(c(), 20);
-                let pop_var = mean(c() * c(), 20) - mid.clone() * mid.clone();
+                let mid = s("_c_s20") / lit(20.0);
+                let pop_var = s("_c2_s20") / lit(20.0) - mid.clone() * mid.clone();
                 let sd = when(pop_var.clone().gt(lit(0.0)))
                     .then(pop_var.sqrt())
                     .otherwise(lit(0.0));
@@ -270,14 +373,17 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
                 let hh = h().rolling_max(fixed(14));
                 lit(100.0) * (c() - ll.clone()) / (hh - ll)
             }
-            "volume_ratio_5" => v() / mean(v(), 5),
-            "volume_ratio_20" => v() / mean(v(), 20),
-            "turnover_z_20" => (col("_lt") - mean(col("_lt"), 20)) / var(col("_lt"), 20).sqrt(),
+            "volume_ratio_5" => v() / (s("_v_s5") / lit(5.0)),
+            "volume_ratio_20" => v() / (s("_v_s20") / lit(20.0)),
+            "turnover_z_20" => {
+                (col("_lt") - s("_lt_s20") / lit(20.0))
+                    / var_of(s("_lt_s20"), s("_lt2_s20"), 20).sqrt()
+            }
             "beta_60d" | "alpha_1d" | "alpha_5d" | "idio_vol_ratio_60d" if has_market => {
-                let (r, rm) = (col("_r1"), col("_rm"));
-                let cov = var_pair(r.clone(), rm.clone(), 60);
-                let vm = var(rm, 60);
-                let vr = var(r, 60);
+                let nf = 60.0;
+                let cov = (s("_rrm_s60") - s("_r1_s60") * s("_rm_s60") / lit(nf)) / lit(nf - 1.0);
+                let vm = var_of(s("_rm_s60"), s("_rm2_s60"), 60);
+                let vr = var_of(s("_r1_s60"), s("_r12_s60"), 60);
                 let beta = cov.clone() / vm.clone();
                 match d.name.as_str() {
                     "beta_60d" => beta,
@@ -297,23 +403,18 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
             "sector_mom_20d" => c() / c().shift(lit(20)) - lit(1.0),
             "rel_sector_ret_5d" => c() / c().shift(lit(5)) - lit(1.0),
             name => {
-                if let Some(k) = name
-                    .strip_prefix("ret_")
-                    .and_then(|s| s.strip_suffix('d'))
-                    .and_then(|s| s.parse::<i64>().ok())
-                {
-                    c() / c().shift(lit(k)) - lit(1.0)
-                } else if let Some(k) = name
-                    .strip_prefix("vol_")
-                    .and_then(|s| s.strip_suffix('d'))
-                    .and_then(|s| s.parse::<usize>().ok())
-                {
-                    var(col("_lr"), k).sqrt() * lit(YEAR.sqrt())
-                } else if let Some(k) = name
-                    .strip_prefix("sma_gap_")
-                    .and_then(|s| s.parse::<usize>().ok())
-                {
-                    c() / mean(c(), k) - lit(1.0)
+                let num = |p: &str| {
+                    name.strip_prefix(p)
+                        .map(|s| s.trim_end_matches('d'))
+                        .and_then(|s| s.parse::<usize>().ok())
+                };
+                if let Some(k) = num("ret_") {
+                    c() / c().shift(lit(k as i64)) - lit(1.0)
+                } else if let Some(k) = num("vol_") {
+                    var_of(s(&format!("_lr_s{k}")), s(&format!("_lr2_s{k}")), k).sqrt()
+                        * lit(YEAR.sqrt())
+                } else if let Some(k) = num("sma_gap_") {
+                    c() / (s(&format!("_c_s{k}")) / lit(k as f64)) - lit(1.0)
                 } else {
                     bail!("feature {name} has no definition (a bug in the catalog)")
                 }
@@ -321,16 +422,7 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
         };
         exprs.push(m(x, n).alias(d.name.as_str()));
     }
-    Ok(lf.with_columns(exprs))
-}
-
-/// Sample covariance (ddof 1) of two columns over the last `n` rows.
-fn var_pair(a: Expr, b: Expr, n: usize) -> Expr {
-    let sa = sum(a.clone(), n);
-    let sb = sum(b.clone(), n);
-    let sab = sum(a * b, n);
-    let nf = n as f64;
-    (sab - sa * sb / lit(nf)) / lit(nf - 1.0)
+    Ok(base.lazy().with_columns(exprs))
 }
 
 /// The output columns in order: keys, sector labels, raw features, z-scores, flags.
@@ -412,20 +504,26 @@ pub fn compute(b: &Batch) -> Result<DataFrame> {
             (col("rel_sector_ret_5d") - med("rel_sector_ret_5d")?).alias("rel_sector_ret_5d"),
         ]);
     }
-    // Cross-sectional z-scores per date, clipped.
-    let z: Vec<Expr> = defs
+    // Cross-sectional z-scores per date, clipped: the day's mean and standard deviation
+    // of every feature in one group-by, joined back.
+    let zdefs: Vec<&FeatureDef> = defs.iter().filter(|d| d.cs_z).collect();
+    let mut stats = Vec::with_capacity(2 * zdefs.len());
+    for d in &zdefs {
+        stats.push(col(d.name.as_str()).mean().alias(format!("_mu_{}", d.name)));
+        stats.push(col(d.name.as_str()).std(1).alias(format!("_sd_{}", d.name)));
+    }
+    let z: Vec<Expr> = zdefs
         .iter()
-        .filter(|d| d.cs_z)
-        .map(|d| -> Result<Expr> {
+        .map(|d| {
             let x = col(d.name.as_str());
-            let mu = x.clone().mean().over([col("Date")])?;
-            let sd = x.clone().std(1).over([col("Date")])?;
-            Ok(when(sd.clone().gt(lit(0.0)))
+            let mu = col(format!("_mu_{}", d.name));
+            let sd = col(format!("_sd_{}", d.name));
+            when(sd.clone().gt(lit(0.0)))
                 .then(((x - mu) / sd).clip(lit(-Z_CLIP), lit(Z_CLIP)))
                 .otherwise(null_f64())
-                .alias(format!("{}{CS_Z}", d.name)))
+                .alias(format!("{}{CS_Z}", d.name))
         })
-        .collect::<Result<_>>()?;
+        .collect();
     let flags: Vec<Expr> = b
         .families
         .iter()
@@ -448,14 +546,21 @@ pub fn compute(b: &Batch) -> Result<DataFrame> {
         .collect();
     // Joins do not keep row order; the per-date means below sum in row order, so fix it
     // for bit-identical results.
-    lf.sort(["Date", "Code"], SortMultipleOptions::default())
-        .with_columns(z)
-        .with_columns(flags)
-        .select(select)
-        .sort(["Date", "Code"], SortMultipleOptions::default())
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("cannot compute the features")
+    let lf = lf.sort(["Date", "Code"], SortMultipleOptions::default());
+    let day_stats = lf.clone().group_by_stable([col("Date")]).agg(stats);
+    lf.join(
+        day_stats,
+        [col("Date")],
+        [col("Date")],
+        JoinArgs::new(JoinType::Left),
+    )
+    .with_columns(z)
+    .with_columns(flags)
+    .select(select)
+    .sort(["Date", "Code"], SortMultipleOptions::default())
+    .collect()
+    .map_err(anyhow::Error::from)
+    .context("cannot compute the features")
 }
 
 #[cfg(test)]
@@ -777,6 +882,60 @@ mod tests {
     }
 
     #[test]
+    fn a_split_changes_raw_prices_but_no_feature() {
+        // A 2:1 split on day 200: the raw prices halve (AdjFactor 0.5 that day), the
+        // adjusted ones stay continuous: every feature equals the unsplit twin's.
+        let n = 400;
+        let ds = dates(n);
+        let p = path(n);
+        let with_raw = |code: &str, split: bool| {
+            let day = col("Date").rank(Default::default(), None);
+            let factor = if split {
+                when(day.clone().gt_eq(lit(201)))
+                    .then(lit(0.5))
+                    .otherwise(lit(1.0))
+            } else {
+                lit(1.0)
+            };
+            frame(code, &ds, &p, |_| true)
+                .lazy()
+                .with_columns([
+                    (col("AdjC") * factor.clone()).alias("C"),
+                    (col("AdjO") * factor).alias("O"),
+                    when(day.eq(lit(201)).and(lit(split)))
+                        .then(lit(0.5))
+                        .otherwise(lit(1.0))
+                        .alias("AdjFactor"),
+                ])
+                .collect()
+                .unwrap()
+        };
+        let mut all = with_raw("1001", false);
+        all.vstack_mut(&with_raw("1004", true)).unwrap();
+        let fams = [
+            Family::Returns,
+            Family::Volatility,
+            Family::Technical,
+            Family::Volume,
+        ];
+        let out = compute(&batch(all, &ds, 260, &fams)).unwrap();
+        for f in [
+            "ret_1d",
+            "ret_overnight",
+            "rsi_14",
+            "macd_signal",
+            "vol_20d",
+            "atr_14",
+        ] {
+            assert_eq!(
+                values(&out, "1004", f),
+                values(&out, "1001", f),
+                "{f} across a split"
+            );
+        }
+    }
+
+    #[test]
     fn values_never_read_outside_their_window() {
         // A 100-row window: ret_120d (121 rows) can never be complete, although the
         // batch frame holds 400 rows of history; 60-row features can.
@@ -831,6 +990,7 @@ mod tests {
             .collect()
             .unwrap();
         all.vstack_mut(&halted).unwrap();
+
         let fams = [
             Family::Returns,
             Family::Volatility,

@@ -4,11 +4,13 @@
 //! - [`catalog`] lists the features of the chosen families; it is the single source of
 //!   the output's columns and of the [`manifest`] stored with the asset.
 //! - [`compute`] builds them with polars' lazy API over all stocks and days of a batch.
-//! - [`ema`] turns exponential averages into window-pure weighted sums.
+//! - [`ema`] turns exponential averages into window-pure weighted sums, which
+//!   [`window`] evaluates at the rows to publish only.
 
 pub mod compute;
 pub mod ema;
 pub mod manifest;
+pub mod window;
 
 use std::fmt;
 

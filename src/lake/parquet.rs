@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use polars::prelude::*;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Casts columns to types a Delta table can hold: unsigned ints widen to signed,
@@ -42,13 +43,18 @@ pub fn write(df: &mut DataFrame, path: &Path) -> Result<u64> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    let mut f =
+    let f =
         std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let bytes = ParquetWriter::new(&mut f)
+    // The parquet writer issues many small writes: buffer them. Statistics are min, max
+    // and null count (distinct counts cost a HyperLogLog pass per column and page).
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let bytes = ParquetWriter::new(&mut w)
         .with_compression(ParquetCompression::Zstd(None))
-        .with_statistics(StatisticsOptions::full())
+        .with_statistics(StatisticsOptions::default())
         .finish(df)
         .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    w.flush()
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(bytes)
 }

@@ -84,7 +84,12 @@ impl Op for FeaturesOp {
         "features"
     }
     fn code_version(&self) -> &'static str {
-        crate::op_code_version!("features/mod.rs", "features/compute.rs", "features/ema.rs")
+        crate::op_code_version!(
+            "features/mod.rs",
+            "features/compute.rs",
+            "features/ema.rs",
+            "features/window.rs"
+        )
     }
     fn params(&self) -> &'static [ParamSpec] {
         PARAMS
@@ -168,13 +173,22 @@ impl Op for FeaturesOp {
         } else {
             None
         };
-        compute(&Batch {
+        let started = std::time::Instant::now();
+        let out = compute(&Batch {
             stocks: prices.scan()?,
             stock_windows: window_firsts(prices, &ctx.partitions),
             index,
             listed,
             families: fams,
-        })
+        })?;
+        tracing::debug!(
+            "features: {} rows x {} columns for {} days in {} ms",
+            out.height(),
+            out.width(),
+            ctx.partitions.len(),
+            started.elapsed().as_millis()
+        );
+        Ok(out)
     }
 }
 
