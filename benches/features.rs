@@ -112,7 +112,14 @@ fn main() -> anyhow::Result<()> {
         prev,
         &["build", "-q", "raw_stock_data", "topix", "listed_info"],
     )?;
-    println!("  market inputs (raw_stock_data, topix, listed_info): {up:.1} s");
+    let sizes: Vec<String> = ["trading_calendar", "raw_stock_data", "listed_info", "topix"]
+        .iter()
+        .map(|a| format!("{a} {:.0} MiB", mib(du(&root.join("lake").join(a)))))
+        .collect();
+    println!(
+        "  market inputs (raw_stock_data, topix, listed_info): {up:.1} s; lake: {}",
+        sizes.join(", ")
+    );
 
     // Full build.
     let full = lakebuild(&root, prev, &["build", "-q", "processed_features"])?;

@@ -52,6 +52,9 @@ pub struct BuildOptions {
     pub progress: bool,
     /// Most partitions of one daily asset computed (and committed) together.
     pub batch_size: usize,
+    /// Fetch the latest days of sources that ask for it again (`recheck_days`); off for
+    /// `status`, which reports what is stale, not what a build would look at again.
+    pub recheck: bool,
 }
 
 impl Default for BuildOptions {
@@ -66,6 +69,7 @@ impl Default for BuildOptions {
             to: None,
             keep_going: false,
             trigger: "manual".into(),
+            recheck: true,
             lock_timeout: Duration::from_secs(600),
             today: chrono::Utc::now().date_naive(),
             progress: false,
@@ -168,11 +172,19 @@ impl Prepared<'_> {
     }
 
     /// Assesses every target partition.
-    pub fn assess_all(&self, asset: &str, force: bool, explain: bool) -> Vec<Assessment> {
+    pub fn assess_all(&self, asset: &str, opts: &BuildOptions, explain: bool) -> Vec<Assessment> {
         let readings = self.readings();
+        let force = opts.force;
+        let recheck = if opts.recheck {
+            self.op.recheck_days(&self.rule.params)
+        } else {
+            0
+        };
+        let recent = self.targets.len().saturating_sub(recheck);
         self.targets
             .par_iter()
-            .map(|id| {
+            .enumerate()
+            .map(|(i, id)| {
                 let mut a = assess(
                     asset,
                     *id,
@@ -183,6 +195,9 @@ impl Prepared<'_> {
                 );
                 if force && a.reasons.is_empty() {
                     a.reasons.push(Reason::Forced);
+                }
+                if i >= recent && a.reasons.is_empty() {
+                    a.reasons.push(Reason::Recheck { days: recheck });
                 }
                 a
             })
@@ -342,7 +357,7 @@ pub fn plan_with(
             continue;
         }
         let mut mine = BTreeSet::new();
-        for mut a in prep.assess_all(asset, opts.force, true) {
+        for mut a in prep.assess_all(asset, opts, true) {
             if a.fresh() {
                 // Fresh now, but an input partition it covers may be rebuilt first.
                 for ((_, view, cov), input) in prep.inputs.iter().zip(&prep.rule.inputs) {
@@ -371,8 +386,10 @@ pub fn plan_with(
                 continue;
             }
             mine.insert(a.id);
-            let restorable = !matches!(a.reasons.first(), Some(Reason::UpstreamPending { .. }))
-                && restorable_file(&prep.state, &a.key).is_some();
+            let restorable = !matches!(
+                a.reasons.first(),
+                Some(Reason::UpstreamPending { .. } | Reason::Recheck { .. } | Reason::Forced)
+            ) && restorable_file(&prep.state, &a.key).is_some();
             if restorable {
                 plan.to_restore.push(a.id);
             } else {
@@ -767,7 +784,7 @@ fn run_step(
         return Ok((summary, rows));
     }
 
-    let assessments = prep.assess_all(asset, opts.force, false);
+    let assessments = prep.assess_all(asset, opts, false);
     let (fresh, stale): (Vec<_>, Vec<_>) = assessments.into_iter().partition(|a| a.fresh());
     summary.fresh = fresh.len();
     let obsolete = prep.obsolete();
@@ -781,7 +798,9 @@ fn run_step(
     let mut restores = Vec::new();
     let mut compute: Vec<Assessment> = Vec::new();
     for a in stale {
-        match (!opts.force)
+        // A re-check must ask the source again, not restore what it had.
+        let must_run = opts.force || matches!(a.reasons.first(), Some(Reason::Recheck { .. }));
+        match (!must_run)
             .then(|| restorable_file(&prep.state, &a.key))
             .flatten()
         {

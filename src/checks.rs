@@ -227,6 +227,35 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
                 )
             }
         }
+        CheckKind::OnCalendar { column, calendar } => {
+            if let Some(m) = missing_columns(df, std::slice::from_ref(column)) {
+                return Ok((false, m));
+            }
+            let dates = df.column(column)?.cast(&DataType::Date)?;
+            let epoch = chrono::NaiveDate::default();
+            let mask: BooleanChunked = dates
+                .date()?
+                .physical()
+                .iter()
+                .map(|d| {
+                    let off = d
+                        .and_then(|d| epoch.checked_add_signed(chrono::Duration::days(d as i64)))
+                        .is_none_or(|d| !crate::partition::on_calendar(d, *calendar));
+                    Some(off)
+                })
+                .collect();
+            if mask.any() {
+                (
+                    false,
+                    format!(
+                        "dates off the {calendar:?} calendar: {}",
+                        examples(df, &mask)
+                    ),
+                )
+            } else {
+                (true, String::new())
+            }
+        }
         CheckKind::NullRate { columns, max } => {
             let cols = match resolve(df, columns, |_| true) {
                 Ok(c) => c,
@@ -455,6 +484,30 @@ mod tests {
             &frame(),
         );
         assert!(ok.passed, "{}", ok.detail);
+    }
+
+    #[test]
+    fn on_calendar_names_rows_on_holidays_and_weekends() {
+        let days = |v: &[&str]| {
+            Column::new(
+                "Date".into(),
+                v.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+            .cast(&DataType::Date)
+            .unwrap()
+        };
+        let ok = DataFrame::new_infer_height(vec![days(&["2024-01-04", "2024-01-05"])]).unwrap();
+        let kind = || CheckKind::OnCalendar {
+            column: "Date".into(),
+            calendar: crate::rule::DayCalendar::Jpx,
+        };
+        assert!(run(kind(), &ok).passed);
+        // New Year's holiday and a Saturday.
+        let bad =
+            DataFrame::new_infer_height(vec![days(&["2024-01-02", "2024-01-05", "2024-01-06"])])
+                .unwrap();
+        let r = run(kind(), &bad);
+        assert!(!r.passed && r.detail.contains("2 row(s)"), "{}", r.detail);
     }
 
     #[test]

@@ -106,6 +106,15 @@ pub fn window_range(input: &[PartitionId], date: NaiveDate, a: i64, b: i64) -> (
     }
 }
 
+/// Whether `d` is a day of `calendar`.
+pub fn on_calendar(d: NaiveDate, calendar: DayCalendar) -> bool {
+    match calendar {
+        DayCalendar::All => true,
+        DayCalendar::Weekdays => !matches!(d.weekday(), Weekday::Sat | Weekday::Sun),
+        DayCalendar::Jpx => crate::market::calendar::is_trading_day(d),
+    }
+}
+
 /// Dates of a generated daily domain.
 pub fn date_range(from: NaiveDate, to: NaiveDate, calendar: DayCalendar) -> Vec<PartitionId> {
     if calendar == DayCalendar::Jpx {

@@ -375,6 +375,10 @@ pub enum Reason {
         changes: Vec<RuleChange>,
     },
     Input(InputChange),
+    /// One of the latest partitions of a source that re-checks recent days.
+    Recheck {
+        days: usize,
+    },
     /// A covered input partition is itself about to be rebuilt.
     UpstreamPending {
         asset: String,
@@ -392,6 +396,9 @@ impl std::fmt::Display for Reason {
                 f.write_str(&s.join("; "))
             }
             Reason::Input(c) => write!(f, "{c}"),
+            Reason::Recheck { days } => {
+                write!(f, "re-check of the latest {days} day(s) (recheck_days)")
+            }
             Reason::UpstreamPending { asset, partitions } => write!(
                 f,
                 "waits on {asset}: {} covered partition(s) stale upstream (may be cut off)",

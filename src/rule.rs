@@ -68,6 +68,11 @@ pub enum CheckKind {
     NotAllNull {
         columns: Vec<String>,
     },
+    /// Every row's date (`column`, default the date column) is a day of `calendar`.
+    OnCalendar {
+        column: String,
+        calendar: DayCalendar,
+    },
     /// On every day, the share of null values over the listed columns is at most `max`.
     NullRate {
         columns: Vec<String>,
@@ -202,6 +207,8 @@ struct RawCheck {
     query: Option<String>,
     #[serde(default)]
     severity: Option<String>,
+    #[serde(default)]
+    calendar: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -536,6 +543,23 @@ pub fn parse_rule(
             "not_all_null" => CheckKind::NotAllNull {
                 columns: r.columns.clone().unwrap_or_default(),
             },
+            "on_calendar" => {
+                let calendar = match r.calendar.as_deref() {
+                    None | Some("jpx") => DayCalendar::Jpx,
+                    Some("weekdays") => DayCalendar::Weekdays,
+                    Some(other) => {
+                        errs.at(
+                            at,
+                            format!("check 'on_calendar': calendar \"{other}\" is unknown: use \"jpx\" or \"weekdays\""),
+                        );
+                        continue;
+                    }
+                };
+                CheckKind::OnCalendar {
+                    column: r.column.clone().unwrap_or_else(|| "Date".into()),
+                    calendar,
+                }
+            }
             "null_rate" => match (r.max, &r.columns) {
                 (Some(m), Some(c)) if (0.0..=1.0).contains(&m) && !c.is_empty() => {
                     CheckKind::NullRate {
@@ -583,7 +607,7 @@ pub fn parse_rule(
             other => {
                 errs.at(
                     at,
-                    format!("unknown check kind '{other}': use not_null, unique, range, finite, not_all_null, null_rate, row_count, row_count_change or sql"),
+                    format!("unknown check kind '{other}': use not_null, unique, range, finite, not_all_null, null_rate, on_calendar, row_count, row_count_change or sql"),
                 );
                 continue;
             }

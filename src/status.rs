@@ -75,6 +75,7 @@ pub fn status(project: &Project, opts: &BuildOptions) -> Result<Vec<AssetStatus>
     let opts = BuildOptions {
         targets: vec![],
         only: false,
+        recheck: false,
         ..opts.clone()
     };
     let states = States::new(&project.lake);

@@ -104,6 +104,50 @@ fn pages_parse_and_incremental_fetches_only_missing_days() -> R {
 }
 
 #[test]
+fn recent_days_are_fetched_again_and_cut_off_when_unchanged() -> R {
+    let server = Server::start(KEY, 2)?;
+    let p = project(&server, "recheck_days = 2")?;
+    p.rule(
+        "closes",
+        "op = \"sql\"\npartitioned = \"daily\"\ninputs = [{ asset = \"raw_stock_data\", window = [0, 0] }]\n[params]\nquery = \"SELECT Date, Code, C FROM raw_stock_data\"\n",
+    )?;
+    let out = build(&p, "2026-09-04")?;
+    assert!(out.status.success(), "{}", text(&out));
+    let before = p.hashes("raw_stock_data")?;
+    let closes = p.version("closes")?;
+    server.clear_log();
+    // No new day: the latest two days are asked for again, nothing changes.
+    let out = build(&p, "2026-09-04")?;
+    assert!(out.status.success(), "{}", text(&out));
+    let mut days = bar_dates(&server);
+    days.dedup();
+    assert_eq!(days, ["2026-09-03", "2026-09-04"]);
+    assert_eq!(p.hashes("raw_stock_data")?, before);
+    assert_eq!(
+        p.version("closes")?,
+        closes,
+        "an unchanged re-check rebuilds nothing downstream"
+    );
+    // status reports what is stale, not what a build would look at again.
+    let status = text(
+        &p.cmd(&["status"])
+            .env("LAKEBUILD_NOW", "2026-09-04")
+            .output()?,
+    );
+    assert!(!status.contains("stale"), "{status}");
+    let dry = p
+        .cmd(&["build", "--dry-run"])
+        .env("LAKEBUILD_NOW", "2026-09-04")
+        .output()?;
+    assert!(
+        text(&dry).contains("re-check of the latest 2 day(s)"),
+        "{}",
+        text(&dry)
+    );
+    assert_no_secret(&p, &text(&out))
+}
+
+#[test]
 fn transient_faults_recover() -> R {
     let server = Server::start(KEY, 2)?;
     let p = project(&server, "")?;

@@ -57,6 +57,12 @@ const PARAMS: &[ParamSpec] = &[
         required: false,
         doc: "most pages one query may take (default 1000)",
     },
+    ParamSpec {
+        name: "recheck_days",
+        ty: ParamType::Int,
+        required: false,
+        doc: "fetch the latest N trading days again on every build, for late corrections (default 0)",
+    },
 ];
 
 const BAR_NUMBERS: &[&str] = &[
@@ -146,6 +152,12 @@ impl Op for JquantsOp {
     }
     fn params(&self) -> &'static [ParamSpec] {
         PARAMS
+    }
+    fn recheck_days(&self, params: &Value) -> usize {
+        params
+            .get("recheck_days")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as usize
     }
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let client = Client::from_env(config(ctx)?)?;

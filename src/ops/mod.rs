@@ -74,6 +74,12 @@ pub trait Op: Send + Sync {
         Vec::new()
     }
     fn run(&self, ctx: &OpContext) -> Result<DataFrame>;
+    /// How many of the latest partitions to fetch again on every build (a source whose
+    /// recent days may still be corrected). A re-fetch that brings the same content is
+    /// cut off: nothing downstream rebuilds.
+    fn recheck_days(&self, _params: &Value) -> usize {
+        0
+    }
     /// Checks of the rule beyond param types (values, required inputs and windows),
     /// made when the rule set loads, so that nothing builds from a rule the op would
     /// reject. Each message (with the rule file's line it is about) says what to change.
