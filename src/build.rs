@@ -990,7 +990,7 @@ fn run_with_retry(
                     produced.iter().map(|p| (p.id, p.frame.clone())).collect();
                 let previous = |id: PartitionId| {
                     let (pid, c) = prep.state.current.range(..id).next_back()?;
-                    Some((*pid, c.record.rows))
+                    Some((*pid, c.record().rows))
                 };
                 let checks = run_checks(&prep.rule.checks, &whole, asset, &parts, &previous);
                 let failed: Vec<&CheckResult> =
@@ -1220,12 +1220,12 @@ fn publish(
                 ),
             };
             let current = prep.state.current.get(&p.id);
-            let unchanged = current.filter(|c| c.record.content_hash == p.content_hash);
+            let unchanged = current.filter(|c| c.record().content_hash == p.content_hash);
             let (file, bytes, outcome, old) = match unchanged {
                 // Early cutoff: same content, so keep the file; only its key changes.
                 Some(c) => (
-                    c.record.file.clone(),
-                    c.record.bytes,
+                    c.record().file.clone(),
+                    c.record().bytes,
                     PartitionOutcome::CutOff,
                     None,
                 ),
@@ -1233,8 +1233,8 @@ fn publish(
                     let name = file_name(p.id, &key);
                     let bytes = parquet::write(&mut p.frame, &table_dir.join(&name))?;
                     let old = current.map(|c| table::OldFile {
-                        path: c.record.file.clone(),
-                        size: c.record.bytes as i64,
+                        path: c.record().file.clone(),
+                        size: c.record().bytes as i64,
                     });
                     (name, bytes, PartitionOutcome::Built, old)
                 }
@@ -1271,8 +1271,8 @@ fn publish(
     for id in gone {
         if let Some(c) = prep.state.current.get(id) {
             removes.push(table::OldFile {
-                path: c.record.file.clone(),
-                size: c.record.bytes as i64,
+                path: c.record().file.clone(),
+                size: c.record().bytes as i64,
             });
         }
     }
@@ -1282,7 +1282,7 @@ fn publish(
         prep.state
             .current
             .get(&r.id)
-            .is_some_and(|c| c.record.key == r.key && c.record.content_hash == r.content_hash)
+            .is_some_and(|c| c.record().key == r.key && c.record().content_hash == r.content_hash)
     });
     if all_same && gone.is_empty() && !records.is_empty() {
         summary.fresh += records.len();
@@ -1344,11 +1344,11 @@ fn restore(
             data_change: true,
         });
         if let Some(c) = prep.state.current.get(&a.id)
-            && c.record.file != rec.file
+            && c.record().file != rec.file
         {
             removes.push(table::OldFile {
-                path: c.record.file.clone(),
-                size: c.record.bytes as i64,
+                path: c.record().file.clone(),
+                size: c.record().bytes as i64,
             });
         }
         records.push(rec);
@@ -1356,8 +1356,8 @@ fn restore(
     for id in obsolete {
         if let Some(c) = prep.state.current.get(id) {
             removes.push(table::OldFile {
-                path: c.record.file.clone(),
-                size: c.record.bytes as i64,
+                path: c.record().file.clone(),
+                size: c.record().bytes as i64,
             });
         }
     }

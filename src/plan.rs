@@ -79,9 +79,9 @@ impl InputView {
         };
         for (id, c) in &state.current {
             v.ids.push(*id);
-            v.hashes.push(c.record.content_hash.clone());
+            v.hashes.push(c.record().content_hash.clone());
             v.versions.push(c.version);
-            v.files.push(c.record.file.clone());
+            v.files.push(c.record().file.clone());
         }
         v
     }
@@ -500,12 +500,12 @@ pub fn assess(
     };
     // Fast path: same rule, same covered ids, and nothing covered changed since it was read.
     let same_rule = cur.commit.rule.digest == rule.digest;
-    if same_rule && cur.record.inputs.len() == readings.len() {
+    if same_rule && cur.record().inputs.len() == readings.len() {
         let untouched =
             readings
                 .iter()
                 .zip(&ranges)
-                .zip(&cur.record.inputs)
+                .zip(&cur.record().inputs)
                 .all(|((r, g), rec)| {
                     let v = r.view;
                     let n = g.1 - g.0;
@@ -518,8 +518,8 @@ pub fn assess(
         if untouched {
             return Assessment {
                 id,
-                key: cur.record.key.clone(),
-                reads: cur.record.inputs.clone(),
+                key: cur.record().key.clone(),
+                reads: cur.record().inputs.clone(),
                 reasons: vec![],
             };
         }
@@ -530,7 +530,7 @@ pub fn assess(
         .map(|(r, g)| r.view.read(*g))
         .collect();
     let key = partition_key(asset, id, &rule.digest, &reads);
-    if key == cur.record.key {
+    if key == cur.record().key {
         return Assessment {
             id,
             key,
@@ -545,7 +545,7 @@ pub fn assess(
             reasons.push(Reason::Rule { changes });
         }
         for ((r, g), read) in readings.iter().zip(&ranges).zip(&reads) {
-            let recorded = cur.record.inputs.iter().find(|x| x.asset == r.view.asset);
+            let recorded = cur.record().inputs.iter().find(|x| x.asset == r.view.asset);
             match recorded {
                 Some(rec) if rec.digest == read.digest => {}
                 Some(rec) => reasons.push(Reason::Input(input_change(r, rec, *g))),

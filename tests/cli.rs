@@ -384,8 +384,8 @@ fn delta_file_tags_carry_run_partition_key_and_content_hash() -> R {
             .current
             .get(&id)
             .ok_or("a tagged partition lakebuild does not know")?;
-        assert_eq!(get("lakebuild.key"), cur.record.key);
-        assert_eq!(get("lakebuild.content_hash"), cur.record.content_hash);
+        assert_eq!(get("lakebuild.key"), cur.record().key);
+        assert_eq!(get("lakebuild.content_hash"), cur.record().content_hash);
         assert_eq!(get("lakebuild.run_id"), cur.commit.run_id);
         seen += 1;
     }

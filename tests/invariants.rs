@@ -276,13 +276,13 @@ fn determinism_across_job_counts() -> R {
             .state(asset)?
             .current
             .values()
-            .map(|c| c.record.key.clone())
+            .map(|c| c.record().key.clone())
             .collect();
         let kb: Vec<_> = b
             .state(asset)?
             .current
             .values()
-            .map(|c| c.record.key.clone())
+            .map(|c| c.record().key.clone())
             .collect();
         assert_eq!(ka, kb, "keys of {asset}");
     }

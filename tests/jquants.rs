@@ -81,7 +81,7 @@ fn pages_parse_and_incremental_fetches_only_missing_days() -> R {
         .state("raw_stock_data")?
         .current
         .values()
-        .map(|c| c.record.rows)
+        .map(|c| c.record().rows)
         .sum();
     assert_eq!(
         rows,
@@ -185,7 +185,7 @@ fn transient_faults_recover() -> R {
         .state("raw_stock_data")?
         .current
         .values()
-        .map(|c| c.record.rows)
+        .map(|c| c.record().rows)
         .sum();
     assert_eq!(rows, 4 * CODES.len() as u64);
     assert_no_secret(&p, &text(&out))

@@ -44,12 +44,12 @@ pub fn collect(table: &Path, retention: Duration, dry_run: bool) -> Result<GcRep
         // gc holds the lake lock and no writer is mid-commit. Referenced by an older
         // version: kept for time travel and restores until it has been out of the current
         // version for the retention period.
-        let (remove, orphan) = match state.removed_at.get(&rel_s) {
+        let (remove, orphan) = match state.removed_at().get(&rel_s) {
             Some(v) => {
                 let removed_ms = state.timestamps.get(v).copied().unwrap_or(now_ms);
                 (now_ms - removed_ms >= retention.as_millis() as i64, false)
             }
-            None => (!state.ever_added.contains_key(&rel_s), true),
+            None => (!state.ever_added().contains_key(&rel_s), true),
         };
         if !remove {
             report.kept_for_retention += 1;

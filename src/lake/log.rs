@@ -13,13 +13,29 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-/// A partition's current materialization.
+/// A partition's current materialization: its record inside the commit that made it
+/// current (shared, not copied: a table holds thousands).
 #[derive(Debug, Clone)]
 pub struct Current {
-    pub record: PartitionRecord,
     /// The table version that made it current.
     pub version: i64,
     pub commit: Arc<CommitRecord>,
+    index: usize,
+}
+
+impl Current {
+    pub fn record(&self) -> &PartitionRecord {
+        &self.commit.partitions[self.index]
+    }
+}
+
+/// One add or remove of a data file, in log order.
+#[derive(Debug, Clone)]
+struct FileMove {
+    version: i64,
+    path: String,
+    size: i64,
+    added: bool,
 }
 
 /// One materialization in a partition's history: `None` content when it was removed.
@@ -50,14 +66,13 @@ pub struct AssetState {
     by_key: OnceLock<HashMap<String, Vec<KeyedFile>>>,
     /// Active data files (Delta replay), path -> size.
     pub active_files: BTreeMap<String, i64>,
-    /// Every file ever added, for gc.
-    pub ever_added: BTreeMap<String, i64>,
+    /// Every add and remove, in order; gc's maps are built from it on first use.
+    moves: Vec<FileMove>,
+    gc_maps: OnceLock<(BTreeMap<String, i64>, BTreeMap<String, i64>)>,
     /// (version, lakebuild record) of each lakebuild commit.
     pub commits: BTreeMap<i64, Arc<CommitRecord>>,
     /// When each version was committed (ms since epoch), from commitInfo.
     pub timestamps: BTreeMap<i64, i64>,
-    /// When each file stopped being active (version), for gc retention.
-    pub removed_at: BTreeMap<String, i64>,
 }
 
 #[derive(Deserialize)]
@@ -142,26 +157,35 @@ impl AssetState {
             }
             if let Some(add) = line.add {
                 let size = add.size.unwrap_or(0);
-                self.removed_at.remove(&add.path);
-                self.ever_added.insert(add.path.clone(), size);
-                self.active_files.insert(add.path, size);
+                self.active_files.insert(add.path.clone(), size);
+                self.moves.push(FileMove {
+                    version,
+                    path: add.path,
+                    size,
+                    added: true,
+                });
             }
             if let Some(rm) = line.remove
                 && self.active_files.remove(&rm.path).is_some()
             {
-                self.removed_at.insert(rm.path, version);
+                self.moves.push(FileMove {
+                    version,
+                    path: rm.path,
+                    size: 0,
+                    added: false,
+                });
             }
         }
         self.version = Some(version);
         let Some(record) = record else { return Ok(()) };
         let record = Arc::new(record);
-        for p in &record.partitions {
+        for (index, p) in record.partitions.iter().enumerate() {
             self.current.insert(
                 p.id,
                 Current {
-                    record: p.clone(),
                     version,
                     commit: record.clone(),
+                    index,
                 },
             );
         }
@@ -170,6 +194,31 @@ impl AssetState {
         }
         self.commits.insert(version, record);
         Ok(())
+    }
+
+    fn gc_maps(&self) -> &(BTreeMap<String, i64>, BTreeMap<String, i64>) {
+        self.gc_maps.get_or_init(|| {
+            let (mut ever, mut removed) = (BTreeMap::new(), BTreeMap::new());
+            for m in &self.moves {
+                if m.added {
+                    removed.remove(&m.path);
+                    ever.insert(m.path.clone(), m.size);
+                } else {
+                    removed.insert(m.path.clone(), m.version);
+                }
+            }
+            (ever, removed)
+        })
+    }
+
+    /// Every file ever added (path -> size), for gc.
+    pub fn ever_added(&self) -> &BTreeMap<String, i64> {
+        &self.gc_maps().0
+    }
+
+    /// When each inactive file stopped being active (version), for gc retention.
+    pub fn removed_at(&self) -> &BTreeMap<String, i64> {
+        &self.gc_maps().1
     }
 
     /// Every partition's materializations and removals, by version.

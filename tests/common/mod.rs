@@ -113,7 +113,7 @@ impl Proj {
             .state(asset)?
             .current
             .iter()
-            .map(|(k, c)| (*k, c.record.content_hash.clone()))
+            .map(|(k, c)| (*k, c.record().content_hash.clone()))
             .collect())
     }
 
