@@ -175,7 +175,8 @@ fn blocking_check_fails_the_step_and_skips_dependents_warn_is_recorded() -> R {
     )?;
     let out = p.fails(&["build"], 1)?;
     assert!(
-        out.contains("check 'range#1' failed") && out.contains("outside [None, Some(100.5)] in ma3"),
+        out.contains("check 'range#1' failed")
+            && out.contains("outside [None, Some(100.5)] in ma3"),
         "{out}"
     );
     assert!(out.contains("summary") && out.contains("skipped"), "{out}");

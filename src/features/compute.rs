@@ -138,8 +138,11 @@ fn index_features(index: LazyFrame, windows: &[(NaiveDate, NaiveDate)]) -> Resul
 }
 
 /// The windowed sums the stock features read, computed by [`window::dot`] at the rows
-/// in `at` (and the MACD line at the rows its signal reads), added to `base`.
-fn window_columns(base: &mut DataFrame, at: &[bool], families: &[Family]) -> Result<()> {
+/// to publish (`at`; the MACD line also at the rows its signal reads), one value per
+/// such row.
+fn window_columns(base: &DataFrame, at: &[bool], families: &[Family]) -> Result<Vec<Column>> {
+    let idx = window::marked(at);
+    let at = idx.as_slice();
     let has = |f: Family| families.contains(&f);
     let get = |df: &DataFrame, name: &str| -> Result<Vec<f64>> {
         Ok(df
@@ -154,15 +157,22 @@ fn window_columns(base: &mut DataFrame, at: &[bool], families: &[Family]) -> Res
     let mut cols: Vec<(String, Vec<f64>)> = Vec::new();
     let c = get(base, "C")?;
     if has(Family::Technical) {
-        let at_line = window::widen(at, ema::rows(ema::span_alpha(9)));
-        let e12 = window::dot(&c, &ew(ema::span_alpha(12)), &at_line);
-        let e26 = window::dot(&c, &ew(ema::span_alpha(26)), &at_line);
-        let line: Vec<f64> = e12.iter().zip(&e26).map(|(a, b)| a - b).collect();
+        // The MACD line where its signal reads it, spread back over all rows.
+        let line_rows = window::marked(&window::widen(
+            &window::scatter_mask(at, c.len()),
+            ema::rows(ema::span_alpha(9)),
+        ));
+        let e12 = window::dot(&c, &ew(ema::span_alpha(12)), &line_rows);
+        let e26 = window::dot(&c, &ew(ema::span_alpha(26)), &line_rows);
+        let mut line = vec![f64::NAN; c.len()];
+        for ((p, a), b) in line_rows.iter().zip(&e12).zip(&e26) {
+            line[*p] = a - b;
+        }
         cols.push((
             "_sig".into(),
             window::dot(&line, &ew(ema::span_alpha(9)), at),
         ));
-        cols.push(("_macd".into(), line));
+        cols.push(("_macd".into(), at.iter().map(|p| line[*p]).collect()));
         cols.push(("_ema5".into(), window::dot(&c, &ew(ema::span_alpha(5)), at)));
         cols.push((
             "_ema20".into(),
@@ -217,10 +227,91 @@ fn window_columns(base: &mut DataFrame, at: &[bool], families: &[Family]) -> Res
             ));
         }
     }
-    for (name, v) in cols {
-        base.with_column(Column::new(name.into(), v))?;
+    Ok(cols
+        .into_iter()
+        .map(|(name, v)| Column::new(name.into(), v))
+        .collect())
+}
+
+/// Lags of the close the features read.
+const LAGS: [usize; 6] = [1, 5, 10, 20, 60, 120];
+
+/// Adds what the features read from earlier rows (lagged closes, the 14-row low and
+/// high, whether each feature's rows lie inside its stock and window) at the rows to
+/// publish, then keeps only those rows: every expression after this runs on them alone.
+fn rows_to_publish(
+    base: DataFrame,
+    at: &[bool],
+    defs: &[FeatureDef],
+    families: &[Family],
+) -> Result<DataFrame> {
+    let mut cols = window_columns(&base, at, families)?;
+    let idx = window::marked(at);
+    let f64s = |df: &DataFrame, name: &str| -> Result<Vec<f64>> {
+        Ok(df
+            .column(name)?
+            .f64()?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
+    };
+    let days = |df: &DataFrame, name: &str, null: i32| -> Result<Vec<i32>> {
+        Ok(df
+            .column(name)?
+            .date()?
+            .physical()
+            .iter()
+            .map(|v| v.unwrap_or(null))
+            .collect())
+    };
+    let c = f64s(&base, "C")?;
+    for k in LAGS {
+        cols.push(Column::new(
+            format!("_c_lag{k}").into(),
+            window::lag(&c, k, &idx),
+        ));
     }
-    Ok(())
+    cols.push(Column::new(
+        "_ll14".into(),
+        window::extreme(&f64s(&base, "L")?, 14, &idx, false),
+    ));
+    cols.push(Column::new(
+        "_hh14".into(),
+        window::extreme(&f64s(&base, "H")?, 14, &idx, true),
+    ));
+    // The first row of each row's stock (rows are sorted by code).
+    let codes = base.column("Code")?.str()?;
+    let mut first = Vec::with_capacity(base.height());
+    let mut prev: Option<&str> = None;
+    let mut start = 0;
+    for (p, code) in codes.iter().enumerate() {
+        if p == 0 || code != prev {
+            start = p;
+        }
+        prev = code;
+        first.push(start);
+    }
+    let date = days(&base, "Date", i32::MIN)?;
+    let window_start = days(&base, "_ws", i32::MAX)?;
+    let mut rows: Vec<usize> = defs
+        .iter()
+        .filter(|d| d.history == History::Stock)
+        .map(|d| d.rows)
+        .collect();
+    rows.sort();
+    rows.dedup();
+    for r in rows {
+        cols.push(Column::new(
+            format!("_in{r}").into(),
+            window::inside(r, &idx, &first, &date, &window_start),
+        ));
+    }
+    let keep = BooleanChunked::from_slice("keep".into(), at);
+    let mut out = base.filter(&keep)?;
+    for c in cols {
+        out.with_column(c)?;
+    }
+    Ok(out)
 }
 
 /// Sample variance (ddof 1) from a window's sum and sum of squares over `n` rows.
@@ -296,7 +387,7 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
     // Sort and materialise with the elementwise inputs of the windows: every shift and
     // window below reads this order.
     let started = std::time::Instant::now();
-    let mut base = lf
+    let base = lf
         .sort(["Code", "Date"], SortMultipleOptions::default())
         .with_columns([
             (c() / prev() - lit(1.0)).alias("_r1"),
@@ -329,7 +420,7 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
         .iter()
         .map(|d| d.is_some_and(|d| wanted.contains(&d)))
         .collect();
-    window_columns(&mut base, &at, &b.families)?;
+    let base = rows_to_publish(base, &at, defs, &b.families)?;
     tracing::debug!(
         "features: read and assembled {} rows ({} to publish) in {} ms",
         base.height(),
@@ -337,14 +428,21 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
         started.elapsed().as_millis()
     );
 
-    let m = |e: Expr, rows: usize| finite(masked(e, rows, true));
+    let m = |e: Expr, rows: usize| {
+        finite(
+            when(col(format!("_in{rows}")))
+                .then(e)
+                .otherwise(null_f64()),
+        )
+    };
     let s = |name: &str| col(name);
+    let lag = |k: usize| col(format!("_c_lag{k}"));
     let mut exprs: Vec<Expr> = Vec::new();
     for d in defs.iter().filter(|d| d.history == History::Stock) {
         let n = d.rows;
         let x = match d.name.as_str() {
             "log_ret_1d" => col("_lr"),
-            "ret_overnight" => o() / prev() - lit(1.0),
+            "ret_overnight" => o() / lag(1) - lit(1.0),
             "ret_intraday" => c() / o() - lit(1.0),
             "parkinson_20d" => (s("_hl2_s20") / lit(4.0 * 2f64.ln() * 20.0) * lit(YEAR)).sqrt(),
             "atr_14" => s("_atr") / c(),
@@ -368,11 +466,7 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
                     width / mid
                 }
             }
-            "stoch_k_14" => {
-                let ll = l().rolling_min(fixed(14));
-                let hh = h().rolling_max(fixed(14));
-                lit(100.0) * (c() - ll.clone()) / (hh - ll)
-            }
+            "stoch_k_14" => lit(100.0) * (c() - s("_ll14")) / (s("_hh14") - s("_ll14")),
             "volume_ratio_5" => v() / (s("_v_s5") / lit(5.0)),
             "volume_ratio_20" => v() / (s("_v_s20") / lit(20.0)),
             "turnover_z_20" => {
@@ -388,7 +482,7 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
                 match d.name.as_str() {
                     "beta_60d" => beta,
                     "alpha_1d" => col("_r1") - beta * col("mkt_ret_1d"),
-                    "alpha_5d" => (c() / c().shift(lit(5)) - lit(1.0)) - beta * col("mkt_ret_5d"),
+                    "alpha_5d" => (c() / lag(5) - lit(1.0)) - beta * col("mkt_ret_5d"),
                     _ => {
                         let rho2 = cov.clone() * cov / (vm * vr);
                         when(rho2.clone().lt(lit(1.0)))
@@ -400,8 +494,8 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
             "beta_60d" | "alpha_1d" | "alpha_5d" | "idio_vol_ratio_60d" => null_f64(),
             // Per-stock inputs of the sector medians: the stock's own returns.
             "sector_ret_1d" => col("_r1"),
-            "sector_mom_20d" => c() / c().shift(lit(20)) - lit(1.0),
-            "rel_sector_ret_5d" => c() / c().shift(lit(5)) - lit(1.0),
+            "sector_mom_20d" => c() / lag(20) - lit(1.0),
+            "rel_sector_ret_5d" => c() / lag(5) - lit(1.0),
             name => {
                 let num = |p: &str| {
                     name.strip_prefix(p)
@@ -409,7 +503,7 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
                         .and_then(|s| s.parse::<usize>().ok())
                 };
                 if let Some(k) = num("ret_") {
-                    c() / c().shift(lit(k as i64)) - lit(1.0)
+                    c() / lag(k) - lit(1.0)
                 } else if let Some(k) = num("vol_") {
                     var_of(s(&format!("_lr_s{k}")), s(&format!("_lr2_s{k}")), k).sqrt()
                         * lit(YEAR.sqrt())

@@ -1,7 +1,7 @@
 //! Window-pure weighted sums, evaluated only where they are needed.
 //!
-//! `dot(x, w, at)` gives, at every row `p` with `at[p]`, the sum `Σⱼ w[j]·x[p−n+1+j]`
-//! over the `n = w.len()` rows ending at `p` (oldest first), and NaN elsewhere. Each
+//! `dot(x, w, at)` gives, at every row `p` listed in `at`, the sum `Σⱼ w[j]·x[p−n+1+j]`
+//! over the `n = w.len()` rows ending at `p` (oldest first). Each
 //! value is computed afresh from its own rows in a fixed order, so it is the same bit
 //! for bit in any batch (invariant 3); and because only the rows that are published (or
 //! that a later window reads) are computed, a one-day build pays for one row per stock,
@@ -13,34 +13,96 @@
 
 use rayon::prelude::*;
 
-/// The weighted sum of the `w.len()` rows ending at each row where `at` holds.
-pub fn dot(x: &[f64], w: &[f64], at: &[bool]) -> Vec<f64> {
+/// The weighted sum of the `w.len()` rows ending at each row of `at` (row indices,
+/// ascending); NaN where fewer rows precede.
+pub fn dot(x: &[f64], w: &[f64], at: &[usize]) -> Vec<f64> {
     let n = w.len();
-    let mut out = vec![f64::NAN; x.len()];
-    out.par_chunks_mut(4096).enumerate().for_each(|(c, chunk)| {
-        let base = c * 4096;
-        for (i, o) in chunk.iter_mut().enumerate() {
-            let p = base + i;
-            if !at[p] || p + 1 < n {
-                continue;
+    let mut out = vec![f64::NAN; at.len()];
+    out.par_chunks_mut(1024)
+        .zip(at.par_chunks(1024))
+        .for_each(|(o, rows)| {
+            for (o, &p) in o.iter_mut().zip(rows) {
+                if p + 1 < n {
+                    continue;
+                }
+                let win = &x[p + 1 - n..=p];
+                // Four interleaved accumulators, combined in a fixed order.
+                let mut acc = [0.0f64; 4];
+                for (xs, ws) in win.chunks_exact(4).zip(w.chunks_exact(4)) {
+                    for k in 0..4 {
+                        acc[k] += xs[k] * ws[k];
+                    }
+                }
+                let tail = n - n % 4;
+                for k in tail..n {
+                    acc[k - tail] += win[k] * w[k];
+                }
+                *o = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            }
+        });
+    out
+}
+
+/// `x` `k` rows back, at each row of `at` (NaN where fewer rows precede).
+pub fn lag(x: &[f64], k: usize, at: &[usize]) -> Vec<f64> {
+    at.iter()
+        .map(|&p| if p >= k { x[p - k] } else { f64::NAN })
+        .collect()
+}
+
+/// The least (`max = false`) or greatest value of the `n` rows ending at each row of
+/// `at`; NaN when one of them is NaN or fewer rows precede.
+pub fn extreme(x: &[f64], n: usize, at: &[usize], max: bool) -> Vec<f64> {
+    at.iter()
+        .map(|&p| {
+            if p + 1 < n {
+                return f64::NAN;
             }
             let win = &x[p + 1 - n..=p];
-            // Four interleaved accumulators, combined in a fixed order.
-            let mut acc = [0.0f64; 4];
-            let mut chunks = win.chunks_exact(4).zip(w.chunks_exact(4));
-            for (xs, ws) in &mut chunks {
-                for k in 0..4 {
-                    acc[k] += xs[k] * ws[k];
-                }
+            if win.iter().any(|v| v.is_nan()) {
+                return f64::NAN;
             }
-            let tail = n - n % 4;
-            for k in tail..n {
-                acc[k - tail] += win[k] * w[k];
-            }
-            *o = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-        }
-    });
-    out
+            win.iter()
+                .copied()
+                .fold(if max { f64::MIN } else { f64::MAX }, |a, b| {
+                    if max { a.max(b) } else { a.min(b) }
+                })
+        })
+        .collect()
+}
+
+/// Whether the `rows` rows ending at each row of `at` all belong to its stock
+/// (`first[p]` is the index of the first row of row p's stock) and lie inside its
+/// window (the earliest one dated on or after `window_start[p]`).
+pub fn inside(
+    rows: usize,
+    at: &[usize],
+    first: &[usize],
+    date: &[i32],
+    window_start: &[i32],
+) -> Vec<bool> {
+    let k = rows.saturating_sub(1);
+    at.iter()
+        .map(|&p| p >= k && p - k >= first[p] && date[p - k] >= window_start[p])
+        .collect()
+}
+
+/// A mask of `len` rows marking the rows of `at`.
+pub fn scatter_mask(at: &[usize], len: usize) -> Vec<bool> {
+    let mut m = vec![false; len];
+    for &p in at {
+        m[p] = true;
+    }
+    m
+}
+
+/// The indices of the marked rows.
+pub fn marked(at: &[bool]) -> Vec<usize> {
+    at.iter()
+        .enumerate()
+        .filter(|(_, m)| **m)
+        .map(|(p, _)| p)
+        .collect()
 }
 
 /// Marks every row from which a window of `rows` rows reaches a marked row: `at` widened
@@ -62,18 +124,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dot_is_the_window_sum_at_marked_rows_only() {
+    fn dot_is_the_window_sum_at_the_given_rows_only() {
         let x: Vec<f64> = (0..20).map(|i| i as f64 * 0.5 + 1.0).collect();
         let w = [0.1, 0.2, 0.3, 0.15, 0.25];
-        let mut at = vec![true; 20];
-        at[10] = false;
+        let at: Vec<usize> = (0..20).filter(|p| *p != 10).collect();
         let d = dot(&x, &w, &at);
-        for p in 0..20 {
-            if p < 4 || p == 10 {
-                assert!(d[p].is_nan(), "row {p}");
+        for (i, &p) in at.iter().enumerate() {
+            if p < 4 {
+                assert!(d[i].is_nan(), "row {p}");
             } else {
                 let e: f64 = (0..5).map(|j| w[j] * x[p - 4 + j]).sum();
-                assert!((d[p] - e).abs() < 1e-12, "row {p}: {} vs {e}", d[p]);
+                assert!((d[i] - e).abs() < 1e-12, "row {p}: {} vs {e}", d[i]);
             }
         }
     }
@@ -84,13 +145,40 @@ mod tests {
             .map(|i| (i as f64 * 0.37).sin() * 100.0 + 1000.0)
             .collect();
         let w = super::super::ema::weights(0.1, 131);
-        let all = dot(&x, &w, &vec![true; 300]);
+        let all = dot(&x, &w, &(0..300).collect::<Vec<_>>());
         // The same last row computed from a frame that starts later.
         let tail = &x[150..];
-        let one = dot(tail, &w, &vec![true; tail.len()]);
-        assert_eq!(all[299].to_bits(), one[149].to_bits());
-        let nan = dot(&[1.0, f64::NAN, 2.0, 3.0], &[1.0, 1.0], &[true; 4]);
+        let one = dot(tail, &w, &[149]);
+        assert_eq!(all[299].to_bits(), one[0].to_bits());
+        let nan = dot(&[1.0, f64::NAN, 2.0, 3.0], &[1.0, 1.0], &[0, 1, 2, 3]);
         assert!(nan[1].is_nan() && nan[2].is_nan() && nan[3] == 5.0);
+    }
+
+    #[test]
+    fn lags_extremes_and_window_masks_at_the_given_rows() {
+        let x = [1.0, 5.0, 2.0, 4.0, f64::NAN, 3.0];
+        let at = [2, 3, 5];
+        assert_eq!(lag(&x, 2, &at), [1.0, 5.0, 4.0]);
+        assert!(
+            lag(&x, 1, &at)[2].is_nan(),
+            "the lagged value itself is NaN"
+        );
+        assert!(lag(&x, 3, &at)[0].is_nan());
+        let hi = extreme(&x, 3, &at, true);
+        assert_eq!((hi[0], hi[1]), (5.0, 5.0));
+        assert!(hi[2].is_nan());
+        assert_eq!(extreme(&x, 2, &at, false)[1], 2.0);
+        // Two stocks: rows 0..3 and 3..6; windows start at date 11 for rows 4 and 5.
+        let first = [0, 0, 0, 3, 3, 3];
+        let date = [10, 11, 12, 10, 11, 12];
+        let ws = [0, 0, 0, 0, 11, 11];
+        let all: Vec<usize> = (0..6).collect();
+        assert_eq!(
+            inside(2, &all, &first, &date, &ws),
+            [false, true, true, false, false, true]
+        );
+        assert_eq!(inside(1, &all, &first, &date, &ws), [true; 6]);
+        assert_eq!(marked(&[false, true, true, false]), [1, 2]);
     }
 
     #[test]
