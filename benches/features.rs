@@ -153,13 +153,42 @@ fn main() -> anyhow::Result<()> {
 
     // One new day (the market inputs gain the day too).
     let (inc, _) = lakebuild(&root, last, &["build", "-q", "processed_features"])?;
-    let step: f64 = last_run(&root, "processed_features")?
-        .iter()
-        .map(|r| r.duration_ms as f64 / 1000.0)
-        .sum();
+    let step_of_last_run = || -> anyhow::Result<f64> {
+        Ok(last_run(&root, "processed_features")?
+            .iter()
+            .map(|r| r.duration_ms as f64 / 1000.0)
+            .sum())
+    };
+    // The day's step, then the same day rebuilt twice more (--force --only): the median.
+    let mut steps = vec![step_of_last_run()?];
+    let day = last.to_string();
+    for _ in 0..2 {
+        lakebuild(
+            &root,
+            last,
+            &[
+                "build",
+                "-q",
+                "--force",
+                "--only",
+                "--from",
+                &day,
+                "processed_features",
+            ],
+        )?;
+        steps.push(step_of_last_run()?);
+    }
+    let first_step = steps[0];
+    steps.sort_by(f64::total_cmp);
+    let step = steps[1];
     println!(
-        "  one new day: {inc:.2} s for the whole run (market inputs included: 1/{:.0} of the full build), of which the processed_features step {step:.2} s (1/{:.0} of the full build; goal < 1/100)",
+        "  one new day: {inc:.2} s for the whole run (market inputs included: 1/{:.0} of the full build), of which the processed_features step {first_step:.2} s; that step rebuilt 3 times: {} s, median {step:.2} s = 1/{:.0} of the full build (goal < 1/100)",
         full / inc,
+        steps
+            .iter()
+            .map(|s| format!("{s:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         full / step
     );
 

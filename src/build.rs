@@ -1285,7 +1285,14 @@ fn publish(
             .is_some_and(|c| c.record().key == r.key && c.record().content_hash == r.content_hash)
     });
     if all_same && gone.is_empty() && !records.is_empty() {
-        summary.fresh += records.len();
+        // The op ran (forced, or a re-check) and changed nothing: no commit, but the
+        // history records the work, as cut off.
+        summary.cut_off += records.len();
+        let mut cut: Vec<PartitionRecord> = records;
+        for r in &mut cut {
+            r.outcome = PartitionOutcome::CutOff;
+        }
+        group_rows(run_id, opts, asset, started, &cut, rows, &checks);
         return Ok(());
     }
     let record = commit_record(prep, asset, run_id, &schema, records.clone(), gone);
