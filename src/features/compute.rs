@@ -2,18 +2,20 @@
 //! and day of the batch.
 //!
 //! The batch frame holds each stock's own trading rows (rows with a close), sorted by
-//! code then date. Every rolling or shifted quantity is computed down the whole column
-//! and then *masked*: a feature that reads `k` rows is kept at a row only when the row
-//! `k − 1` above it belongs to the same stock and lies inside the output date's window
-//! (on or after its first date). Hence each value is a pure function of the rows of its
-//! own window, whatever batch computes it (invariant 3), and a stock with too little
-//! history in the window gets a null, never a number from outside the window.
+//! code then date, with elementwise inputs (returns, true range, squares) computed down
+//! the whole column. Everything that reads earlier rows (windowed sums and EMAs, lags,
+//! 14-row extremes) is then computed by [`super::window`] at the rows to publish only,
+//! each value afresh from its own rows in a fixed order, and kept only when all the rows
+//! it reads belong to the stock and lie inside the output date's window (on or after its
+//! first date). Hence each value is a pure function of its window, bit for bit, whatever
+//! batch computes it (invariant 3), a stock with too little history in the window gets a
+//! null, never a number from outside it, and a one-day build pays for one row per stock.
+//! After that, only the rows to publish remain: the feature formulas, the sector medians
+//! and the cross-sectional z-scores are polars lazy expressions over them. NaN (a null
+//! input, 0/0) becomes null in the output.
 //!
-//! Rolling sums use explicit weights so that polars evaluates each window on its own
-//! (a weighted window is summed afresh, not updated incrementally), which makes them
-//! bit-identical across batches. Exponential averages are such weighted sums too
-//! ([`super::ema`]). Nulls become NaN before a weighted window (NaN propagates, and
-//! becomes null again in the output).
+//! The market index (one row per date) is small: its features use polars' weighted
+//! rolling windows (evaluated window by window, hence also batch-independent).
 
 use super::{CS_Z, Family, FeatureDef, History, YEAR, Z_CLIP, catalog, ema, window};
 use anyhow::{Context, Result, bail};
@@ -91,14 +93,11 @@ fn fixed(n: usize) -> RollingOptionsFixedWindow {
     }
 }
 
-/// Keeps `e` where the `rows` rows ending at this one are the same stock's and inside
+/// Keeps an index feature `e` where the `rows` index rows ending at this one lie inside
 /// the window (`_ws` = the window's first date).
-fn masked(e: Expr, rows: usize, per_stock: bool) -> Expr {
+fn masked(e: Expr, rows: usize) -> Expr {
     let k = rows.saturating_sub(1) as i64;
-    let mut ok = col("Date").shift(lit(k)).gt_eq(col("_ws"));
-    if per_stock {
-        ok = ok.and(col("Code").shift(lit(k)).eq(col("Code")));
-    }
+    let ok = col("Date").shift(lit(k)).gt_eq(col("_ws"));
     when(ok).then(e).otherwise(null_f64())
 }
 
@@ -111,7 +110,7 @@ fn finite(e: Expr) -> Expr {
 fn index_features(index: LazyFrame, windows: &[(NaiveDate, NaiveDate)]) -> Result<LazyFrame> {
     let c = || col("C");
     let lr = (c() / c().shift(lit(1))).log(lit(std::f64::consts::E));
-    let m = |e: Expr, rows: usize| finite(masked(e, rows, false));
+    let m = |e: Expr, rows: usize| finite(masked(e, rows));
     Ok(index
         .select([col("Date"), col("C").cast(DataType::Float64)])
         .filter(col("C").is_not_null())
