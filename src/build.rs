@@ -386,10 +386,8 @@ pub fn plan_with(
                 continue;
             }
             mine.insert(a.id);
-            let restorable = !matches!(
-                a.reasons.first(),
-                Some(Reason::UpstreamPending { .. } | Reason::Recheck { .. } | Reason::Forced)
-            ) && restorable_file(&prep.state, &a.key).is_some();
+            let restorable =
+                may_restore(&a, opts.force) && restorable_file(&prep.state, &a.key).is_some();
             if restorable {
                 plan.to_restore.push(a.id);
             } else {
@@ -400,6 +398,17 @@ pub fn plan_with(
         plans.push(plan);
     }
     Ok(plans)
+}
+
+/// Whether a stale partition may be restored from an older file with its key rather
+/// than run: not when forced, not for a re-check (it must ask the source again), and not
+/// while it waits on upstream (its key is not final). Planning and building agree on it.
+fn may_restore(a: &Assessment, force: bool) -> bool {
+    !force
+        && !matches!(
+            a.reasons.first(),
+            Some(Reason::UpstreamPending { .. } | Reason::Recheck { .. })
+        )
 }
 
 /// The most recent file that held `key` and still exists.
@@ -661,6 +670,19 @@ fn reused_row(run_id: &str, opts: &BuildOptions, asset: &str, started: i64) -> R
     )
 }
 
+/// Commits to the asset's table with the op's table properties.
+fn commit_to_table(
+    prep: &Prepared,
+    table_dir: &std::path::Path,
+    schema: &Schema,
+    adds: &[table::NewFile],
+    removes: &[table::OldFile],
+    record: &CommitRecord,
+) -> Result<i64> {
+    let properties = prep.op.table_properties(&prep.rule.params);
+    table::commit(table_dir, schema, adds, removes, record, &properties)
+}
+
 /// The lakebuild record of a commit of `partitions` (and of `removed` ones).
 fn commit_record(
     prep: &Prepared,
@@ -798,9 +820,7 @@ fn run_step(
     let mut restores = Vec::new();
     let mut compute: Vec<Assessment> = Vec::new();
     for a in stale {
-        // A re-check must ask the source again, not restore what it had.
-        let must_run = opts.force || matches!(a.reasons.first(), Some(Reason::Recheck { .. }));
-        match (!must_run)
+        match may_restore(&a, opts.force)
             .then(|| restorable_file(&prep.state, &a.key))
             .flatten()
         {
@@ -1296,14 +1316,7 @@ fn publish(
         return Ok(());
     }
     let record = commit_record(prep, asset, run_id, &schema, records.clone(), gone);
-    table::commit(
-        table_dir,
-        &schema,
-        &adds,
-        &removes,
-        &record,
-        &prep.op.table_properties(&prep.rule.params),
-    )?;
+    commit_to_table(prep, table_dir, &schema, &adds, &removes, &record)?;
     summary.built += records
         .iter()
         .filter(|r| r.outcome == PartitionOutcome::Built)
@@ -1377,14 +1390,7 @@ fn restore(
             .unwrap_or_default(),
     };
     let record = commit_record(prep, asset, run_id, &schema, records.clone(), obsolete);
-    table::commit(
-        table_dir,
-        &schema,
-        &adds,
-        &removes,
-        &record,
-        &prep.op.table_properties(&prep.rule.params),
-    )?;
+    commit_to_table(prep, table_dir, &schema, &adds, &removes, &record)?;
     summary.restored += records.len();
     summary.removed += obsolete.len();
     group_rows(run_id, opts, asset, started, &records, rows, &[]);

@@ -90,6 +90,26 @@ fn resolve(
     Ok(out)
 }
 
+/// The non-null values of `cols` for which `bad` holds: `None` when there are none,
+/// else the columns with their counts ("a (2), b (1)") and a mask of the rows.
+fn flag_values(
+    df: &DataFrame,
+    cols: &[String],
+    bad: impl Fn(f64) -> bool,
+) -> Result<Option<(String, BooleanChunked)>> {
+    let mut named = Vec::new();
+    let mut mask = BooleanChunked::full("m".into(), false, df.height());
+    for c in cols {
+        let s = df.column(c)?.cast(&DataType::Float64)?;
+        let out: BooleanChunked = s.f64()?.iter().map(|x| Some(x.is_some_and(&bad))).collect();
+        if out.any() {
+            named.push(format!("{c} ({})", out.sum().unwrap_or(0)));
+            mask = &mask | &out;
+        }
+    }
+    Ok((!named.is_empty()).then(|| (named.join(", "), mask)))
+}
+
 fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)> {
     Ok(match &check.kind {
         CheckKind::NotNull { columns } => {
@@ -135,35 +155,18 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
                 Ok(c) => c,
                 Err(m) => return Ok((false, m)),
             };
-            let mut bad = Vec::new();
-            let mut mask = BooleanChunked::full("m".into(), false, df.height());
-            for c in &cols {
-                let s = df.column(c)?.cast(&DataType::Float64)?;
-                let out: BooleanChunked = s
-                    .f64()?
-                    .iter()
-                    .map(|x| {
-                        Some(x.is_some_and(|x| {
-                            x.is_nan() || min.is_some_and(|m| x < m) || max.is_some_and(|m| x > m)
-                        }))
-                    })
-                    .collect();
-                if out.any() {
-                    bad.push(format!("{c} ({})", out.sum().unwrap_or(0)));
-                    mask = &mask | &out;
-                }
-            }
-            if bad.is_empty() {
-                (true, String::new())
-            } else {
-                (
+            let bad = flag_values(df, &cols, |x| {
+                x.is_nan() || min.is_some_and(|m| x < m) || max.is_some_and(|m| x > m)
+            })?;
+            match bad {
+                None => (true, String::new()),
+                Some((cols, mask)) => (
                     false,
                     format!(
-                        "values outside [{min:?}, {max:?}] in {}: {}",
-                        bad.join(", "),
+                        "values outside [{min:?}, {max:?}] in {cols}: {}",
                         examples(df, &mask)
                     ),
-                )
+                ),
             }
         }
         CheckKind::Finite { columns } => {
@@ -171,31 +174,12 @@ fn run_one(check: &Check, df: &DataFrame, asset: &str) -> Result<(bool, String)>
                 Ok(c) => c,
                 Err(m) => return Ok((false, m)),
             };
-            let mut bad = Vec::new();
-            let mut mask = BooleanChunked::full("m".into(), false, df.height());
-            for c in &cols {
-                let s = df.column(c)?.cast(&DataType::Float64)?;
-                let out: BooleanChunked = s
-                    .f64()?
-                    .iter()
-                    .map(|x| Some(x.is_some_and(|x| !x.is_finite())))
-                    .collect();
-                if out.any() {
-                    bad.push(format!("{c} ({})", out.sum().unwrap_or(0)));
-                    mask = &mask | &out;
-                }
-            }
-            if bad.is_empty() {
-                (true, String::new())
-            } else {
-                (
+            match flag_values(df, &cols, |x| !x.is_finite())? {
+                None => (true, String::new()),
+                Some((cols, mask)) => (
                     false,
-                    format!(
-                        "NaN or infinite values in {}: {}",
-                        bad.join(", "),
-                        examples(df, &mask)
-                    ),
-                )
+                    format!("NaN or infinite values in {cols}: {}", examples(df, &mask)),
+                ),
             }
         }
         CheckKind::NotAllNull { columns } => {

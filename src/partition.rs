@@ -123,9 +123,8 @@ pub fn date_range(from: NaiveDate, to: NaiveDate, calendar: DayCalendar) -> Vec<
             .map(PartitionId::Day)
             .collect();
     }
-    let weekdays_only = calendar == DayCalendar::Weekdays;
     days_between(from, to)
-        .filter(|d| !weekdays_only || !matches!(d.weekday(), Weekday::Sat | Weekday::Sun))
+        .filter(|d| on_calendar(*d, calendar))
         .map(PartitionId::Day)
         .collect()
 }

@@ -45,7 +45,7 @@ fn date_col(name: &str, dates: impl Iterator<Item = NaiveDate>) -> Result<Column
 }
 
 /// A (Date, `name`) frame from (output date, other date) pairs.
-fn date_map(pairs: &[(NaiveDate, NaiveDate)], name: &str) -> Result<LazyFrame> {
+pub(crate) fn date_map(pairs: &[(NaiveDate, NaiveDate)], name: &str) -> Result<LazyFrame> {
     Ok(DataFrame::new_infer_height(vec![
         date_col("Date", pairs.iter().map(|p| p.0))?,
         date_col(name, pairs.iter().map(|p| p.1))?,
@@ -136,33 +136,37 @@ fn index_features(index: LazyFrame, windows: &[(NaiveDate, NaiveDate)]) -> Resul
         .drop(cols(["C", "_ws", "_lrm"])))
 }
 
+/// A float column's values, NaN for null.
+fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
+    Ok(df
+        .column(name)?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
 /// The windowed sums the stock features read, computed by [`window::dot`] at the rows
 /// to publish (`at`; the MACD line also at the rows its signal reads), one value per
 /// such row.
-fn window_columns(base: &DataFrame, at: &[bool], families: &[Family]) -> Result<Vec<Column>> {
-    let idx = window::marked(at);
-    let at = idx.as_slice();
+/// `marked` is `at` as a mask; `c` is the close.
+fn window_columns(
+    base: &DataFrame,
+    c: &[f64],
+    marked: &[bool],
+    at: &[usize],
+    families: &[Family],
+) -> Result<Vec<Column>> {
     let has = |f: Family| families.contains(&f);
-    let get = |df: &DataFrame, name: &str| -> Result<Vec<f64>> {
-        Ok(df
-            .column(name)?
-            .f64()?
-            .iter()
-            .map(|v| v.unwrap_or(f64::NAN))
-            .collect())
-    };
+    let get = f64_values;
     let ew = |alpha: f64| ema::weights(alpha, ema::rows(alpha));
     let ones = |n: usize| vec![1.0; n];
     let mut cols: Vec<(String, Vec<f64>)> = Vec::new();
-    let c = get(base, "C")?;
     if has(Family::Technical) {
         // The MACD line where its signal reads it, spread back over all rows.
-        let line_rows = window::marked(&window::widen(
-            &window::scatter_mask(at, c.len()),
-            ema::rows(ema::span_alpha(9)),
-        ));
-        let e12 = window::dot(&c, &ew(ema::span_alpha(12)), &line_rows);
-        let e26 = window::dot(&c, &ew(ema::span_alpha(26)), &line_rows);
+        let line_rows = window::marked(&window::widen(marked, ema::rows(ema::span_alpha(9))));
+        let e12 = window::dot(c, &ew(ema::span_alpha(12)), &line_rows);
+        let e26 = window::dot(c, &ew(ema::span_alpha(26)), &line_rows);
         let mut line = vec![f64::NAN; c.len()];
         for ((p, a), b) in line_rows.iter().zip(&e12).zip(&e26) {
             line[*p] = a - b;
@@ -172,10 +176,10 @@ fn window_columns(base: &DataFrame, at: &[bool], families: &[Family]) -> Result<
             window::dot(&line, &ew(ema::span_alpha(9)), at),
         ));
         cols.push(("_macd".into(), at.iter().map(|p| line[*p]).collect()));
-        cols.push(("_ema5".into(), window::dot(&c, &ew(ema::span_alpha(5)), at)));
+        cols.push(("_ema5".into(), window::dot(c, &ew(ema::span_alpha(5)), at)));
         cols.push((
             "_ema20".into(),
-            window::dot(&c, &ew(ema::span_alpha(20)), at),
+            window::dot(c, &ew(ema::span_alpha(20)), at),
         ));
         let (gain, loss) = (get(base, "_gain")?, get(base, "_loss")?);
         for p in [2, 14] {
@@ -184,7 +188,7 @@ fn window_columns(base: &DataFrame, at: &[bool], families: &[Family]) -> Result<
             cols.push((format!("_l{p}"), window::dot(&loss, &w, at)));
         }
         for n in [5, 20, 60] {
-            cols.push((format!("_c_s{n}"), window::dot(&c, &ones(n), at)));
+            cols.push((format!("_c_s{n}"), window::dot(c, &ones(n), at)));
         }
         cols.push((
             "_c2_s20".into(),
@@ -244,16 +248,10 @@ fn rows_to_publish(
     defs: &[FeatureDef],
     families: &[Family],
 ) -> Result<DataFrame> {
-    let mut cols = window_columns(&base, at, families)?;
     let idx = window::marked(at);
-    let f64s = |df: &DataFrame, name: &str| -> Result<Vec<f64>> {
-        Ok(df
-            .column(name)?
-            .f64()?
-            .iter()
-            .map(|v| v.unwrap_or(f64::NAN))
-            .collect())
-    };
+    let c = f64_values(&base, "C")?;
+    let mut cols = window_columns(&base, &c, at, &idx, families)?;
+    let f64s = f64_values;
     let days = |df: &DataFrame, name: &str, null: i32| -> Result<Vec<i32>> {
         Ok(df
             .column(name)?
@@ -263,7 +261,6 @@ fn rows_to_publish(
             .map(|v| v.unwrap_or(null))
             .collect())
     };
-    let c = f64s(&base, "C")?;
     for k in LAGS {
         cols.push(Column::new(
             format!("_c_lag{k}").into(),
@@ -862,6 +859,16 @@ mod tests {
             })
             .collect();
         let atr = ta_wilder(&tr, 14);
+        // Bollinger (20, 2σ): the SMA and the population standard deviation.
+        let bands = |i: usize| -> Option<(f64, f64)> {
+            let m = sma(c, 20, i)?;
+            let var = c[i + 1 - 20..=i]
+                .iter()
+                .map(|x| (x - m).powi(2))
+                .sum::<f64>()
+                / 20.0;
+            Some((m, var.sqrt()))
+        };
         let checks: Vec<(&str, Vec<Option<f64>>, f64)> = vec![
             ("rsi_14", ta_rsi(c, 14), 1.0),
             ("rsi_2", ta_rsi(c, 2), 1.0),
@@ -890,14 +897,8 @@ mod tests {
                 "bb_pctb",
                 (0..n)
                     .map(|i| {
-                        let m = sma(c, 20, i)?;
-                        let var = c[i + 1 - 20..=i]
-                            .iter()
-                            .map(|x| (x - m).powi(2))
-                            .sum::<f64>()
-                            / 20.0;
-                        let lower = m - 2.0 * var.sqrt();
-                        Some((c[i] - lower) / (4.0 * var.sqrt()))
+                        let (m, sd) = bands(i)?;
+                        Some((c[i] - (m - 2.0 * sd)) / (4.0 * sd))
                     })
                     .collect(),
                 1e-2,
@@ -906,13 +907,8 @@ mod tests {
                 "bb_width",
                 (0..n)
                     .map(|i| {
-                        let m = sma(c, 20, i)?;
-                        let var = c[i + 1 - 20..=i]
-                            .iter()
-                            .map(|x| (x - m).powi(2))
-                            .sum::<f64>()
-                            / 20.0;
-                        Some(4.0 * var.sqrt() / m)
+                        let (m, sd) = bands(i)?;
+                        Some(4.0 * sd / m)
                     })
                     .collect(),
                 1e-3,

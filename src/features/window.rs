@@ -87,15 +87,6 @@ pub fn inside(
         .collect()
 }
 
-/// A mask of `len` rows marking the rows of `at`.
-pub fn scatter_mask(at: &[usize], len: usize) -> Vec<bool> {
-    let mut m = vec![false; len];
-    for &p in at {
-        m[p] = true;
-    }
-    m
-}
-
 /// The indices of the marked rows.
 pub fn marked(at: &[bool]) -> Vec<usize> {
     at.iter()

@@ -6,6 +6,7 @@
 use super::features::window_lasts;
 use super::{Op, OpContext, ParamSpec, ParamType};
 use crate::error::UsageError;
+use crate::features::compute::date_map;
 use crate::partition::Coverage;
 use crate::rule::Rule;
 use anyhow::{Context, Result};
@@ -98,17 +99,7 @@ impl Op for LabelsOp {
             .input(asset)
             .ok_or_else(|| UsageError(format!("{file}: op labels needs the input '{asset}'")))?;
         let ends = window_lasts(input, &ctx.partitions);
-        let epoch = chrono::NaiveDate::default();
-        let days = |f: &dyn Fn(&(chrono::NaiveDate, chrono::NaiveDate)) -> chrono::NaiveDate| {
-            ends.iter()
-                .map(|p| (f(p) - epoch).num_days() as i32)
-                .collect::<Vec<i32>>()
-        };
-        let window_end = DataFrame::new_infer_height(vec![
-            Column::new("Date".into(), days(&|p| p.0)).cast(&DataType::Date)?,
-            Column::new("_we".into(), days(&|p| p.1)).cast(&DataType::Date)?,
-        ])?
-        .lazy();
+        let window_end = date_map(&ends, "_we")?;
         let traded = input
             .scan()?
             .select([
