@@ -22,6 +22,7 @@ pub mod graph;
 pub mod history;
 pub mod lake;
 pub mod market;
+pub mod model;
 pub mod ops;
 pub mod partition;
 pub mod plan;

@@ -79,6 +79,66 @@ pub enum Coverage {
     Whole,
     /// Partitions at offsets `[a, b]` around the output date, counted in input partitions.
     Window(i64, i64),
+    /// The partitions of a daily input dated before the start of the period that holds
+    /// its latest partition, less the last `lag` of them: an unpartitioned output (a
+    /// model) that reads only complete periods, so it is rebuilt when a period rolls over
+    /// rather than every day. `lag` keeps out days whose content is still changing (labels
+    /// whose future has not arrived).
+    Period { every: Period, lag: usize },
+}
+
+/// A calendar period of [`Coverage::Period`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Weekly,
+    Monthly,
+    Quarterly,
+    Yearly,
+}
+
+impl Period {
+    pub fn parse(s: &str) -> Option<Period> {
+        Some(match s {
+            "weekly" => Period::Weekly,
+            "monthly" => Period::Monthly,
+            "quarterly" => Period::Quarterly,
+            "yearly" => Period::Yearly,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Weekly => "weekly",
+            Period::Monthly => "monthly",
+            Period::Quarterly => "quarterly",
+            Period::Yearly => "yearly",
+        }
+    }
+
+    /// The first day of the period that holds `d` (weeks start on Monday).
+    pub fn start(self, d: NaiveDate) -> NaiveDate {
+        use chrono::Datelike;
+        let first = |m: u32| NaiveDate::from_ymd_opt(d.year(), m, 1).unwrap_or(d);
+        match self {
+            Period::Weekly => d - chrono::Duration::days(d.weekday().num_days_from_monday() as i64),
+            Period::Monthly => first(d.month()),
+            Period::Quarterly => first((d.month() - 1) / 3 * 3 + 1),
+            Period::Yearly => first(1),
+        }
+    }
+}
+
+/// The index range `[0, hi)` of `input` (sorted ascending) that [`Coverage::Period`]
+/// covers: before the start of the latest partition's period, less `lag` partitions.
+pub fn period_range(input: &[PartitionId], every: Period, lag: usize) -> (usize, usize) {
+    let Some(last) = input.last().and_then(|p| p.date()) else {
+        return (0, 0);
+    };
+    let start = PartitionId::Day(every.start(last));
+    let before = input.partition_point(|p| *p < start);
+    (0, before.saturating_sub(lag))
 }
 
 impl fmt::Display for Coverage {
@@ -86,6 +146,14 @@ impl fmt::Display for Coverage {
         match self {
             Coverage::Whole => f.write_str("whole"),
             Coverage::Window(a, b) => write!(f, "[{a}, {b}]"),
+            Coverage::Period { every, lag: 0 } => write!(f, "complete {} periods", every.name()),
+            Coverage::Period { every, lag } => {
+                write!(
+                    f,
+                    "complete {} periods less the last {lag} partitions",
+                    every.name()
+                )
+            }
         }
     }
 }

@@ -90,6 +90,9 @@ impl InputView {
     pub fn cover(&self, coverage: Coverage, out: PartitionId) -> (usize, usize) {
         match (coverage, out.date()) {
             (Coverage::Window(a, b), Some(d)) => window_range(&self.ids, d, a, b),
+            (Coverage::Period { every, lag }, _) => {
+                crate::partition::period_range(&self.ids, every, lag)
+            }
             _ => (0, self.ids.len()),
         }
     }

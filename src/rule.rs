@@ -3,6 +3,7 @@
 
 use crate::ops::{self, ParamType};
 use crate::partition::Coverage;
+use crate::partition::Period;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::Value;
@@ -187,6 +188,10 @@ struct RawInput {
     as_of: Option<bool>,
     #[serde(default)]
     full: Option<bool>,
+    #[serde(default)]
+    period: Option<Spanned<String>>,
+    #[serde(default)]
+    lag: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -438,6 +443,50 @@ pub fn parse_rule(
             (None, Some(true)) if daily => Coverage::Window(0, 0),
             (None, _) if daily => Coverage::Window(0, 0),
             (None, _) => Coverage::Whole,
+        };
+        let coverage = match (&r.period, &r.lag) {
+            (None, None) => coverage,
+            (None, Some(l)) => {
+                errs.at(
+                    l.span().start,
+                    format!(
+                        "input '{name}': lag needs a period, e.g. period = \"monthly\", lag = 20"
+                    ),
+                );
+                coverage
+            }
+            (Some(p), lag) => {
+                let every = Period::parse(p.get_ref());
+                let lag_v = lag.as_ref().map_or(0, |l| *l.get_ref());
+                if every.is_none() {
+                    errs.at(
+                        p.span().start,
+                        format!(
+                            "input '{name}': period = \"{}\" is not one of weekly, monthly, quarterly, yearly",
+                            p.get_ref()
+                        ),
+                    );
+                } else if daily || r.window.is_some() || r.as_of.is_some() {
+                    errs.at(
+                        p.span().start,
+                        format!(
+                            "input '{name}': period is for an unpartitioned output reading a daily input; remove window/as_of/partitioned or the period"
+                        ),
+                    );
+                } else if lag_v < 0 {
+                    errs.at(
+                        p.span().start,
+                        format!("input '{name}': lag must be 0 or more"),
+                    );
+                }
+                match every {
+                    Some(every) => Coverage::Period {
+                        every,
+                        lag: lag_v.max(0) as usize,
+                    },
+                    None => coverage,
+                }
+            }
         };
         inputs.push(Input {
             asset: name,

@@ -71,6 +71,14 @@ impl RuleSet {
                         input.line,
                         input.asset
                     )),
+                    Some(false) if matches!(input.coverage, Coverage::Period { .. }) => {
+                        errors.push(format!(
+                            "{}:{}: input '{}' is not partitioned, so it has no periods: remove period and lag",
+                            rule.file.display(),
+                            input.line,
+                            input.asset
+                        ))
+                    }
                     Some(false) => input.coverage = Coverage::Whole,
                     _ => {}
                 }

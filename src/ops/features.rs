@@ -132,7 +132,7 @@ impl Op for FeaturesOp {
                         format!("input '{asset}': window [{a}, 0] holds {} rows but {feature} needs {rows}: use window = [-{}, 0] or longer", 1 - a, rows - 1),
                     )),
                     Coverage::Window(..) => {}
-                    Coverage::Whole => errs.push((
+                    Coverage::Whole | Coverage::Period { .. } => errs.push((
                         i.line,
                         format!("input '{asset}' must be daily with a window, e.g. window = [-259, 0]"),
                     )),

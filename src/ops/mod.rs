@@ -7,8 +7,10 @@ pub mod features;
 pub mod files;
 pub mod jquants;
 pub mod labels;
+pub mod predict;
 pub mod sql;
 pub mod synthetic_market;
+pub mod train;
 
 use crate::partition::{Coverage, PartitionId};
 use crate::rule::Rule;
@@ -118,6 +120,8 @@ static OPS: &[&dyn Op] = &[
     &jquants::JquantsOp,
     &features::FeaturesOp,
     &labels::LabelsOp,
+    &train::TrainOp,
+    &predict::PredictOp,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Op> {

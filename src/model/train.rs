@@ -1,0 +1,408 @@
+//! Training: walk-forward cross-validation with early stopping on the mean validation
+//! RankIC over horizons, then the final fit on every labelled day (MODEL.md "Training").
+//! One step is one trading day; the order of days in an epoch and every dropout mask come
+//! from the seed, so the same seed and data give the same weights at any thread count.
+
+use super::dataset::{Panel, Sample};
+use super::loss::{LossConfig, loss_and_grad};
+use super::metrics::{DayMetrics, Summary, day_metrics, summarize};
+use super::network::{ModelConfig, Network};
+use super::optim::{AdamW, AdamWConfig};
+use super::walk_forward::WalkForward;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// How to train (stored with the model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub seed: u64,
+    /// Maximum epochs per fold.
+    pub epochs: usize,
+    /// Stop a fold after this many epochs without a better validation RankIC.
+    pub patience: usize,
+    /// Training days drawn per epoch (all when `None`).
+    pub days_per_epoch: Option<usize>,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub clip_norm: f64,
+    /// Share of a run's steps spent warming up the learning rate.
+    pub warmup: f64,
+    pub lambda: f64,
+    pub folds: usize,
+    pub embargo: usize,
+    pub min_train_days: usize,
+    /// Skip cross-validation (the final fit then runs `epochs` epochs).
+    pub cv: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 42,
+            epochs: 8,
+            patience: 2,
+            days_per_epoch: None,
+            lr: 5e-4,
+            weight_decay: 0.01,
+            clip_norm: 1.0,
+            warmup: 0.1,
+            lambda: 0.1,
+            folds: 5,
+            embargo: 20,
+            min_train_days: 252,
+            cv: true,
+        }
+    }
+}
+
+/// Progress events, for a progress bar.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A fold (or the final fit, `fold = None`) starts `epochs` epochs of `steps` days.
+    Start {
+        fold: Option<usize>,
+        epochs: usize,
+        steps: usize,
+    },
+    Step {
+        loss: f64,
+    },
+    Epoch {
+        fold: Option<usize>,
+        epoch: usize,
+        loss: f64,
+        valid_rank_ic: Option<f64>,
+    },
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid_rank_ic: Option<f64>,
+}
+
+/// Validation figures of one fold and horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HorizonReport {
+    pub horizon: String,
+    pub days: usize,
+    pub ic: f64,
+    pub rank_ic: f64,
+    pub icir: f64,
+    pub rank_icir: f64,
+    pub spread: f64,
+    pub spread_sharpe: f64,
+    pub hit_rate: f64,
+}
+
+impl HorizonReport {
+    fn of(horizon: &str, s: &Summary) -> Self {
+        HorizonReport {
+            horizon: horizon.to_string(),
+            days: s.days,
+            ic: s.ic,
+            rank_ic: s.rank_ic,
+            icir: s.icir,
+            rank_icir: s.rank_icir,
+            spread: s.spread,
+            spread_sharpe: s.spread_sharpe,
+            hit_rate: s.hit_rate,
+        }
+    }
+}
+
+/// One validated day's metrics (for `model_evaluation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayReport {
+    pub date: chrono::NaiveDate,
+    pub horizon: String,
+    pub n: usize,
+    pub ic: f64,
+    pub rank_ic: f64,
+    pub spread: f64,
+    pub hit_rate: f64,
+}
+
+/// One fold's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldReport {
+    pub fold: usize,
+    pub train_first: chrono::NaiveDate,
+    pub train_last: chrono::NaiveDate,
+    pub valid_first: chrono::NaiveDate,
+    pub valid_last: chrono::NaiveDate,
+    pub train_days: usize,
+    pub valid_days: usize,
+    pub best_epoch: usize,
+    pub epochs: Vec<EpochLog>,
+    pub horizons: Vec<HorizonReport>,
+    pub days: Vec<DayReport>,
+}
+
+/// What training produces.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    pub params: Vec<f32>,
+    pub folds: Vec<FoldReport>,
+    pub final_epochs: usize,
+    pub final_log: Vec<EpochLog>,
+    /// The last day the final fit trained on.
+    pub train_last: chrono::NaiveDate,
+}
+
+fn adamw(cfg: &TrainConfig, total_steps: u64) -> AdamWConfig {
+    AdamWConfig {
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        clip_norm: cfg.clip_norm,
+        warmup_steps: ((total_steps as f64 * cfg.warmup).ceil() as u64).max(1),
+        total_steps,
+        ..AdamWConfig::default()
+    }
+}
+
+/// Predicted medians `[n × horizons]` of one sample (dropout off).
+pub fn predict_median(net: &Network, p: &[f32], s: &Sample) -> Vec<f32> {
+    let (q, _) = net.forward(p, &s.input, None);
+    let hz = net.cfg.horizons;
+    (0..s.input.n * hz)
+        .map(|i| q[i * 5 + super::heads::MEDIAN])
+        .collect()
+}
+
+/// Metrics of the median prediction per horizon on one sample.
+fn evaluate(net: &Network, p: &[f32], s: &Sample) -> Vec<Option<DayMetrics>> {
+    let pred = predict_median(net, p, s);
+    let hz = net.cfg.horizons;
+    (0..hz)
+        .map(|h| {
+            let (a, b): (Vec<f64>, Vec<f64>) = (0..s.input.n)
+                .map(|i| (pred[i * hz + h] as f64, s.raw_y[i * hz + h]))
+                .filter(|(_, y)| y.is_finite())
+                .unzip();
+            day_metrics(&a, &b)
+        })
+        .collect()
+}
+
+struct Trainer<'a> {
+    net: &'a Network,
+    panel: &'a Panel,
+    cfg: &'a TrainConfig,
+    loss: LossConfig,
+    decay: Vec<bool>,
+}
+
+impl Trainer<'_> {
+    fn sample(&self, d: usize) -> Option<Sample> {
+        self.panel.sample(d, self.net.cfg.t, &self.net.cfg.graph())
+    }
+
+    /// Trains from `init` on `days` for up to `epochs` epochs. With validation days,
+    /// stops after `patience` epochs without improvement and returns the best epoch's
+    /// parameters.
+    fn fit(
+        &self,
+        fold: Option<usize>,
+        days: &[usize],
+        valid: &[Sample],
+        epochs: usize,
+        on: &mut dyn FnMut(Event),
+    ) -> (Vec<f32>, usize, Vec<EpochLog>) {
+        let net = self.net;
+        let mut p: Vec<f32> = net.init(self.cfg.seed);
+        let per_epoch = self
+            .cfg
+            .days_per_epoch
+            .map_or(days.len(), |k| k.min(days.len()));
+        let opt_cfg = adamw(self.cfg, (per_epoch * epochs) as u64);
+        let mut opt = AdamW::new(p.len());
+        let stream = fold.map_or(u64::MAX, |f| f as u64);
+        let mut best = (f64::NEG_INFINITY, 0usize, p.clone());
+        let mut log = Vec::new();
+        on(Event::Start {
+            fold,
+            epochs,
+            steps: per_epoch,
+        });
+        for epoch in 0..epochs {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
+            rng.set_stream(stream.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+            let mut order = days.to_vec();
+            order.shuffle(&mut rng);
+            order.truncate(per_epoch);
+            let mut total = 0.0;
+            let mut steps = 0usize;
+            for &d in &order {
+                let Some(s) = self.sample(d) else { continue };
+                let drop = net.dropout::<f32>(s.input.n, self.cfg.seed, opt.step ^ (stream << 40));
+                let (q, cache) = net.forward(&p, &s.input, drop.as_ref());
+                let (parts, dq) =
+                    loss_and_grad(&self.loss, &q, &s.y, &s.valid, s.input.n, net.cfg.horizons);
+                let mut g = vec![0f32; p.len()];
+                net.backward(&p, &cache, &s.input, &dq, &mut g);
+                opt.step(&opt_cfg, &mut p, &mut g, Some(&self.decay));
+                total += parts.total;
+                steps += 1;
+                on(Event::Step { loss: parts.total });
+            }
+            let train_loss = if steps > 0 {
+                total / steps as f64
+            } else {
+                f64::NAN
+            };
+            let valid_rank_ic = (!valid.is_empty()).then(|| mean_rank_ic(net, &p, valid));
+            on(Event::Epoch {
+                fold,
+                epoch,
+                loss: train_loss,
+                valid_rank_ic,
+            });
+            log.push(EpochLog {
+                epoch,
+                train_loss,
+                valid_rank_ic,
+            });
+            match valid_rank_ic {
+                Some(ic) if ic > best.0 => best = (ic, epoch, p.clone()),
+                Some(_) if epoch >= best.1 + self.cfg.patience => break,
+                _ => {}
+            }
+        }
+        if valid.is_empty() {
+            let e = log.len().saturating_sub(1);
+            return (p, e, log);
+        }
+        (best.2, best.1, log)
+    }
+}
+
+/// Mean over horizons of the mean daily RankIC on `valid`.
+fn mean_rank_ic(net: &Network, p: &[f32], valid: &[Sample]) -> f64 {
+    let hz = net.cfg.horizons;
+    let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); hz];
+    for s in valid {
+        for (h, m) in evaluate(net, p, s).into_iter().enumerate() {
+            per[h].extend(m);
+        }
+    }
+    let ics: Vec<f64> = per
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| summarize(d).rank_ic)
+        .collect();
+    if ics.is_empty() {
+        0.0
+    } else {
+        ics.iter().sum::<f64>() / ics.len() as f64
+    }
+}
+
+/// Walk-forward CV, then the final fit on every labelled day.
+pub fn train(
+    model: &ModelConfig,
+    cfg: &TrainConfig,
+    panel: &Panel,
+    on: &mut dyn FnMut(Event),
+) -> Result<Trained, String> {
+    let net = Network::new(model.clone())?;
+    let trainer = Trainer {
+        net: &net,
+        panel,
+        cfg,
+        loss: LossConfig {
+            lambda: cfg.lambda,
+            ..LossConfig::default()
+        },
+        decay: net.decay_mask(),
+    };
+    // Days (panel positions) that can be samples at all.
+    let labelled: Vec<usize> = (0..panel.dates.len())
+        .filter(|&d| d + 1 >= model.t && panel.labelled(d))
+        .collect();
+    let Some(&last_labelled) = labelled.last() else {
+        return Err("no day has both a full input window and labels: build more history".into());
+    };
+    let mut folds = Vec::new();
+    let mut best_epochs = Vec::new();
+    if cfg.cv {
+        let wf = WalkForward {
+            folds: cfg.folds,
+            embargo: cfg.embargo,
+            min_train: cfg.min_train_days,
+        };
+        // Positions start at the first day with a full window.
+        let base = model.t - 1;
+        let span = last_labelled + 1 - base;
+        for (i, f) in wf.split(span)?.into_iter().enumerate() {
+            let train_days: Vec<usize> = f
+                .train
+                .clone()
+                .map(|d| d + base)
+                .filter(|d| panel.labelled(*d))
+                .collect();
+            let valid: Vec<Sample> = f
+                .valid
+                .clone()
+                .map(|d| d + base)
+                .filter_map(|d| trainer.sample(d))
+                .collect();
+            let (p, best_epoch, epochs) = trainer.fit(Some(i), &train_days, &valid, cfg.epochs, on);
+            let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); model.horizons];
+            let mut days = Vec::new();
+            for s in &valid {
+                for (h, m) in evaluate(&net, &p, s).into_iter().enumerate() {
+                    if let Some(m) = m {
+                        days.push(DayReport {
+                            date: panel.dates[s.date],
+                            horizon: panel.horizons[h].clone(),
+                            n: m.n,
+                            ic: m.ic,
+                            rank_ic: m.rank_ic,
+                            spread: m.spread,
+                            hit_rate: m.hit_rate,
+                        });
+                        per[h].push(m);
+                    }
+                }
+            }
+            let horizons = per
+                .iter()
+                .enumerate()
+                .map(|(h, d)| HorizonReport::of(&panel.horizons[h], &summarize(d)))
+                .collect();
+            best_epochs.push(best_epoch);
+            folds.push(FoldReport {
+                fold: i,
+                train_first: panel.dates[f.train.start + base],
+                train_last: panel.dates[f.train.end - 1 + base],
+                valid_first: panel.dates[f.valid.start + base],
+                valid_last: panel.dates[f.valid.end - 1 + base],
+                train_days: train_days.len(),
+                valid_days: valid.len(),
+                best_epoch,
+                epochs,
+                horizons,
+                days,
+            });
+        }
+    }
+    let final_epochs = if best_epochs.is_empty() {
+        cfg.epochs
+    } else {
+        let mean = best_epochs.iter().sum::<usize>() as f64 / best_epochs.len() as f64;
+        (mean.round() as usize + 1).min(cfg.epochs)
+    };
+    let (params, _, final_log) = trainer.fit(None, &labelled, &[], final_epochs, on);
+    Ok(Trained {
+        params,
+        folds,
+        final_epochs,
+        final_log,
+        train_last: panel.dates[last_labelled],
+    })
+}

@@ -1,0 +1,217 @@
+//! The model through the engine, on the repository's own rules over a small synthetic
+//! market (30 stocks) with a tiny network: `trained_model` and `predictions` build end to
+//! end, the model is retrained only when its month rolls over, training is bit-identical
+//! at 1 and 2 threads, and a model refuses features it was not trained on.
+
+mod common;
+use chrono::NaiveDate;
+use common::*;
+use lakebuild::model::store::StoredModel;
+use polars::prelude::*;
+
+const ASSETS: [&str; 9] = [
+    "trading_calendar",
+    "raw_stock_data",
+    "listed_info",
+    "topix",
+    "synthetic_truth",
+    "processed_features",
+    "labels",
+    "trained_model",
+    "predictions",
+];
+
+fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+}
+
+/// The repository's rules: 30 stocks from 2025-01-06, a tiny model and short folds.
+fn project() -> R<Proj> {
+    let p = Proj::new()?;
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for asset in ASSETS {
+        let text = std::fs::read_to_string(rules.join(format!("{asset}.toml")))?
+            .replace("stocks = 300", "stocks = 30")
+            .replace("2023-01-04", "2025-01-06")
+            .replace("hidden = 32", "hidden = 8\nheads = 2\ngraph_k = 4")
+            .replace("window = 20", "window = 10")
+            .replace("epochs = 4", "epochs = 2")
+            .replace("days_per_epoch = 96", "days_per_epoch = 6")
+            .replace("folds = 5", "folds = 2")
+            .replace("min_train_days = 252", "min_train_days = 30");
+        p.rule(asset, &text)?;
+    }
+    Ok(p)
+}
+
+fn build_at(p: &Proj, today: &str, args: &[&str], threads: Option<&str>) -> R<String> {
+    let mut c = p.cmd(args);
+    c.env("LAKEBUILD_NOW", today);
+    if let Some(t) = threads {
+        c.env("RAYON_NUM_THREADS", t);
+    }
+    let out = c.output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        return Err(format!("lakebuild {args:?} at {today} failed:\n{text}").into());
+    }
+    Ok(text)
+}
+
+fn model(p: &Proj) -> R<StoredModel> {
+    Ok(StoredModel::from_frame(&p.frame("trained_model")?)?)
+}
+
+#[test]
+fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls_over() -> R {
+    let p = project()?;
+    build_at(&p, "2026-08-14", &["predictions"], None)?;
+
+    // The stored model: tensors, config, feature list, labels and CV metrics.
+    let m = model(&p)?;
+    assert_eq!(m.model.hidden, 8);
+    assert_eq!(
+        m.labels,
+        ["fwd_ret_1d", "fwd_ret_5d", "fwd_ret_10d", "fwd_ret_20d"]
+    );
+    assert_eq!(m.metrics.folds.len(), 2);
+    // Trained through complete months only, less 20 days for the labels: before July.
+    assert!(
+        m.metrics.train_last < date("2026-07-10"),
+        "{}",
+        m.metrics.train_last
+    );
+    for f in &m.metrics.folds {
+        assert!(f.valid_first > f.train_last);
+        assert_eq!(f.horizons.len(), 4);
+        assert!(
+            f.horizons
+                .iter()
+                .all(|h| h.rank_ic.is_finite() && h.days > 0)
+        );
+    }
+    assert!(m.features.model_inputs().len() >= 30);
+
+    // Predictions: every quantile and the point prediction per horizon, the model id.
+    let preds = p.frame("predictions")?;
+    for tag in ["1d", "5d", "10d", "20d"] {
+        for q in ["q05", "q25", "q50", "q75", "q95"] {
+            assert!(
+                preds.column(&format!("pred_{tag}_{q}")).is_ok(),
+                "pred_{tag}_{q} missing"
+            );
+        }
+        let point = preds.column(&format!("pred_{tag}"))?.f32()?.clone();
+        let median = preds.column(&format!("pred_{tag}_q50"))?.f32()?.clone();
+        assert!(
+            point.iter().zip(median.iter()).all(|(a, b)| a == b),
+            "the point prediction is the median"
+        );
+        assert_eq!(point.null_count(), 0);
+    }
+    let ids = preds.column("model_id")?.str()?.clone();
+    assert!(ids.iter().all(|i| i == Some(m.id().as_str())));
+    let per_day = preds
+        .clone()
+        .lazy()
+        .group_by([col("Date")])
+        .agg([len().alias("n")])
+        .collect()?;
+    assert!(
+        per_day
+            .column("n")?
+            .u32()?
+            .iter()
+            .all(|n| n.is_some_and(|n| n >= 20))
+    );
+    let in_sample = preds.column("in_sample")?.bool()?.clone();
+    assert!(
+        in_sample.iter().any(|v| v == Some(false)),
+        "days after the training range are out of sample"
+    );
+
+    // The next trading day: one new predictions partition, the model untouched.
+    let model_version = p.version("trained_model")?;
+    let before = p.hashes("predictions")?;
+    build_at(&p, "2026-08-17", &["predictions"], None)?;
+    assert_eq!(
+        p.version("trained_model")?,
+        model_version,
+        "no retraining within the month"
+    );
+    let after = p.hashes("predictions")?;
+    assert_eq!(after.len(), before.len() + 1);
+    for (id, h) in &before {
+        assert_eq!(
+            after.get(id),
+            Some(h),
+            "prediction {id} changed within the month"
+        );
+    }
+
+    // A new month: the model retrains on one more month.
+    build_at(&p, "2026-09-01", &["predictions"], None)?;
+    assert_ne!(
+        p.version("trained_model")?,
+        model_version,
+        "the model retrains when its month rolls over"
+    );
+    assert!(model(&p)?.metrics.train_last > m.metrics.train_last);
+    Ok(())
+}
+
+#[test]
+fn the_same_seed_gives_bit_identical_weights_at_1_and_2_threads() -> R {
+    let one = project()?;
+    build_at(&one, "2026-08-14", &["trained_model"], Some("1"))?;
+    let two = project()?;
+    build_at(&two, "2026-08-14", &["trained_model"], Some("2"))?;
+    let (a, b) = (model(&one)?, model(&two)?);
+    assert_eq!(a.params.len(), b.params.len());
+    assert!(
+        a.params
+            .iter()
+            .zip(&b.params)
+            .all(|(x, y)| x.to_bits() == y.to_bits()),
+        "weights differ between 1 and 2 threads"
+    );
+    assert_eq!(one.hashes("trained_model")?, two.hashes("trained_model")?);
+    Ok(())
+}
+
+#[test]
+fn a_model_refuses_features_it_was_not_trained_on() -> R {
+    let p = project()?;
+    build_at(&p, "2026-08-14", &["predictions"], None)?;
+    // A feature set without the volume family: rebuild the features only, then predict
+    // with the model trained on the full set.
+    let rule = std::fs::read_to_string(p.path("rules/processed_features.toml"))?
+        .replace("\"volume\", ", "");
+    let rule = rule
+        .split("[[checks]]")
+        .filter(|c| !c.contains("null_rate_volume"))
+        .collect::<Vec<_>>()
+        .join("[[checks]]");
+    p.rule("processed_features", &rule)?;
+    build_at(&p, "2026-08-14", &["processed_features"], None)?;
+    let out = p
+        .cmd(&["build", "predictions", "--only"])
+        .env("LAKEBUILD_NOW", "2026-08-14")
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "predictions must refuse the changed features:\n{text}"
+    );
+    assert!(text.contains("missing column volume_ratio_"), "{text}");
+    assert!(text.contains("retrain"), "{text}");
+    Ok(())
+}
