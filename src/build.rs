@@ -248,7 +248,29 @@ pub fn prepare<'a>(
     let mut inputs = Vec::new();
     for i in &rule.inputs {
         let s = states.get(&i.asset)?;
-        let v = InputView::of(&i.asset, &s);
+        let v = match &i.alias {
+            None => InputView::of(&i.asset, &s),
+            Some(alias) => {
+                let version = crate::lake::aliases::resolve(&project.lake.root, &i.asset, alias)?
+                    .ok_or_else(|| {
+                        UsageError(format!(
+                            "{}: input {}@{alias}: the alias is not set; list versions with `lakebuild model list` and set it with `lakebuild model alias {alias} VERSION`",
+                            rule.file.display(),
+                            i.asset
+                        ))
+                    })?;
+                let v = InputView::at(&i.asset, &s, version);
+                if v.ids.is_empty() {
+                    return Err(UsageError(format!(
+                        "{}: input {}@{alias} points to version {version}, which holds no partitions: move the alias (`lakebuild model list`)",
+                        rule.file.display(),
+                        i.asset
+                    ))
+                    .into());
+                }
+                v
+            }
+        };
         inputs.push((s, v, i.coverage));
     }
     let daily_inputs: Vec<(&InputView, &crate::rule::Input)> = rule

@@ -117,6 +117,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Model versions and aliases.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     /// Success rates and duration percentiles per asset.
     Stats {
         #[arg(long)]
@@ -131,6 +136,24 @@ enum Command {
         dry_run: bool,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelCommand {
+    /// Every version of the model: when, its id, training range, CV RankIC, aliases.
+    List {
+        #[arg(long, default_value = "trained_model")]
+        asset: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point ALIAS (e.g. production) at VERSION; inputs `trained_model@ALIAS` follow it.
+    Alias {
+        alias: String,
+        version: i64,
+        #[arg(long, default_value = "trained_model")]
+        asset: String,
     },
 }
 
@@ -263,6 +286,32 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Some(Command::Model { command }) => match command {
+            ModelCommand::List { asset, json } => {
+                let v = crate::model_versions::list(&project, &asset)?;
+                if json {
+                    print_json(&v)?
+                } else {
+                    print!("{}", crate::model_versions::render(&asset, &v))
+                }
+                Ok(0)
+            }
+            ModelCommand::Alias {
+                alias,
+                version,
+                asset,
+            } => {
+                let _lock =
+                    lock::acquire(&project.lake.root, "model alias", Duration::from_secs(600))?;
+                let old = crate::model_versions::set_alias(&project, &asset, &alias, version)
+                    .map_err(|e| UsageError(format!("{e:#}")))?;
+                match old {
+                    Some(o) if o != version => println!("{asset}@{alias}: version {o} → {version}"),
+                    _ => println!("{asset}@{alias} = version {version}"),
+                }
+                Ok(0)
+            }
+        },
         Some(Command::Stats { json }) => {
             let rows = runs::read_all(&project.lake)?;
             let s = history::stats(&rows);

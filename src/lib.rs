@@ -23,6 +23,7 @@ pub mod history;
 pub mod lake;
 pub mod market;
 pub mod model;
+pub mod model_versions;
 pub mod ops;
 pub mod partition;
 pub mod plan;

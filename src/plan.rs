@@ -24,7 +24,13 @@ pub fn rule_ingredients(rule: &Rule, op: &dyn Op, sources: &[SourceFile]) -> Rul
     let inputs: Vec<(String, String)> = rule
         .inputs
         .iter()
-        .map(|i| (i.asset.clone(), i.coverage.to_string()))
+        .map(|i| {
+            let name = match &i.alias {
+                Some(a) => format!("{}@{a}", i.asset),
+                None => i.asset.clone(),
+            };
+            (name, i.coverage.to_string())
+        })
         .collect();
     let mut h = CanonicalHasher::new("rule");
     h.str(&rule.op)
@@ -82,6 +88,37 @@ impl InputView {
             v.hashes.push(c.record().content_hash.clone());
             v.versions.push(c.version);
             v.files.push(c.record().file.clone());
+        }
+        v
+    }
+
+    /// The partitions of `state` as they were at `version` (an input `asset@alias`).
+    pub fn at(asset: &str, state: &AssetState, version: i64) -> InputView {
+        let mut v = InputView {
+            asset: asset.to_string(),
+            version,
+            ids: Vec::new(),
+            hashes: Vec::new(),
+            versions: Vec::new(),
+            files: Vec::new(),
+        };
+        for (id, past) in state.history() {
+            let i = past.partition_point(|p| p.version <= version);
+            let Some(p) = i.checked_sub(1).and_then(|i| past.get(i)) else {
+                continue;
+            };
+            let Some(record) = p
+                .content_hash
+                .as_ref()
+                .and_then(|_| state.commits.get(&p.version))
+                .and_then(|c| c.partitions.iter().find(|r| r.id == *id))
+            else {
+                continue;
+            };
+            v.ids.push(*id);
+            v.hashes.push(record.content_hash.clone());
+            v.versions.push(p.version);
+            v.files.push(record.file.clone());
         }
         v
     }
@@ -512,7 +549,9 @@ pub fn assess(
                 .all(|((r, g), rec)| {
                     let v = r.view;
                     let n = g.1 - g.0;
+                    // An aliased view can move back to an older version.
                     rec.asset == v.asset
+                        && v.version >= rec.version
                         && rec.count == n
                         && (n == 0
                             || (rec.first == Some(v.ids[g.0]) && rec.last == Some(v.ids[g.1 - 1])))
@@ -595,6 +634,7 @@ mod tests {
             coverage: Coverage::Window(-3, 0),
             window_given: true,
             full: true,
+            alias: None,
             line: 1,
         };
         let src = "op = \"sql\"\npartitioned = \"daily\"\ninputs = [{ asset = \"prices\", window = [-3, 0], full = true }]\n[params]\nquery = \"SELECT 1\"\n";

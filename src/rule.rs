@@ -44,6 +44,8 @@ pub struct Input {
     /// complete (no partition before the input's first one is needed), e.g. features
     /// that need a full year of history.
     pub full: bool,
+    /// `asset@alias`: read the version the alias points to, not the current one.
+    pub alias: Option<String>,
     pub line: usize,
 }
 
@@ -393,7 +395,18 @@ pub fn parse_rule(
         let at = inp.span().start;
         let line = line_of(src, at);
         let r = inp.get_ref();
-        let name = r.asset.get_ref().clone();
+        let (name, alias) = match r.asset.get_ref().split_once('@') {
+            Some((a, alias)) => (a.to_string(), Some(alias.to_string())),
+            None => (r.asset.get_ref().clone(), None),
+        };
+        if let Some(alias) = &alias
+            && !crate::lake::aliases::valid_name(alias)
+        {
+            errs.at(
+                r.asset.span().start,
+                format!("input '{name}@{alias}': an alias is lowercase letters, digits, _ and -, e.g. {name}@production"),
+            );
+        }
         if name == asset {
             errs.at(
                 r.asset.span().start,
@@ -493,6 +506,7 @@ pub fn parse_rule(
             coverage,
             window_given: r.window.is_some(),
             full: r.full.unwrap_or(false),
+            alias,
             line,
         });
     }

@@ -160,7 +160,79 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
         model_version,
         "the model retrains when its month rolls over"
     );
-    assert!(model(&p)?.metrics.train_last > m.metrics.train_last);
+    let m2 = model(&p)?;
+    assert!(m2.metrics.train_last > m.metrics.train_last);
+
+    // Versions and aliases: both models are listed; predictions follow an alias.
+    let list: serde_json::Value = serde_json::from_str(&p.ok(&["model", "list", "--json"])?)?;
+    let versions: Vec<(i64, String)> = list
+        .as_array()
+        .ok_or("a list")?
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_i64().unwrap_or(-1),
+                v["model_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(versions.len(), 2, "{list}");
+    assert_eq!(versions[0].1, m.id());
+    assert_eq!(versions[1].1, m2.id());
+    let rule = std::fs::read_to_string(p.path("rules/predictions.toml"))?.replace(
+        "{ asset = \"trained_model\" }",
+        "{ asset = \"trained_model@production\" }",
+    );
+    p.rule("predictions", &rule)?;
+    let out = p
+        .cmd(&["build", "predictions"])
+        .env("LAKEBUILD_NOW", "2026-09-01")
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains("lakebuild model alias production VERSION"),
+        "{text}"
+    );
+    let ids = |p: &Proj| -> R<Vec<String>> {
+        let f = p.frame("predictions")?;
+        let mut v: Vec<String> = f
+            .column("model_id")?
+            .str()?
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v.dedup();
+        Ok(v)
+    };
+    let first = versions[0].0.to_string();
+    let second = versions[1].0.to_string();
+    p.ok(&["model", "alias", "production", &first])?;
+    let out = build_at(&p, "2026-09-01", &["predictions", "-v"], None)?;
+    assert_eq!(
+        ids(&p)?,
+        [m.id()],
+        "predictions use the version production names: {list}\n{out}"
+    );
+    p.ok(&["model", "alias", "production", &second])?;
+    build_at(&p, "2026-09-01", &["predictions"], None)?;
+    assert_eq!(ids(&p)?, [m2.id()]);
+    // Rolling back restores the earlier predictions instead of recomputing them.
+    p.ok(&["model", "alias", "production", &first])?;
+    let out = build_at(&p, "2026-09-01", &["predictions"], None)?;
+    assert_eq!(ids(&p)?, [m.id()]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("predictions") && l.contains("built 0")),
+        "{out}"
+    );
+    let err = p.fails(&["model", "alias", "production", "999"], 2)?;
+    assert!(err.contains("no model at version 999"), "{err}");
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The lake: one Delta table per asset under `lake/<asset>/`, plus lakebuild's own
 //! tables and files under `lake/_lakebuild/` (run history, lock).
 
+pub mod aliases;
 pub mod content_hash;
 pub mod gc;
 pub mod lock;
