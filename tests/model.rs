@@ -9,7 +9,7 @@ use common::*;
 use lakebuild::model::store::StoredModel;
 use polars::prelude::*;
 
-const ASSETS: [&str; 9] = [
+const ASSETS: [&str; 10] = [
     "trading_calendar",
     "raw_stock_data",
     "listed_info",
@@ -19,6 +19,7 @@ const ASSETS: [&str; 9] = [
     "labels",
     "trained_model",
     "predictions",
+    "model_evaluation",
 ];
 
 fn date(s: &str) -> NaiveDate {
@@ -69,7 +70,7 @@ fn model(p: &Proj) -> R<StoredModel> {
 #[test]
 fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls_over() -> R {
     let p = project()?;
-    build_at(&p, "2026-08-14", &["predictions"], None)?;
+    build_at(&p, "2026-08-14", &["predictions", "model_evaluation"], None)?;
 
     // The stored model: tensors, config, feature list, labels and CV metrics.
     let m = model(&p)?;
@@ -95,6 +96,22 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
         );
     }
     assert!(m.features.model_inputs().len() >= 30);
+
+    // The evaluation: one row per fold, horizon and validation day, with the oracle IC.
+    let ev = p.frame("model_evaluation")?;
+    let days: usize = m.metrics.folds.iter().map(|f| f.days.len()).sum();
+    assert_eq!(ev.height(), days);
+    assert!(days >= 2 * 4 * 10, "{days} evaluated days");
+    let oracle = ev.column("oracle_ic")?.f64()?.clone();
+    assert!(oracle.null_count() < ev.height() / 4, "the oracle IC exists where labels do");
+    let one_day = ev
+        .clone()
+        .lazy()
+        .filter(col("horizon").eq(lit("fwd_ret_1d")))
+        .select([col("oracle_ic").mean()])
+        .collect()?;
+    let mean = one_day.column("oracle_ic")?.f64()?.get(0).unwrap_or(0.0);
+    assert!(mean > 0.05, "the planted component predicts the next day: oracle IC {mean}");
 
     // Predictions: every quantile and the point prediction per horizon, the model id.
     let preds = p.frame("predictions")?;

@@ -3,6 +3,7 @@
 //! one data frame. The engine splits it by partition, hashes, audits and publishes it.
 
 pub mod command;
+pub mod evaluate;
 pub mod features;
 pub mod files;
 pub mod jquants;
@@ -122,6 +123,7 @@ static OPS: &[&dyn Op] = &[
     &labels::LabelsOp,
     &train::TrainOp,
     &predict::PredictOp,
+    &evaluate::EvaluateOp,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Op> {
