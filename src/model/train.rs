@@ -406,3 +406,96 @@ pub fn train(
         train_last: panel.dates[last_labelled],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+    use rand::Rng;
+
+    /// 40 stocks × 160 days: feature 0 (the graph's return series too) is a signal, and
+    /// the next-day label is the signal plus noise (IC ≈ 0.6). With `shuffle`, each day
+    /// gets another day's labels: no feature can predict them.
+    fn panel(shuffle: bool) -> Panel {
+        let (days, stocks) = (160usize, 40usize);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut sig = vec![0f64; days * stocks];
+        let mut y = vec![0f64; days * stocks];
+        for i in 0..days * stocks {
+            sig[i] = rng.random_range(-1.0..1.0);
+            y[i] = sig[i] + 0.8 * rng.random_range(-1.0..1.0);
+        }
+        let mut perm: Vec<usize> = (0..days).collect();
+        if shuffle {
+            perm.shuffle(&mut rng);
+        }
+        let (mut code, mut date, mut f0, mut f1, mut m, mut label, mut sector) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
+        for d in 0..days {
+            for s in 0..stocks {
+                code.push(format!("{:04}0", 1000 + s));
+                date.push(start + chrono::Duration::days(d as i64));
+                f0.push(sig[d * stocks + s]);
+                f1.push(rng.random_range(-1.0..1.0));
+                m.push(true);
+                label.push(y[perm[d] * stocks + s]);
+                sector.push(format!("{}", s % 4));
+            }
+        }
+        let features = df!("Code" => &code, "Date" => &date, "S33" => sector, "ret_1d_cs_z" => f0, "noise_cs_z" => f1, "valid_returns" => m)
+            .expect("frame");
+        let labels = df!("Code" => &code, "Date" => &date, "fwd_ret_1d" => label).expect("frame");
+        Panel::from_frames(
+            &features,
+            Some(&labels),
+            &["ret_1d_cs_z".into(), "noise_cs_z".into()],
+            &["valid_returns".into()],
+            &["fwd_ret_1d".into()],
+        )
+        .expect("panel")
+    }
+
+    fn fit(shuffle: bool) -> Trained {
+        let mut model = ModelConfig::new(10, 2, 1, 1);
+        model.hidden = 8;
+        model.heads = 2;
+        model.graph_k = 4;
+        model.dropout = 0.0;
+        let cfg = TrainConfig {
+            epochs: 6,
+            patience: 2,
+            lr: 3e-3,
+            folds: 2,
+            min_train_days: 60,
+            ..TrainConfig::default()
+        };
+        train(&model, &cfg, &panel(shuffle), &mut |_| {}).expect("training")
+    }
+
+    fn valid_rank_ic(t: &Trained) -> f64 {
+        let ics: Vec<f64> = t.folds.iter().flat_map(|f| f.horizons.iter().map(|h| h.rank_ic)).collect();
+        ics.iter().sum::<f64>() / ics.len() as f64
+    }
+
+    #[test]
+    fn the_model_learns_a_planted_signal() {
+        let t = fit(false);
+        let ic = valid_rank_ic(&t);
+        // The planted signal's own IC is ≈ 0.58. Measured: 0.24 with FAN (which normalises
+        // each stock's 10-day series by its own mean and σ, so part of a purely
+        // cross-sectional signal is lost), above 0.3 without it. Shuffled labels give ≈ 0.
+        assert!(ic > 0.15, "validation RankIC {ic}");
+        for f in &t.folds {
+            assert!(f.valid_first > f.train_last);
+            assert!(f.days.iter().all(|d| d.date >= f.valid_first && d.date <= f.valid_last));
+        }
+    }
+
+    #[test]
+    fn with_labels_shuffled_across_days_the_validation_rank_ic_is_near_zero() {
+        let ic = valid_rank_ic(&fit(true));
+        // 2 folds × ~40 validation days × 40 stocks: the noise of a mean RankIC is ≈ 0.03.
+        assert!(ic.abs() < 0.1, "validation RankIC {ic} with shuffled labels: a leak");
+    }
+}
