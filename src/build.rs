@@ -987,6 +987,36 @@ fn op_inputs(prep: &Prepared, project: &Project, batch: &[PartitionId]) -> Vec<O
         .collect()
 }
 
+/// The op's resume directory: named by the rule's digest, the batch and every input
+/// partition file it reads (a file holds one content for good), so only the same work
+/// finds it again.
+fn resume_dir(
+    project: &Project,
+    asset: &str,
+    prep: &Prepared,
+    batch: &[PartitionId],
+    inputs: &[OpInput],
+) -> std::path::PathBuf {
+    let mut h = blake3::Hasher::new();
+    h.update(prep.ingredients.digest.as_bytes());
+    for p in batch {
+        h.update(p.to_string().as_bytes());
+    }
+    for i in inputs {
+        h.update(i.asset.as_bytes());
+        for (id, file) in &i.partitions {
+            h.update(id.to_string().as_bytes());
+            h.update(file.to_string_lossy().as_bytes());
+        }
+    }
+    project
+        .lake
+        .root
+        .join("_lakebuild")
+        .join("resume")
+        .join(format!("{asset}-{}", &h.finalize().to_hex()[..16]))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_with_retry(
     prep: &Prepared,
@@ -1010,13 +1040,16 @@ fn run_with_retry(
             .join(format!("{asset}-{}", unique_suffix()));
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("cannot create {}", scratch.display()))?;
+        let inputs = op_inputs(prep, project, &batch);
+        let resume = resume_dir(project, asset, prep, &batch, &inputs);
         let ctx = OpContext {
             rule: prep.rule,
             params: prep.rule.params.clone(),
             partitions: batch.clone(),
-            inputs: op_inputs(prep, project, &batch),
+            inputs,
             project_root: &project.root,
             scratch: scratch.clone(),
+            resume: resume.clone(),
             sources: &prep.sources,
         };
         summary.ops_run += 1;
@@ -1025,6 +1058,9 @@ fn run_with_retry(
             .run(&ctx)
             .and_then(|df| split_and_hash(prep, asset, &batch, df));
         let _ = std::fs::remove_dir_all(&scratch);
+        if result.is_ok() {
+            let _ = std::fs::remove_dir_all(&resume);
+        }
         match result {
             Ok(produced) => {
                 let whole = concat_frames(&produced)?;

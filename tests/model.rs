@@ -103,7 +103,10 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
     assert_eq!(ev.height(), days);
     assert!(days >= 2 * 4 * 10, "{days} evaluated days");
     let oracle = ev.column("oracle_ic")?.f64()?.clone();
-    assert!(oracle.null_count() < ev.height() / 4, "the oracle IC exists where labels do");
+    assert!(
+        oracle.null_count() < ev.height() / 4,
+        "the oracle IC exists where labels do"
+    );
     let one_day = ev
         .clone()
         .lazy()
@@ -111,7 +114,10 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
         .select([col("oracle_ic").mean()])
         .collect()?;
     let mean = one_day.column("oracle_ic")?.f64()?.get(0).unwrap_or(0.0);
-    assert!(mean > 0.05, "the planted component predicts the next day: oracle IC {mean}");
+    assert!(
+        mean > 0.05,
+        "the planted component predicts the next day: oracle IC {mean}"
+    );
 
     // Predictions: every quantile and the point prediction per horizon, the model id.
     let preds = p.frame("predictions")?;
@@ -302,5 +308,86 @@ fn a_model_refuses_features_it_was_not_trained_on() -> R {
     );
     assert!(text.contains("missing column volume_ratio_"), "{text}");
     assert!(text.contains("retrain"), "{text}");
+    Ok(())
+}
+
+/// The rules with a longer training, so that a kill lands in the middle of it.
+fn longer(p: &Proj) -> R {
+    let rule = std::fs::read_to_string(p.path("rules/trained_model.toml"))?
+        .replace("epochs = 2", "epochs = 3")
+        .replace("patience = 1", "patience = 3");
+    p.rule("trained_model", &rule)
+}
+
+fn checkpoints(p: &Proj) -> Vec<std::path::PathBuf> {
+    let dir = p.path("lake/_lakebuild/resume");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path().join("checkpoint.json"))
+                .filter(|f| f.exists())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_training_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_model() -> R {
+    let reference = project()?;
+    longer(&reference)?;
+    build_at(&reference, "2026-08-14", &["trained_model"], None)?;
+
+    let p = project()?;
+    longer(&p)?;
+    build_at(&p, "2026-08-14", &["processed_features", "labels"], None)?;
+    let mut child = p
+        .cmd(&["build", "trained_model"])
+        .env("LAKEBUILD_NOW", "2026-08-14")
+        .spawn()?;
+    let t0 = std::time::Instant::now();
+    // Wait for a checkpoint that has finished at least one fold.
+    loop {
+        let done = checkpoints(&p).iter().any(|f| {
+            std::fs::read(f)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|c| c["folds"].as_array().is_some_and(|a| !a.is_empty()))
+        });
+        if done {
+            break;
+        }
+        if child.try_wait()?.is_some() || t0.elapsed().as_secs() > 300 {
+            return Err(
+                "the training ended before a checkpoint with a finished fold appeared".into(),
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill()?; // SIGKILL
+    child.wait()?;
+    assert!(
+        p.version("trained_model")?.is_none(),
+        "nothing is published by a killed training"
+    );
+
+    let out = build_at(&p, "2026-08-14", &["trained_model", "-v"], None)?;
+    assert!(
+        out.contains("resumed training from its checkpoint: 1 folds done")
+            || out.contains("resumed training from its checkpoint: 2 folds done"),
+        "{out}"
+    );
+    let (a, b) = (model(&reference)?, model(&p)?);
+    assert!(
+        a.params
+            .iter()
+            .zip(&b.params)
+            .all(|(x, y)| x.to_bits() == y.to_bits()),
+        "a resumed training must give the same weights"
+    );
+    assert_eq!(a.metrics, b.metrics);
+    assert!(
+        checkpoints(&p).is_empty(),
+        "the checkpoint is removed once the model is published"
+    );
     Ok(())
 }

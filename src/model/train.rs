@@ -75,6 +75,80 @@ pub enum Event {
         loss: f64,
         valid_rank_ic: Option<f64>,
     },
+    /// Training picked up a checkpoint: `folds` folds done, the current fit at `epoch`.
+    Resumed {
+        folds: usize,
+        fit: Option<(Option<usize>, usize)>,
+    },
+}
+
+/// Training state saved after every epoch, so that a killed build resumes where it
+/// stopped. Resuming is exact: the day order and dropout masks depend only on the seed,
+/// fold, epoch and step, and the optimiser state is saved with the weights.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// What the state belongs to (configs and data shape): another run ignores it.
+    pub fingerprint: String,
+    /// Folds already finished, with their best epochs.
+    pub folds: Vec<FoldReport>,
+    pub best_epochs: Vec<usize>,
+    /// The fit in progress.
+    pub fit: Option<FitState>,
+}
+
+/// A fit stopped after an epoch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitState {
+    pub fold: Option<usize>,
+    pub next_epoch: usize,
+    pub params: Vec<f32>,
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub step: u64,
+    /// Best validation RankIC so far, its epoch and weights.
+    pub best: Option<(f64, usize, Vec<f32>)>,
+    pub log: Vec<EpochLog>,
+}
+
+/// Where checkpoints go (`None`: not saved).
+pub struct Checkpoints<'a> {
+    pub file: Option<&'a std::path::Path>,
+}
+
+impl Checkpoints<'_> {
+    fn load(&self, fingerprint: &str) -> Checkpoint {
+        let fresh = Checkpoint {
+            fingerprint: fingerprint.to_string(),
+            ..Checkpoint::default()
+        };
+        let Some(file) = self.file else { return fresh };
+        match std::fs::read(file)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok())
+        {
+            Some(c) if c.fingerprint == fingerprint => c,
+            _ => fresh,
+        }
+    }
+
+    /// Written to a temporary file and renamed, so a kill never leaves half a checkpoint.
+    fn save(&self, c: &Checkpoint) {
+        let Some(file) = self.file else { return };
+        let write = || -> std::io::Result<()> {
+            if let Some(d) = file.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let tmp = file.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec(c).map_err(std::io::Error::other)?)?;
+            std::fs::rename(&tmp, file)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(
+                "cannot save the training checkpoint {}: {e}",
+                file.display()
+            );
+        }
+    }
 }
 
 /// One epoch's figures.
@@ -205,31 +279,47 @@ impl Trainer<'_> {
     /// Trains from `init` on `days` for up to `epochs` epochs. With validation days,
     /// stops after `patience` epochs without improvement and returns the best epoch's
     /// parameters.
+    #[allow(clippy::too_many_arguments)]
     fn fit(
         &self,
         fold: Option<usize>,
         days: &[usize],
         valid: &[Sample],
         epochs: usize,
+        resume: Option<FitState>,
         on: &mut dyn FnMut(Event),
+        save: &mut dyn FnMut(FitState),
     ) -> (Vec<f32>, usize, Vec<EpochLog>) {
         let net = self.net;
-        let mut p: Vec<f32> = net.init(self.cfg.seed);
         let per_epoch = self
             .cfg
             .days_per_epoch
             .map_or(days.len(), |k| k.min(days.len()));
         let opt_cfg = adamw(self.cfg, (per_epoch * epochs) as u64);
-        let mut opt = AdamW::new(p.len());
         let stream = fold.map_or(u64::MAX, |f| f as u64);
-        let mut best = (f64::NEG_INFINITY, 0usize, p.clone());
-        let mut log = Vec::new();
+        let (mut p, mut opt, mut best, mut log, first) = match resume {
+            Some(r) => {
+                let best = r.best.unwrap_or((f64::NEG_INFINITY, 0, r.params.clone()));
+                let opt = AdamW {
+                    m: r.m,
+                    v: r.v,
+                    step: r.step,
+                };
+                (r.params, opt, best, r.log, r.next_epoch)
+            }
+            None => {
+                let p: Vec<f32> = net.init(self.cfg.seed);
+                let opt = AdamW::new(p.len());
+                let best = (f64::NEG_INFINITY, 0usize, p.clone());
+                (p, opt, best, Vec::new(), 0)
+            }
+        };
         on(Event::Start {
             fold,
             epochs,
             steps: per_epoch,
         });
-        for epoch in 0..epochs {
+        for epoch in first..epochs {
             let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
             rng.set_stream(stream.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
             let mut order = days.to_vec();
@@ -272,6 +362,18 @@ impl Trainer<'_> {
                 Some(_) if epoch >= best.1 + self.cfg.patience => break,
                 _ => {}
             }
+            if epoch + 1 < epochs {
+                save(FitState {
+                    fold,
+                    next_epoch: epoch + 1,
+                    params: p.clone(),
+                    m: opt.m.clone(),
+                    v: opt.v.clone(),
+                    step: opt.step,
+                    best: best.0.is_finite().then(|| best.clone()),
+                    log: log.clone(),
+                });
+            }
         }
         if valid.is_empty() {
             let e = log.len().saturating_sub(1);
@@ -307,6 +409,7 @@ pub fn train(
     model: &ModelConfig,
     cfg: &TrainConfig,
     panel: &Panel,
+    checkpoints: &Checkpoints,
     on: &mut dyn FnMut(Event),
 ) -> Result<Trained, String> {
     let net = Network::new(model.clone())?;
@@ -327,8 +430,28 @@ pub fn train(
     let Some(&last_labelled) = labelled.last() else {
         return Err("no day has both a full input window and labels: build more history".into());
     };
-    let mut folds = Vec::new();
-    let mut best_epochs = Vec::new();
+    let fingerprint = {
+        let shape = (
+            model,
+            cfg,
+            panel.dates.len(),
+            panel.dates.first(),
+            panel.dates.last(),
+            panel.codes.len(),
+        );
+        blake3::hash(serde_json::to_string(&shape).unwrap_or_default().as_bytes())
+            .to_hex()
+            .to_string()
+    };
+    let mut ck = checkpoints.load(&fingerprint);
+    if !ck.folds.is_empty() || ck.fit.is_some() {
+        on(Event::Resumed {
+            folds: ck.folds.len(),
+            fit: ck.fit.as_ref().map(|f| (f.fold, f.next_epoch)),
+        });
+    }
+    let mut folds = std::mem::take(&mut ck.folds);
+    let mut best_epochs = std::mem::take(&mut ck.best_epochs);
     if cfg.cv {
         let wf = WalkForward {
             folds: cfg.folds,
@@ -339,6 +462,9 @@ pub fn train(
         let base = model.t - 1;
         let span = last_labelled + 1 - base;
         for (i, f) in wf.split(span)?.into_iter().enumerate() {
+            if i < folds.len() {
+                continue;
+            }
             let train_days: Vec<usize> = f
                 .train
                 .clone()
@@ -351,7 +477,23 @@ pub fn train(
                 .map(|d| d + base)
                 .filter_map(|d| trainer.sample(d))
                 .collect();
-            let (p, best_epoch, epochs) = trainer.fit(Some(i), &train_days, &valid, cfg.epochs, on);
+            let resume = ck.fit.take().filter(|r| r.fold == Some(i));
+            let (p, best_epoch, epochs) = trainer.fit(
+                Some(i),
+                &train_days,
+                &valid,
+                cfg.epochs,
+                resume,
+                on,
+                &mut |state| {
+                    checkpoints.save(&Checkpoint {
+                        fingerprint: fingerprint.clone(),
+                        folds: folds.clone(),
+                        best_epochs: best_epochs.clone(),
+                        fit: Some(state),
+                    })
+                },
+            );
             let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); model.horizons];
             let mut days = Vec::new();
             for s in &valid {
@@ -389,6 +531,12 @@ pub fn train(
                 horizons,
                 days,
             });
+            checkpoints.save(&Checkpoint {
+                fingerprint: fingerprint.clone(),
+                folds: folds.clone(),
+                best_epochs: best_epochs.clone(),
+                fit: None,
+            });
         }
     }
     let final_epochs = if best_epochs.is_empty() {
@@ -397,7 +545,23 @@ pub fn train(
         let mean = best_epochs.iter().sum::<usize>() as f64 / best_epochs.len() as f64;
         (mean.round() as usize + 1).min(cfg.epochs)
     };
-    let (params, _, final_log) = trainer.fit(None, &labelled, &[], final_epochs, on);
+    let resume = ck.fit.take().filter(|r| r.fold.is_none());
+    let (params, _, final_log) = trainer.fit(
+        None,
+        &labelled,
+        &[],
+        final_epochs,
+        resume,
+        on,
+        &mut |state| {
+            checkpoints.save(&Checkpoint {
+                fingerprint: fingerprint.clone(),
+                folds: folds.clone(),
+                best_epochs: best_epochs.clone(),
+                fit: Some(state),
+            })
+        },
+    );
     Ok(Trained {
         params,
         folds,
@@ -470,11 +634,22 @@ mod tests {
             min_train_days: 60,
             ..TrainConfig::default()
         };
-        train(&model, &cfg, &panel(shuffle), &mut |_| {}).expect("training")
+        train(
+            &model,
+            &cfg,
+            &panel(shuffle),
+            &Checkpoints { file: None },
+            &mut |_| {},
+        )
+        .expect("training")
     }
 
     fn valid_rank_ic(t: &Trained) -> f64 {
-        let ics: Vec<f64> = t.folds.iter().flat_map(|f| f.horizons.iter().map(|h| h.rank_ic)).collect();
+        let ics: Vec<f64> = t
+            .folds
+            .iter()
+            .flat_map(|f| f.horizons.iter().map(|h| h.rank_ic))
+            .collect();
         ics.iter().sum::<f64>() / ics.len() as f64
     }
 
@@ -488,7 +663,11 @@ mod tests {
         assert!(ic > 0.15, "validation RankIC {ic}");
         for f in &t.folds {
             assert!(f.valid_first > f.train_last);
-            assert!(f.days.iter().all(|d| d.date >= f.valid_first && d.date <= f.valid_last));
+            assert!(
+                f.days
+                    .iter()
+                    .all(|d| d.date >= f.valid_first && d.date <= f.valid_last)
+            );
         }
     }
 
@@ -496,6 +675,9 @@ mod tests {
     fn with_labels_shuffled_across_days_the_validation_rank_ic_is_near_zero() {
         let ic = valid_rank_ic(&fit(true));
         // 2 folds × ~40 validation days × 40 stocks: the noise of a mean RankIC is ≈ 0.03.
-        assert!(ic.abs() < 0.1, "validation RankIC {ic} with shuffled labels: a leak");
+        assert!(
+            ic.abs() < 0.1,
+            "validation RankIC {ic} with shuffled labels: a leak"
+        );
     }
 }

@@ -17,29 +17,78 @@ use std::collections::HashMap;
 pub struct EvaluateOp;
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec { name: "model", ty: ParamType::Str, required: false, doc: "the model input (default trained_model)" },
-    ParamSpec { name: "labels", ty: ParamType::Str, required: false, doc: "the labels input, for the oracle IC (default labels)" },
-    ParamSpec { name: "truth", ty: ParamType::Str, required: false, doc: "the planted component, when the market has one (default synthetic_truth)" },
+    ParamSpec {
+        name: "model",
+        ty: ParamType::Str,
+        required: false,
+        doc: "the model input (default trained_model)",
+    },
+    ParamSpec {
+        name: "labels",
+        ty: ParamType::Str,
+        required: false,
+        doc: "the labels input, for the oracle IC (default labels)",
+    },
+    ParamSpec {
+        name: "truth",
+        ty: ParamType::Str,
+        required: false,
+        doc: "the planted component, when the market has one (default synthetic_truth)",
+    },
 ];
 
 /// Daily oracle IC per (date, label column): Pearson of `planted_next` with the label.
-fn oracle(truth: DataFrame, labels: DataFrame, label_cols: &[String]) -> Result<HashMap<(i32, String), f64>> {
+fn oracle(
+    truth: DataFrame,
+    labels: DataFrame,
+    label_cols: &[String],
+) -> Result<HashMap<(i32, String), f64>> {
     let joined = truth
         .lazy()
-        .select([col("Code"), col("Date"), col("planted_next").cast(DataType::Float64)])
-        .join(labels.lazy(), [col("Code"), col("Date")], [col("Code"), col("Date")], JoinArgs::new(JoinType::Inner))
+        .select([
+            col("Code"),
+            col("Date"),
+            col("planted_next").cast(DataType::Float64),
+        ])
+        .join(
+            labels.lazy(),
+            [col("Code"), col("Date")],
+            [col("Code"), col("Date")],
+            JoinArgs::new(JoinType::Inner),
+        )
         .sort(["Date", "Code"], SortMultipleOptions::default())
         .collect()
         .map_err(anyhow::Error::from)
         .context("cannot join the planted component with the labels")?;
-    let dates: Vec<i32> = joined.column("Date")?.cast(&DataType::Int32)?.i32()?.iter().map(|d| d.unwrap_or(0)).collect();
-    let planted: Vec<f64> = joined.column("planted_next")?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    let dates: Vec<i32> = joined
+        .column("Date")?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .iter()
+        .map(|d| d.unwrap_or(0))
+        .collect();
+    let planted: Vec<f64> = joined
+        .column("planted_next")?
+        .f64()?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect();
     let mut out = HashMap::new();
     for label in label_cols {
-        let y: Vec<f64> = joined.column(label)?.cast(&DataType::Float64)?.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+        let y: Vec<f64> = joined
+            .column(label)?
+            .cast(&DataType::Float64)?
+            .f64()?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect();
         let mut start = 0;
         while start < dates.len() {
-            let end = start + dates[start..].iter().take_while(|d| **d == dates[start]).count();
+            let end = start
+                + dates[start..]
+                    .iter()
+                    .take_while(|d| **d == dates[start])
+                    .count();
             let (a, b): (Vec<f64>, Vec<f64>) = (start..end)
                 .filter(|&i| planted[i].is_finite() && y[i].is_finite())
                 .map(|i| (planted[i], y[i]))
@@ -70,16 +119,27 @@ impl Op for EvaluateOp {
         if rule.inputs.iter().any(|i| i.asset == m) {
             Vec::new()
         } else {
-            vec![(1, format!("op evaluate needs the input '{m}': add {{ asset = \"{m}\" }}"))]
+            vec![(
+                1,
+                format!("op evaluate needs the input '{m}': add {{ asset = \"{m}\" }}"),
+            )]
         }
     }
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let file = ctx.rule.file.display().to_string();
         let m_name = input_name(&ctx.params, "model", "trained_model");
-        let m_in = ctx
-            .input(m_name)
-            .ok_or_else(|| anyhow!(UsageError(format!("{file}: op evaluate needs the input '{m_name}'"))))?;
-        let model = StoredModel::from_frame(&m_in.scan()?.collect().map_err(anyhow::Error::from).context("cannot read the model")?)?;
+        let m_in = ctx.input(m_name).ok_or_else(|| {
+            anyhow!(UsageError(format!(
+                "{file}: op evaluate needs the input '{m_name}'"
+            )))
+        })?;
+        let model = StoredModel::from_frame(
+            &m_in
+                .scan()?
+                .collect()
+                .map_err(anyhow::Error::from)
+                .context("cannot read the model")?,
+        )?;
         let truth = ctx.input(input_name(&ctx.params, "truth", "synthetic_truth"));
         let labels = ctx.input(input_name(&ctx.params, "labels", "labels"));
         let oracle = match (truth, labels) {
@@ -90,8 +150,10 @@ impl Op for EvaluateOp {
         };
         let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| anyhow!("epoch"))?;
         let id = model.id();
-        let (mut fold, mut horizon, mut date, mut n) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut ic, mut rank_ic, mut spread, mut hit, mut oracle_ic) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut fold, mut horizon, mut date, mut n) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut ic, mut rank_ic, mut spread, mut hit, mut oracle_ic) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for f in &model.metrics.folds {
             for d in &f.days {
                 fold.push(f.fold as i32 + 1);

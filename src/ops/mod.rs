@@ -189,6 +189,10 @@ pub struct OpContext<'a> {
     pub project_root: &'a Path,
     /// A private, empty directory for the op's temporary files.
     pub scratch: PathBuf,
+    /// A directory (not created) for state that should survive a killed build of the same
+    /// work, such as training checkpoints: it is named by the rule and the exact input
+    /// files, so a rerun of the same work finds it, and removed once the op succeeds.
+    pub resume: PathBuf,
     pub sources: &'a [SourceFile],
 }
 

@@ -8,7 +8,7 @@ use crate::features::manifest::{Manifest, Role};
 use crate::model::dataset::Panel;
 use crate::model::network::{ModelConfig, Network};
 use crate::model::store::{Metrics, StoredModel};
-use crate::model::train::{Event, TrainConfig, train};
+use crate::model::train::{Checkpoints, Event, TrainConfig, train};
 use crate::rule::Rule;
 use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -237,6 +237,13 @@ fn progress() -> impl FnMut(Event) {
             bar.inc(1);
             bar.set_message(format!("loss {running:.4}"));
         }
+        Event::Resumed { folds, fit } => {
+            let at = fit.map_or(String::new(), |(f, e)| {
+                let what = f.map_or("the final fit".to_string(), |f| format!("fold {}", f + 1));
+                format!(", {what} at epoch {}", e + 1)
+            });
+            tracing::info!("resumed training from its checkpoint: {folds} folds done{at}");
+        }
         Event::Epoch {
             epoch,
             loss,
@@ -360,7 +367,17 @@ impl Op for TrainOp {
             masks.len(),
             n_params
         );
-        let trained = train(&model, &tcfg, &panel, &mut progress()).map_err(usage)?;
+        let checkpoint = ctx.resume.join("checkpoint.json");
+        let trained = train(
+            &model,
+            &tcfg,
+            &panel,
+            &Checkpoints {
+                file: Some(&checkpoint),
+            },
+            &mut progress(),
+        )
+        .map_err(usage)?;
         let stored = StoredModel {
             model,
             train: tcfg,
