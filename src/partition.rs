@@ -206,6 +206,40 @@ pub fn days_between(from: NaiveDate, to: NaiveDate) -> impl Iterator<Item = Naiv
 mod tests {
     use super::*;
 
+    #[test]
+    fn period_coverage_reads_complete_periods_less_the_lag() {
+        let ids: Vec<PartitionId> = (0..120)
+            .map(|i| {
+                PartitionId::Day(
+                    NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default()
+                        + chrono::Duration::days(i),
+                )
+            })
+            .collect();
+        // Latest day 2024-04-29: complete months end with March (index 90 = Mar 31).
+        let (lo, hi) = period_range(&ids, Period::Monthly, 0);
+        assert_eq!((lo, hi), (0, 91));
+        assert_eq!(period_range(&ids, Period::Monthly, 20), (0, 71));
+        assert_eq!(period_range(&ids, Period::Monthly, 500), (0, 0));
+        // The same range for every day of April: a new April day changes nothing.
+        assert_eq!(period_range(&ids[..100], Period::Monthly, 20), (0, 71));
+        // The first day of May rolls it over.
+        let may: Vec<PartitionId> = ids
+            .iter()
+            .copied()
+            .chain([PartitionId::Day(d2(2024, 5, 1))])
+            .collect();
+        assert_eq!(period_range(&may, Period::Monthly, 0), (0, 120));
+        assert_eq!(Period::Weekly.start(d2(2024, 5, 1)), d2(2024, 4, 29));
+        assert_eq!(Period::Quarterly.start(d2(2024, 5, 1)), d2(2024, 4, 1));
+        assert_eq!(Period::Yearly.start(d2(2024, 5, 1)), d2(2024, 1, 1));
+        assert_eq!(period_range(&[], Period::Monthly, 0), (0, 0));
+    }
+
+    fn d2(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default()
+    }
+
     fn days(n: u32) -> Vec<PartitionId> {
         (1..=n)
             .map(|i| PartitionId::Day(NaiveDate::from_ymd_opt(2024, 1, i).unwrap_or_default()))

@@ -273,6 +273,50 @@ mod tests {
     }
 
     #[test]
+    fn period_inputs_and_aliases_parse_and_bad_ones_are_refused_with_their_line()
+    -> Result<(), String> {
+        let model = |inputs: &str| {
+            format!("op = \"sql\"\ninputs = [\n  {inputs},\n]\n[params]\nquery = \"SELECT 1\"\n")
+        };
+        let rs = load(&[
+            ("a", SRC),
+            (
+                "m",
+                &model("{ asset = \"a\", period = \"monthly\", lag = 20 }"),
+            ),
+            ("p", &model("{ asset = \"m@production\" }")),
+        ])?;
+        assert_eq!(
+            rs.rules["m"].inputs[0].coverage,
+            Coverage::Period {
+                every: crate::partition::Period::Monthly,
+                lag: 20
+            }
+        );
+        assert_eq!(rs.rules["p"].inputs[0].asset, "m");
+        assert_eq!(rs.rules["p"].inputs[0].alias.as_deref(), Some("production"));
+        let e = err(&[
+            ("a", SRC),
+            ("m", &model("{ asset = \"a\", period = \"hourly\" }")),
+        ]);
+        assert!(
+            e.contains("rules/m.toml:3: input 'a': period = \"hourly\" is not one of weekly"),
+            "{e}"
+        );
+        let e = err(&[("a", SRC), ("m", &model("{ asset = \"a\", lag = 3 }"))]);
+        assert!(
+            e.contains("rules/m.toml:3: input 'a': lag needs a period"),
+            "{e}"
+        );
+        let daily = "op = \"sql\"\npartitioned = \"daily\"\ninputs = [{ asset = \"a\", period = \"monthly\" }]\n[params]\nquery = \"SELECT 1\"\n";
+        let e = err(&[("a", SRC), ("d", daily)]);
+        assert!(e.contains("period is for an unpartitioned output"), "{e}");
+        let e = err(&[("a", SRC), ("p", &model("{ asset = \"a@Prod\" }"))]);
+        assert!(e.contains("an alias is lowercase"), "{e}");
+        Ok(())
+    }
+
+    #[test]
     fn unknown_op_names_file_line_and_choices() {
         let e = err(&[("a", "\n\nop = \"nope\"\n")]);
         assert!(e.contains("rules/a.toml:3: unknown op 'nope'"), "{e}");
