@@ -670,6 +670,50 @@ mod tests {
         check(tiny(true, true, false));
     }
 
+    /// A day with the minimum number of stocks (20): the gradient of a deterministic
+    /// sample of parameters from every block (all of them would take minutes unoptimised).
+    #[test]
+    fn whole_model_gradient_check_on_a_day_with_the_minimum_number_of_stocks() {
+        let c = tiny(true, true, true);
+        let net = Network::new(c.clone()).expect("config");
+        let n = super::super::metrics::MIN_STOCKS;
+        let x = rand_vec(n * c.t * c.features, 21, 1.5);
+        let mask = vec![1.0; n * c.t * c.masks];
+        let ret = rand_vec(n * c.t, 22, 1.0);
+        let sector: Vec<u32> = (0..n as u32).map(|i| i % 3).collect();
+        let graph = build_graph(&ret, &sector, &c.graph());
+        let d = DayInput { n, x, mask, graph };
+        let y = rand_vec(n * c.horizons, 23, 1.0);
+        let valid = vec![true; n * c.horizons];
+        let p: Vec<f64> = net.init(9);
+        let drop = net.dropout::<f64>(n, 4, 2);
+        let lc = LossConfig::default();
+        let loss = |p: &[f64]| -> f64 {
+            let (q, _) = net.forward(p, &d, drop.as_ref());
+            loss_and_grad(&lc, &q, &y, &valid, n, c.horizons).0.total
+        };
+        let (q, cache) = net.forward(&p, &d, drop.as_ref());
+        let (_, dq) = loss_and_grad(&lc, &q, &y, &valid, n, c.horizons);
+        let mut g = vec![0.0; p.len()];
+        net.backward(&p, &cache, &d, &dq, &mut g);
+        for (name, range) in net.ranges.named() {
+            let step = (range.len() / 12).max(1);
+            let idx: Vec<usize> = range.clone().step_by(step).collect();
+            let numeric: Vec<f64> = idx
+                .iter()
+                .map(|&i| {
+                    let mut q = p.clone();
+                    q[i] = p[i] + super::super::gradcheck::EPS;
+                    let up = loss(&q);
+                    q[i] = p[i] - super::super::gradcheck::EPS;
+                    (up - loss(&q)) / (2.0 * super::super::gradcheck::EPS)
+                })
+                .collect();
+            let analytic: Vec<f64> = idx.iter().map(|&i| g[i]).collect();
+            assert_close_grads(name, &analytic, &numeric);
+        }
+    }
+
     #[test]
     fn gate_starts_at_the_configured_value() {
         let c = tiny(true, true, true);

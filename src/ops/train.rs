@@ -145,7 +145,7 @@ pub fn train_config(params: &Value) -> Result<TrainConfig, String> {
     })
 }
 
-pub(super) fn input_name<'a>(params: &'a Value, k: &str, d: &'a str) -> &'a str {
+pub fn input_name<'a>(params: &'a Value, k: &str, d: &'a str) -> &'a str {
     params.get(k).and_then(|v| v.as_str()).unwrap_or(d)
 }
 
@@ -170,7 +170,7 @@ pub(super) fn input_manifest(ctx: &OpContext, input: &OpInput) -> Result<Manifes
 }
 
 /// Model columns of a manifest: the z-scores and the family flags.
-pub(super) fn model_columns(m: &Manifest) -> (Vec<String>, Vec<String>) {
+pub fn model_columns(m: &Manifest) -> (Vec<String>, Vec<String>) {
     let f = m.model_inputs().iter().map(|c| c.name.clone()).collect();
     let k = m
         .columns
