@@ -11,6 +11,9 @@
 //!   same features and folds, and the oracle IC of the planted component on the same days;
 //! - the ablation of MODEL.md: the same training without GAT, without the temporal block,
 //!   without FAN (`LAKEBUILD_BENCH_ABLATION=0` skips it).
+//!
+//! `LAKEBUILD_BENCH_THROUGHPUT=0` skips the throughput part; `LAKEBUILD_BENCH_PARAMS` (a
+//! JSON object) overrides the rule's params, for experiments.
 
 use lakebuild::features::manifest::Manifest;
 use lakebuild::lake::Lake;
@@ -361,38 +364,40 @@ fn main() -> anyhow::Result<()> {
         .take(24)
         .collect();
     let n_avg = days.iter().map(|s| s.input.n).sum::<usize>() as f64 / days.len().max(1) as f64;
-    println!("\nthroughput (threads: {}):", rayon::current_num_threads());
-    println!("| size | H | train stock-days/s | train ms/day | inference ms/day |");
-    println!("| --- | --- | --- | --- | --- |");
-    for h in [cfg.hidden, 64] {
-        let c = ModelConfig {
-            hidden: h,
-            ..cfg.clone()
-        };
-        let net = Network::new(c).map_err(anyhow::Error::msg)?;
-        let inputs: Vec<DayInput<f32>> = days.iter().map(|s| s.input.clone()).collect();
-        let ys: Vec<(Vec<f32>, Vec<bool>)> = days
-            .iter()
-            .map(|s| (s.y.clone(), s.valid.clone()))
-            .collect();
-        let (sd, inf) = throughput(&net, &inputs, &ys);
-        println!(
-            "| default ({n_avg:.0} stocks/day) | {h} | {sd:.0} | {:.0} | {inf:.1} |",
-            n_avg * 1000.0 / sd
-        );
-    }
-    for h in [cfg.hidden, 64] {
-        let c = ModelConfig {
-            hidden: h,
-            ..cfg.clone()
-        };
-        let net = Network::new(c.clone()).map_err(anyhow::Error::msg)?;
-        let (inputs, ys): (Vec<_>, Vec<_>) = (0..3).map(|i| synthetic_day(&c, 4000, i)).unzip();
-        let (sd, inf) = throughput(&net, &inputs, &ys);
-        println!(
-            "| full scale (4000 stocks/day) | {h} | {sd:.0} | {:.0} | {inf:.1} |",
-            4000.0 * 1000.0 / sd
-        );
+    if std::env::var("LAKEBUILD_BENCH_THROUGHPUT").as_deref() != Ok("0") {
+        println!("\nthroughput (threads: {}):", rayon::current_num_threads());
+        println!("| size | H | train stock-days/s | train ms/day | inference ms/day |");
+        println!("| --- | --- | --- | --- | --- |");
+        for h in [cfg.hidden, 64] {
+            let c = ModelConfig {
+                hidden: h,
+                ..cfg.clone()
+            };
+            let net = Network::new(c).map_err(anyhow::Error::msg)?;
+            let inputs: Vec<DayInput<f32>> = days.iter().map(|s| s.input.clone()).collect();
+            let ys: Vec<(Vec<f32>, Vec<bool>)> = days
+                .iter()
+                .map(|s| (s.y.clone(), s.valid.clone()))
+                .collect();
+            let (sd, inf) = throughput(&net, &inputs, &ys);
+            println!(
+                "| default ({n_avg:.0} stocks/day) | {h} | {sd:.0} | {:.0} | {inf:.1} |",
+                n_avg * 1000.0 / sd
+            );
+        }
+        for h in [cfg.hidden, 64] {
+            let c = ModelConfig {
+                hidden: h,
+                ..cfg.clone()
+            };
+            let net = Network::new(c.clone()).map_err(anyhow::Error::msg)?;
+            let (inputs, ys): (Vec<_>, Vec<_>) = (0..3).map(|i| synthetic_day(&c, 4000, i)).unzip();
+            let (sd, inf) = throughput(&net, &inputs, &ys);
+            println!(
+                "| full scale (4000 stocks/day) | {h} | {sd:.0} | {:.0} | {inf:.1} |",
+                4000.0 * 1000.0 / sd
+            );
+        }
     }
 
     // Quality: the rule's training, the ridge baseline and the oracle on the same folds.
