@@ -344,11 +344,21 @@ fn main() -> anyhow::Result<()> {
     let panel = Panel::from_frames(&fdf, Some(&labels), &features, &masks, &horizons)?;
     let rule: toml::Value =
         toml::from_str(&std::fs::read_to_string(rules.join("trained_model.toml"))?)?;
-    let params: serde_json::Value = serde_json::to_value(
+    let mut params: serde_json::Value = serde_json::to_value(
         rule.get("params")
             .cloned()
             .unwrap_or(toml::Value::Table(Default::default())),
     )?;
+    // LAKEBUILD_BENCH_PARAMS='{"lr": 0.002}' overrides params of the rule (experiments).
+    if let Ok(extra) = std::env::var("LAKEBUILD_BENCH_PARAMS") {
+        let extra: serde_json::Value = serde_json::from_str(&extra)?;
+        if let (Some(p), Some(e)) = (params.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                p.insert(k.clone(), v.clone());
+            }
+        }
+        println!("params overridden: {extra}");
+    }
     let cfg = model_config(&params, features.len(), masks.len(), horizons.len())
         .map_err(anyhow::Error::msg)?;
     let tc = train_config(&params).map_err(anyhow::Error::msg)?;

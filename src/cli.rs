@@ -117,6 +117,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a job (rules/jobs/JOB.toml): build exactly its selection.
+    Run {
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every scheduled job that fell due since the last tick (call from cron).
+    Tick,
+    /// Print the crontab line and systemd units that call `lakebuild tick`.
+    Cron {
+        /// Minutes between ticks.
+        #[arg(long, default_value_t = 5)]
+        every: u32,
+    },
+    /// The jobs, their selections and schedules, and each schedule's next run.
+    Jobs,
     /// Model versions and aliases.
     Model {
         #[command(subcommand)]
@@ -155,6 +171,40 @@ enum ModelCommand {
         #[arg(long, default_value = "trained_model")]
         asset: String,
     },
+}
+
+/// The injectable clock as an instant: `LAKEBUILD_NOW` as RFC 3339 (or a date, taken as
+/// its midnight UTC), else the real time.
+pub fn now_utc() -> Result<chrono::DateTime<chrono::Utc>> {
+    match std::env::var("LAKEBUILD_NOW") {
+        Ok(s) if !s.is_empty() => {
+            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s) {
+                return Ok(t.with_timezone(&chrono::Utc));
+            }
+            Ok(today()?.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        }
+        _ => Ok(chrono::Utc::now()),
+    }
+}
+
+/// The build options of one run of `job` for `date`.
+fn job_options(
+    job: &crate::jobs::Job,
+    date: NaiveDate,
+    trigger: String,
+    g: &Global,
+) -> BuildOptions {
+    let latest = job.partitions == crate::jobs::Partitions::Latest;
+    BuildOptions {
+        targets: job.assets.clone(),
+        only: true,
+        from: latest.then_some(date),
+        to: latest.then_some(date),
+        trigger,
+        today: date,
+        progress: !g.quiet && std::env::var_os("NO_COLOR").is_none(),
+        ..Default::default()
+    }
 }
 
 /// The injectable clock: `LAKEBUILD_NOW` (YYYY-MM-DD or RFC 3339) or the real date.
@@ -286,6 +336,108 @@ fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
+        Some(Command::Run { job, json }) => {
+            let j = crate::jobs::find(&project.rules_dir, &project.rules, &job)?;
+            let opts = job_options(&j, today()?, format!("job:{}", j.name), g);
+            let report = build(&project, &opts)?;
+            print_report(&report, json)?;
+            Ok(if report.ok() { 0 } else { 1 })
+        }
+        Some(Command::Tick) => {
+            let now = now_utc()?;
+            let _tick = match lock::acquire_named(
+                &project.lake.root,
+                "tick.lock",
+                "tick",
+                Duration::ZERO,
+            ) {
+                Ok(l) => l,
+                Err(_) => {
+                    println!("another tick is running: it handles what is due; nothing to do");
+                    return Ok(0);
+                }
+            };
+            let jobs = crate::jobs::load(&project.rules_dir, &project.rules)?;
+            let mut failed = false;
+            let records = crate::schedule::tick(&project.lake.root, &jobs, now, &mut |job, at| {
+                let date = crate::schedule::run_date(job, at);
+                let opts = job_options(
+                    job,
+                    date,
+                    format!("schedule:{}@{}", job.name, at.to_rfc3339()),
+                    g,
+                );
+                let report = build(&project, &opts)?;
+                failed |= !report.ok();
+                Ok((report.run_id.clone(), report.ok()))
+            })?;
+            for r in &records {
+                let at = r.scheduled_for.map(|t| t.to_rfc3339()).unwrap_or_default();
+                match r.action.as_str() {
+                    "started" => println!(
+                        "{}: schedule starts now; runs from the next occurrence",
+                        r.job
+                    ),
+                    "skipped" => println!("{}: {at} skipped (catch_up = latest)", r.job),
+                    _ => println!(
+                        "{}: {at} ran as {} ({})",
+                        r.job,
+                        r.run_id.as_deref().unwrap_or("-"),
+                        if r.ok == Some(true) {
+                            "ok".to_string()
+                        } else {
+                            format!("FAILED {}", r.error.as_deref().unwrap_or(""))
+                        }
+                    ),
+                }
+            }
+            if records.is_empty() {
+                println!("nothing due");
+            }
+            Ok(if failed { 1 } else { 0 })
+        }
+        Some(Command::Cron { every }) => {
+            let exe = std::env::current_exe()
+                .map_err(|e| anyhow::anyhow!("cannot find the lakebuild binary: {e}"))?;
+            let root = std::fs::canonicalize(&project.root).unwrap_or(project.root.clone());
+            let lake =
+                std::fs::canonicalize(&project.lake.root).unwrap_or(project.lake.root.clone());
+            print!(
+                "{}",
+                crate::schedule::install_text(&exe, &root, &lake, every.clamp(1, 59))
+            );
+            Ok(0)
+        }
+        Some(Command::Jobs) => {
+            let jobs = crate::jobs::load(&project.rules_dir, &project.rules)?;
+            let now = now_utc()?;
+            for j in &jobs {
+                let sched = match &j.schedule {
+                    Some(s) => {
+                        let next = crate::schedule::parse_cron(&s.cron)
+                            .ok()
+                            .and_then(|c| crate::schedule::next(&c, s.timezone, now))
+                            .map(|t| t.with_timezone(&s.timezone).to_rfc3339())
+                            .unwrap_or_else(|| "-".into());
+                        format!(
+                            "cron \"{}\" {} (catch_up {:?}), next {next}",
+                            s.cron, s.timezone, s.catch_up
+                        )
+                    }
+                    None => "no schedule".into(),
+                };
+                println!(
+                    "{}: {} [{:?} partitions] — {sched}",
+                    j.name,
+                    j.assets.join(", "),
+                    j.partitions
+                );
+            }
+            if jobs.is_empty() {
+                println!("no jobs: add rules/jobs/<name>.toml");
+            }
+            Ok(0)
+        }
         Some(Command::Model { command }) => match command {
             ModelCommand::List { asset, json } => {
                 let v = crate::model_versions::list(&project, &asset)?;
@@ -412,8 +564,13 @@ fn run_build(project: &Project, a: &BuildArgs, g: &Global) -> Result<i32> {
         return Ok(0);
     }
     let report = build(project, &opts)?;
-    if a.json {
-        print_json(&report)?;
+    print_report(&report, a.json)?;
+    Ok(if report.ok() { 0 } else { 1 })
+}
+
+fn print_report(report: &crate::build::BuildReport, json: bool) -> Result<()> {
+    if json {
+        print_json(report)?;
     } else {
         for s in &report.steps {
             if s.skipped {
@@ -434,7 +591,7 @@ fn run_build(project: &Project, a: &BuildArgs, g: &Global) -> Result<i32> {
             println!("nothing to do: every asset is fresh");
         }
     }
-    Ok(if report.ok() { 0 } else { 1 })
+    Ok(())
 }
 
 pub fn main() -> i32 {

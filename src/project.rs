@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 
 pub struct Project {
     pub root: PathBuf,
+    /// The rules folder (its `jobs/` subfolder holds the jobs).
+    pub rules_dir: PathBuf,
     pub rules: RuleSet,
     pub lake: Lake,
 }
@@ -19,9 +21,11 @@ impl Project {
     /// Loads the rules of `rules_dir` (relative to `root` unless absolute) and points at
     /// the lake `lake_dir`.
     pub fn load(root: &Path, rules_dir: &Path, lake_dir: &Path) -> Result<Project> {
-        let rules = RuleSet::load(&root.join(rules_dir))?;
+        let rules_dir = root.join(rules_dir);
+        let rules = RuleSet::load(&rules_dir)?;
         Ok(Project {
             root: root.to_path_buf(),
+            rules_dir,
             rules,
             lake: Lake::new(root.join(lake_dir)),
         })

@@ -22,10 +22,16 @@ impl Drop for LakeLock {
 /// Acquires the lock of the lake at `lake`, waiting up to `timeout`.
 /// `holder` (e.g. run id) is written beside it so that waiters can say who holds it.
 pub fn acquire(lake: &Path, holder: &str, timeout: Duration) -> Result<LakeLock> {
+    acquire_named(lake, "lock", holder, timeout)
+}
+
+/// Another lock of the lake, by file name (e.g. `tick.lock`, held by `lakebuild tick`
+/// while it evaluates schedules, so that two overlapping ticks never run a job twice).
+pub fn acquire_named(lake: &Path, name: &str, holder: &str, timeout: Duration) -> Result<LakeLock> {
     let dir = lake.join("_lakebuild");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let path = dir.join("lock");
-    let info = dir.join("lock.holder");
+    let path = dir.join(name);
+    let info = dir.join(format!("{name}.holder"));
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -1,0 +1,358 @@
+//! Schedules: `lakebuild tick`, called by cron every few minutes, runs every job whose
+//! cron schedule fell due since the last tick, exactly once, in the job's time zone.
+//!
+//! State lives in the lake: `_lakebuild/schedules.json` holds each schedule's cursor (the
+//! last occurrence handled) and `_lakebuild/ticks.jsonl` one line per tick decision. A tick
+//! holds `_lakebuild/tick.lock` (an OS lock, released if the process dies) while it
+//! evaluates and runs, so overlapping ticks never run an occurrence twice: the second one
+//! finds the lock taken and leaves. The cursor moves past an occurrence as soon as its run
+//! is recorded, so a missed tick is caught up by the next one (`catch_up = "latest"`: once
+//! for the latest occurrence; `"all"`: once per occurrence, oldest first). A schedule seen
+//! for the first time starts at that tick: nothing before it is run.
+
+use crate::jobs::{CatchUp, Job};
+use anyhow::{Context, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// At most this many occurrences are considered per tick (a schedule every minute that
+/// missed a week of ticks must not run ten thousand times).
+pub const MAX_DUE: usize = 1000;
+
+/// A parsed 5-field cron expression.
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    if expr.split_whitespace().count() != 5 {
+        return Err(
+            "use 5 fields: minute hour day-of-month month day-of-week, e.g. \"0 2 * * 1-5\"".into(),
+        );
+    }
+    croner::Cron::from_str(expr).map_err(|e| e.to_string())
+}
+
+/// Occurrences of `cron` in `tz` after `after` and at or before `until`, oldest first.
+pub fn due(
+    cron: &croner::Cron,
+    tz: chrono_tz::Tz,
+    after: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    let mut t = after.with_timezone(&tz);
+    while out.len() < MAX_DUE {
+        let Ok(next) = cron.find_next_occurrence(&t, false) else {
+            break;
+        };
+        let next_utc = next.with_timezone(&Utc);
+        if next_utc > until {
+            break;
+        }
+        out.push(next_utc);
+        t = next;
+    }
+    out
+}
+
+/// The next occurrence after `now`.
+pub fn next(cron: &croner::Cron, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    cron.find_next_occurrence(&now.with_timezone(&tz), false)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The persisted cursors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Per job: the last occurrence handled (or when the schedule was first seen).
+    pub cursors: BTreeMap<String, DateTime<Utc>>,
+}
+
+fn state_file(lake: &Path) -> PathBuf {
+    lake.join("_lakebuild").join("schedules.json")
+}
+
+pub fn ticks_file(lake: &Path) -> PathBuf {
+    lake.join("_lakebuild").join("ticks.jsonl")
+}
+
+pub fn load_state(lake: &Path) -> Result<State> {
+    let f = state_file(lake);
+    match std::fs::read_to_string(&f) {
+        Ok(t) => serde_json::from_str(&t)
+            .with_context(|| format!("{} is not valid JSON: fix or delete it", f.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", f.display())),
+    }
+}
+
+fn save_state(lake: &Path, s: &State) -> Result<()> {
+    let f = state_file(lake);
+    if let Some(d) = f.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let tmp = f.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(s)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &f).with_context(|| format!("cannot replace {}", f.display()))
+}
+
+/// One line of `ticks.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TickRecord {
+    pub job: String,
+    /// When the tick ran.
+    pub tick_at: DateTime<Utc>,
+    /// The occurrence this line is about (absent for "started" / "skipped" lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// started (first sight) | run | skipped (an older occurrence, catch_up = "latest")
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn append(lake: &Path, r: &TickRecord) -> Result<()> {
+    let f = ticks_file(lake);
+    if let Some(d) = f.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&f)
+        .with_context(|| format!("cannot open {}", f.display()))?;
+    writeln!(file, "{}", serde_json::to_string(r)?)
+        .with_context(|| format!("cannot write {}", f.display()))
+}
+
+pub fn read_ticks(lake: &Path) -> Result<Vec<TickRecord>> {
+    let f = ticks_file(lake);
+    match std::fs::read_to_string(&f) {
+        Ok(t) => Ok(t
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", f.display())),
+    }
+}
+
+/// What a tick decided for one job: the occurrences to run now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub job: String,
+    pub run: Vec<DateTime<Utc>>,
+    pub skipped: Vec<DateTime<Utc>>,
+    pub first_sight: bool,
+}
+
+/// Decides, from the cursors, what each scheduled job runs at `now` (pure).
+pub fn decide(jobs: &[Job], state: &State, now: DateTime<Utc>) -> Vec<Decision> {
+    let mut out = Vec::new();
+    for j in jobs {
+        let Some(s) = &j.schedule else { continue };
+        let Ok(cron) = parse_cron(&s.cron) else {
+            continue;
+        };
+        let Some(cursor) = state.cursors.get(&j.name) else {
+            out.push(Decision {
+                job: j.name.clone(),
+                run: vec![],
+                skipped: vec![],
+                first_sight: true,
+            });
+            continue;
+        };
+        let due = due(&cron, s.timezone, *cursor, now);
+        let (run, skipped) = match s.catch_up {
+            CatchUp::All => (due, vec![]),
+            CatchUp::Latest => {
+                let mut d = due;
+                let last = d.pop();
+                (last.into_iter().collect(), d)
+            }
+        };
+        out.push(Decision {
+            job: j.name.clone(),
+            run,
+            skipped,
+            first_sight: false,
+        });
+    }
+    out
+}
+
+/// The date a run of `job` at occurrence `at` builds for: the occurrence's local date.
+pub fn run_date(job: &Job, at: DateTime<Utc>) -> NaiveDate {
+    match &job.schedule {
+        Some(s) => at.with_timezone(&s.timezone).date_naive(),
+        None => at.date_naive(),
+    }
+}
+
+/// Runs a tick: `run` is called once per occurrence to run (oldest first) and returns the
+/// run id and whether it succeeded. Returns the records written.
+pub fn tick(
+    lake: &Path,
+    jobs: &[Job],
+    now: DateTime<Utc>,
+    run: &mut dyn FnMut(&Job, DateTime<Utc>) -> Result<(String, bool)>,
+) -> Result<Vec<TickRecord>> {
+    let mut state = load_state(lake)?;
+    let mut written = Vec::new();
+    for d in decide(jobs, &state, now) {
+        let Some(job) = jobs.iter().find(|j| j.name == d.job) else {
+            continue;
+        };
+        let record = |action: &str, at: Option<DateTime<Utc>>| TickRecord {
+            job: d.job.clone(),
+            tick_at: now,
+            scheduled_for: at,
+            action: action.to_string(),
+            run_id: None,
+            ok: None,
+            error: None,
+        };
+        if d.first_sight {
+            state.cursors.insert(d.job.clone(), now);
+            save_state(lake, &state)?;
+            let r = record("started", None);
+            append(lake, &r)?;
+            written.push(r);
+            continue;
+        }
+        for at in &d.skipped {
+            let r = record("skipped", Some(*at));
+            append(lake, &r)?;
+            written.push(r);
+        }
+        if d.run.is_empty() {
+            if let Some(last) = d.skipped.last() {
+                state.cursors.insert(d.job.clone(), *last);
+                save_state(lake, &state)?;
+            }
+            continue;
+        }
+        for at in d.run {
+            let mut r = record("run", Some(at));
+            match run(job, at) {
+                Ok((id, ok)) => {
+                    r.run_id = Some(id);
+                    r.ok = Some(ok);
+                }
+                Err(e) => {
+                    r.ok = Some(false);
+                    r.error = Some(format!("{e:#}"));
+                }
+            }
+            // The occurrence is handled, whatever its outcome: a failed run is the
+            // build's to retry (rule `retry`), and an alert's to report.
+            state.cursors.insert(d.job.clone(), at);
+            save_state(lake, &state)?;
+            append(lake, &r)?;
+            written.push(r);
+        }
+    }
+    Ok(written)
+}
+
+/// The crontab line and systemd units that call `lakebuild tick` every `minutes`.
+pub fn install_text(binary: &Path, project: &Path, lake: &Path, minutes: u32) -> String {
+    let (b, p) = (binary.display(), project.display());
+    let log = lake.join("_lakebuild").join("tick.log");
+    format!(
+        "# crontab (crontab -e): evaluate lakebuild's schedules every {minutes} minutes\n\
+         */{minutes} * * * * cd {p} && {b} tick >> {log} 2>&1\n\
+         \n\
+         # or systemd (user units): ~/.config/systemd/user/lakebuild-tick.service\n\
+         [Unit]\nDescription=lakebuild tick ({p})\n\n[Service]\nType=oneshot\nWorkingDirectory={p}\nExecStart={b} tick\n\
+         \n\
+         # ~/.config/systemd/user/lakebuild-tick.timer, then: systemctl --user enable --now lakebuild-tick.timer\n\
+         [Unit]\nDescription=lakebuild tick every {minutes} minutes\n\n[Timer]\nOnCalendar=*:0/{minutes}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n",
+        log = log.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn tokyo_two_am_is_five_pm_utc_the_day_before() {
+        let cron = parse_cron("0 2 * * *").unwrap_or_else(|e| panic!("{e}"));
+        let d = due(
+            &cron,
+            chrono_tz::Asia::Tokyo,
+            utc("2026-11-26T12:00:00Z"),
+            utc("2026-11-28T12:00:00Z"),
+        );
+        assert_eq!(
+            d,
+            vec![utc("2026-11-26T17:00:00Z"), utc("2026-11-27T17:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn a_daily_schedule_runs_once_per_day_across_dst_changes() {
+        let ny = chrono_tz::America::New_York;
+        // 02:30 does not exist on 2026-03-08 (spring forward) and 01:30 happens twice on
+        // 2026-11-01 (fall back): each day still runs exactly once.
+        for (expr, from, to) in [
+            ("30 2 * * *", "2026-03-06T12:00:00Z", "2026-03-10T12:00:00Z"),
+            ("30 1 * * *", "2026-10-30T12:00:00Z", "2026-11-03T12:00:00Z"),
+        ] {
+            let cron = parse_cron(expr).unwrap_or_else(|e| panic!("{e}"));
+            let d = due(&cron, ny, utc(from), utc(to));
+            let days: Vec<NaiveDate> = d
+                .iter()
+                .map(|t| t.with_timezone(&ny).date_naive())
+                .collect();
+            let mut unique = days.clone();
+            unique.dedup();
+            assert_eq!(days, unique, "{expr}: a day ran twice: {d:?}");
+            assert_eq!(days.len(), 4, "{expr}: {d:?}");
+        }
+        // Before and after the spring change the UTC hour moves with the offset.
+        let cron = parse_cron("0 9 * * *").unwrap_or_else(|e| panic!("{e}"));
+        let d = due(
+            &cron,
+            ny,
+            utc("2026-03-06T00:00:00Z"),
+            utc("2026-03-09T23:00:00Z"),
+        );
+        assert_eq!(d.first(), Some(&utc("2026-03-06T14:00:00Z")));
+        assert_eq!(d.last(), Some(&utc("2026-03-09T13:00:00Z")));
+    }
+
+    #[test]
+    fn bad_cron_expressions_say_what_to_write() {
+        assert!(parse_cron("0 2 * *").unwrap_err().contains("5 fields"));
+        assert!(parse_cron("0 25 * * *").is_err());
+        assert!(parse_cron("*/5 * * * 1-5").is_ok());
+    }
+
+    #[test]
+    fn due_is_capped() {
+        let cron = parse_cron("* * * * *").unwrap_or_else(|e| panic!("{e}"));
+        let a = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        let d = due(&cron, chrono_tz::UTC, a, a + chrono::Duration::days(30));
+        assert_eq!(d.len(), MAX_DUE);
+    }
+}

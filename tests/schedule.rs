@@ -1,0 +1,164 @@
+//! Jobs and schedules through the binary, with the clock moved by `LAKEBUILD_NOW`
+//! instead of sleeping: a Tokyo schedule runs once per due occurrence, missed ticks are
+//! caught up per policy, two ticks at the same moment run a job once, `run` builds exactly
+//! a job's selection, and `cron` prints the lines to install.
+
+mod common;
+use common::*;
+use lakebuild::schedule::{TickRecord, read_ticks};
+
+fn job(p: &Proj, name: &str, text: &str) -> R {
+    p.write(&format!("rules/jobs/{name}.toml"), text)
+}
+
+fn tick(p: &Proj, now: &str) -> R<String> {
+    let out = p.cmd(&["tick"]).env("LAKEBUILD_NOW", now).output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        return Err(format!("tick at {now} failed:\n{text}").into());
+    }
+    Ok(text)
+}
+
+fn runs(p: &Proj, job: &str) -> R<Vec<TickRecord>> {
+    Ok(read_ticks(&p.path("lake"))?
+        .into_iter()
+        .filter(|r| r.job == job && r.action == "run")
+        .collect())
+}
+
+const NIGHTLY: &str = "select = [\"+summary\"]\ncron = \"0 2 * * *\"\ntimezone = \"Asia/Tokyo\"\n";
+
+#[test]
+fn a_tokyo_schedule_runs_each_due_occurrence_exactly_once() -> R {
+    let p = pipeline(5)?;
+    job(&p, "nightly", NIGHTLY)?;
+    assert!(tick(&p, "2026-11-27T10:00:00Z")?.contains("schedule starts now"));
+    assert!(tick(&p, "2026-11-27T16:59:00Z")?.contains("nothing due"));
+    assert!(
+        p.version("summary")?.is_none(),
+        "nothing ran before 02:00 in Tokyo"
+    );
+    // 02:00 JST on Nov 28 is 17:00 UTC on Nov 27.
+    let out = tick(&p, "2026-11-27T17:01:00Z")?;
+    assert!(
+        out.contains("nightly: 2026-11-27T17:00:00+00:00 ran as"),
+        "{out}"
+    );
+    assert!(p.version("summary")?.is_some());
+    assert!(tick(&p, "2026-11-27T17:02:00Z")?.contains("nothing due"));
+    let r = runs(&p, "nightly")?;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].ok, Some(true));
+    // The run is in the history with its schedule as the trigger.
+    let hist = p.history()?;
+    assert!(
+        hist.iter()
+            .any(|h| h.trigger == "schedule:nightly@2026-11-27T17:00:00+00:00"),
+        "{hist:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn missed_ticks_run_the_latest_occurrence_or_every_one_per_policy() -> R {
+    let p = pipeline(5)?;
+    job(&p, "latest", NIGHTLY)?;
+    job(&p, "every", &format!("{NIGHTLY}catch_up = \"all\"\n"))?;
+    tick(&p, "2026-11-20T10:00:00Z")?;
+    // A week without ticks: occurrences at 17:00 UTC on Nov 20 … Nov 26.
+    tick(&p, "2026-11-27T10:00:00Z")?;
+    let latest = runs(&p, "latest")?;
+    assert_eq!(latest.len(), 1);
+    assert_eq!(
+        latest[0].scheduled_for.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2026-11-26T17:00:00+00:00")
+    );
+    let skipped = read_ticks(&p.path("lake"))?
+        .into_iter()
+        .filter(|r| r.job == "latest" && r.action == "skipped")
+        .count();
+    assert_eq!(skipped, 6);
+    let every = runs(&p, "every")?;
+    assert_eq!(every.len(), 7);
+    let days: Vec<String> = every
+        .iter()
+        .filter_map(|r| r.scheduled_for.map(|t| t.date_naive().to_string()))
+        .collect();
+    assert_eq!(days.first().map(String::as_str), Some("2026-11-20"));
+    assert_eq!(days.last().map(String::as_str), Some("2026-11-26"));
+    // Nothing is run again.
+    tick(&p, "2026-11-27T11:00:00Z")?;
+    assert_eq!(runs(&p, "every")?.len(), 7);
+    Ok(())
+}
+
+#[test]
+fn two_ticks_at_the_same_moment_run_a_job_once() -> R {
+    let p = pipeline(5)?;
+    job(&p, "nightly", NIGHTLY)?;
+    tick(&p, "2026-11-27T10:00:00Z")?;
+    let spawn = || {
+        p.cmd(&["tick"])
+            .env("LAKEBUILD_NOW", "2026-11-27T17:05:00Z")
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join(), b.join())
+    });
+    let (a, b) = (a.map_err(|_| "thread")??, b.map_err(|_| "thread")??);
+    assert!(a.status.success() && b.status.success());
+    assert_eq!(
+        runs(&p, "nightly")?.len(),
+        1,
+        "{}\n{}",
+        String::from_utf8_lossy(&a.stdout),
+        String::from_utf8_lossy(&b.stdout)
+    );
+    Ok(())
+}
+
+#[test]
+fn run_builds_exactly_the_selection_and_cron_prints_what_to_install() -> R {
+    let p = pipeline(5)?;
+    job(&p, "ma_only", "select = [\"prices\", \"ma\"]\n")?;
+    let out = p.ok(&["run", "ma_only"])?;
+    assert!(out.contains("ma"), "{out}");
+    assert!(p.version("ma")?.is_some());
+    assert!(
+        p.version("summary")?.is_none(),
+        "summary is not in the selection"
+    );
+    assert!(p.history()?.iter().any(|h| h.trigger == "job:ma_only"));
+    let err = p.fails(&["run", "ghost"], 2)?;
+    assert!(
+        err.contains("no job 'ghost'") && err.contains("ma_only"),
+        "{err}"
+    );
+    job(&p, "bad", "select = [\"+nothing\"]\n")?;
+    let err = p.fails(&["jobs"], 2)?;
+    assert!(
+        err.contains("rules/jobs/bad.toml") && err.contains("no asset 'nothing'"),
+        "{err}"
+    );
+    std::fs::remove_file(p.path("rules/jobs/bad.toml"))?;
+    job(&p, "nightly", NIGHTLY)?;
+    let jobs = p.ok(&["jobs"])?;
+    assert!(
+        jobs.contains("nightly: prices, ma, summary") && jobs.contains("Asia/Tokyo"),
+        "{jobs}"
+    );
+    let cron = p.ok(&["cron", "--every", "10"])?;
+    assert!(
+        cron.contains("*/10 * * * * cd ") && cron.contains(" tick >> "),
+        "{cron}"
+    );
+    assert!(cron.contains("OnCalendar=*:0/10"), "{cron}");
+    Ok(())
+}
