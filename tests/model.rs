@@ -9,7 +9,7 @@ use common::*;
 use lakebuild::model::store::StoredModel;
 use polars::prelude::*;
 
-const ASSETS: [&str; 10] = [
+const ASSETS: [&str; 11] = [
     "trading_calendar",
     "raw_stock_data",
     "listed_info",
@@ -20,6 +20,7 @@ const ASSETS: [&str; 10] = [
     "trained_model",
     "predictions",
     "model_evaluation",
+    "prediction_performance",
 ];
 
 fn date(s: &str) -> NaiveDate {
@@ -70,7 +71,12 @@ fn model(p: &Proj) -> R<StoredModel> {
 #[test]
 fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls_over() -> R {
     let p = project()?;
-    build_at(&p, "2026-08-14", &["predictions", "model_evaluation"], None)?;
+    build_at(
+        &p,
+        "2026-08-14",
+        &["predictions", "model_evaluation", "prediction_performance"],
+        None,
+    )?;
 
     // The stored model: tensors, config, feature list, labels and CV metrics.
     let m = model(&p)?;
@@ -156,6 +162,42 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
         in_sample.iter().any(|v| v == Some(false)),
         "days after the training range are out of sample"
     );
+
+    // Monitoring: a row per day and horizon; out-of-sample days with arrived labels are
+    // scored, in-sample days are not.
+    let perf = p.frame("prediction_performance")?;
+    let pred_days = per_day.height();
+    assert_eq!(perf.height(), 4 * pred_days);
+    let scored = perf
+        .clone()
+        .lazy()
+        .filter(
+            col("horizon")
+                .eq(lit("1d"))
+                .and(col("rank_ic").is_not_null()),
+        )
+        .select([
+            col("Date").min().alias("first"),
+            col("Date").count().alias("n"),
+            col("days_20d").max().alias("d20"),
+        ])
+        .collect()?;
+    let first = scored
+        .column("first")?
+        .cast(&DataType::String)?
+        .str()?
+        .get(0)
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        first.as_str() > m.metrics.train_last.to_string().as_str(),
+        "only out-of-sample days are scored: {first}"
+    );
+    assert!(
+        scored.column("n")?.u32()?.get(0).unwrap_or(0) >= 20,
+        "{scored}"
+    );
+    assert_eq!(scored.column("d20")?.i32()?.get(0), Some(20));
 
     // The next trading day: one new predictions partition, the model untouched.
     let model_version = p.version("trained_model")?;

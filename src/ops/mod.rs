@@ -8,6 +8,7 @@ pub mod features;
 pub mod files;
 pub mod jquants;
 pub mod labels;
+pub mod performance;
 pub mod predict;
 pub mod sql;
 pub mod synthetic_market;
@@ -124,6 +125,7 @@ static OPS: &[&dyn Op] = &[
     &train::TrainOp,
     &predict::PredictOp,
     &evaluate::EvaluateOp,
+    &performance::PerformanceOp,
 ];
 
 pub fn find(name: &str) -> Option<&'static dyn Op> {

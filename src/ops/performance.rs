@@ -1,0 +1,207 @@
+//! Op `performance` (asset `prediction_performance`, daily): live model monitoring. Each
+//! day's out-of-sample predictions joined with the labels as they arrive (the 1-day label
+//! a day later, the 20-day one 20 trading days later: a partition is re-keyed each time
+//! its labels grow), with the daily IC and RankIC per horizon and their 20- and 60-day
+//! rolling means over the days whose labels have arrived. A rule check on the rolling
+//! RankIC (severity "warn") reports decay; alerts announce it.
+
+use super::predict::horizon_tag;
+use super::train::input_name;
+use super::{Op, OpContext, ParamSpec, ParamType};
+use crate::error::UsageError;
+use crate::model::metrics::day_metrics;
+use crate::partition::Coverage;
+use crate::rule::Rule;
+use anyhow::{Context, Result, anyhow};
+use chrono::NaiveDate;
+use polars::prelude::*;
+use std::collections::BTreeMap;
+
+pub struct PerformanceOp;
+
+/// Rolling windows, in trading days.
+pub const WINDOWS: [usize; 2] = [20, 60];
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "predictions",
+        ty: ParamType::Str,
+        required: false,
+        doc: "the predictions input (default predictions)",
+    },
+    ParamSpec {
+        name: "labels",
+        ty: ParamType::Str,
+        required: false,
+        doc: "the labels input (default labels)",
+    },
+    ParamSpec {
+        name: "in_sample",
+        ty: ParamType::Bool,
+        required: false,
+        doc: "also score predictions of days the model trained on (default false)",
+    },
+];
+
+fn dates(s: &Column) -> Result<Vec<NaiveDate>> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| anyhow!("epoch"))?;
+    Ok(s.cast(&DataType::Int32)?
+        .i32()?
+        .iter()
+        .map(|d| epoch + chrono::Duration::days(d.unwrap_or(0) as i64))
+        .collect())
+}
+
+impl Op for PerformanceOp {
+    fn name(&self) -> &'static str {
+        "performance"
+    }
+    fn code_version(&self) -> &'static str {
+        crate::op_code_version!("model/metrics.rs")
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+    fn validate(&self, rule: &Rule) -> Vec<(usize, String)> {
+        let mut errs = Vec::new();
+        let need = WINDOWS[1] as i64 - 1;
+        for (k, d) in [("predictions", "predictions"), ("labels", "labels")] {
+            let name = input_name(&rule.params, k, d);
+            match rule.inputs.iter().find(|i| i.asset == name) {
+                None => errs.push((1, format!("op performance needs the input '{name}': add {{ asset = \"{name}\", window = [-{need}, 0] }}"))),
+                Some(i) => match i.coverage {
+                    Coverage::Window(a, 0) if -a >= need => {}
+                    c => errs.push((i.line, format!("input '{name}': the {}-day rolling metrics read window = [-{need}, 0] (not {c})", WINDOWS[1]))),
+                },
+            }
+        }
+        errs
+    }
+    fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
+        let file = ctx.rule.file.display().to_string();
+        let p_name = input_name(&ctx.params, "predictions", "predictions");
+        let l_name = input_name(&ctx.params, "labels", "labels");
+        let p_in = ctx.input(p_name).ok_or_else(|| {
+            anyhow!(UsageError(format!(
+                "{file}: op performance needs the input '{p_name}'"
+            )))
+        })?;
+        let l_in = ctx.input(l_name).ok_or_else(|| {
+            anyhow!(UsageError(format!(
+                "{file}: op performance needs the input '{l_name}'"
+            )))
+        })?;
+        let in_sample = ctx
+            .params
+            .get("in_sample")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        let mut preds = p_in.scan()?;
+        if !in_sample {
+            preds = preds.filter(col("in_sample").not());
+        }
+        let joined = preds
+            .join(
+                l_in.scan()?,
+                [col("Code"), col("Date")],
+                [col("Code"), col("Date")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .sort(["Date", "Code"], SortMultipleOptions::default())
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("cannot join the predictions with the labels")?;
+        let labels: Vec<String> = joined
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .filter(|c| {
+                c.starts_with("fwd_ret_")
+                    && joined.column(&format!("pred_{}", horizon_tag(c))).is_ok()
+            })
+            .collect();
+        let day = dates(joined.column("Date")?)?;
+        // Daily metrics per (date, horizon).
+        let mut daily: BTreeMap<(NaiveDate, String), (usize, f64, f64)> = BTreeMap::new();
+        for label in &labels {
+            let tag = horizon_tag(label).to_string();
+            let f = |c: &str| -> Result<Vec<f64>> {
+                Ok(joined
+                    .column(c)?
+                    .cast(&DataType::Float64)?
+                    .f64()?
+                    .iter()
+                    .map(|v| v.unwrap_or(f64::NAN))
+                    .collect())
+            };
+            let (pred, y) = (f(&format!("pred_{tag}"))?, f(label)?);
+            let mut start = 0;
+            while start < day.len() {
+                let end = start
+                    + day[start..]
+                        .iter()
+                        .take_while(|d| **d == day[start])
+                        .count();
+                let (a, b): (Vec<f64>, Vec<f64>) = (start..end)
+                    .filter(|&i| pred[i].is_finite() && y[i].is_finite())
+                    .map(|i| (pred[i], y[i]))
+                    .unzip();
+                if let Some(m) = day_metrics(&a, &b) {
+                    daily.insert((day[start], tag.clone()), (m.n, m.ic, m.rank_ic));
+                }
+                start = end;
+            }
+        }
+        // Every window date of the batch, for the rolling means.
+        let window_dates: Vec<NaiveDate> = p_in
+            .partitions
+            .iter()
+            .filter_map(|(p, _)| p.date())
+            .collect();
+        let (mut out_date, mut out_h, mut n, mut ic, mut ric) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        let mut rolling: Vec<(Vec<Option<f64>>, Vec<Option<f64>>, Vec<i32>)> =
+            WINDOWS.iter().map(|_| (vec![], vec![], vec![])).collect();
+        for out in &ctx.partitions {
+            let Some(d) = out.date() else { continue };
+            let upto: Vec<NaiveDate> = window_dates.iter().copied().filter(|x| *x <= d).collect();
+            for label in &labels {
+                let tag = horizon_tag(label).to_string();
+                let today = daily.get(&(d, tag.clone()));
+                out_date.push(d);
+                out_h.push(tag.clone());
+                n.push(today.map(|t| t.0 as i32));
+                ic.push(today.map(|t| t.1));
+                ric.push(today.map(|t| t.2));
+                for (w, r) in WINDOWS.iter().zip(rolling.iter_mut()) {
+                    let last: Vec<&(usize, f64, f64)> = upto
+                        .iter()
+                        .rev()
+                        .take(*w)
+                        .filter_map(|x| daily.get(&(*x, tag.clone())))
+                        .collect();
+                    let k = last.len();
+                    let mean = |f: fn(&(usize, f64, f64)) -> f64| {
+                        (k > 0).then(|| last.iter().map(|t| f(t)).sum::<f64>() / k as f64)
+                    };
+                    r.0.push(mean(|t| t.1));
+                    r.1.push(mean(|t| t.2));
+                    r.2.push(k as i32);
+                }
+            }
+        }
+        let mut cols = vec![
+            Column::new("Date".into(), out_date),
+            Column::new("horizon".into(), out_h),
+            Column::new("stocks".into(), n),
+            Column::new("ic".into(), ic),
+            Column::new("rank_ic".into(), ric),
+        ];
+        for (w, r) in WINDOWS.iter().zip(rolling) {
+            cols.push(Column::new(format!("ic_{w}d").into(), r.0));
+            cols.push(Column::new(format!("rank_ic_{w}d").into(), r.1));
+            cols.push(Column::new(format!("days_{w}d").into(), r.2));
+        }
+        Ok(DataFrame::new_infer_height(cols)?)
+    }
+}
