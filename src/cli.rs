@@ -340,6 +340,7 @@ fn run(cli: Cli) -> Result<i32> {
             let j = crate::jobs::find(&project.rules_dir, &project.rules, &job)?;
             let opts = job_options(&j, today()?, format!("job:{}", j.name), g);
             let report = build(&project, &opts)?;
+            crate::alerts::after_build(&project, &report);
             print_report(&report, json)?;
             Ok(if report.ok() { 0 } else { 1 })
         }
@@ -368,6 +369,7 @@ fn run(cli: Cli) -> Result<i32> {
                     g,
                 );
                 let report = build(&project, &opts)?;
+                crate::alerts::after_build(&project, &report);
                 failed |= !report.ok();
                 Ok((report.run_id.clone(), report.ok()))
             })?;
@@ -564,6 +566,7 @@ fn run_build(project: &Project, a: &BuildArgs, g: &Global) -> Result<i32> {
         return Ok(0);
     }
     let report = build(project, &opts)?;
+    crate::alerts::after_build(project, &report);
     print_report(&report, a.json)?;
     Ok(if report.ok() { 0 } else { 1 })
 }

@@ -11,6 +11,7 @@
 //! - lineage (`why`): [`explain`]; `status`, `graph`, `history`/`stats`: [`status`], [`graph`], [`history`]
 //! - the command line: [`cli`]
 
+pub mod alerts;
 pub mod build;
 pub mod canonical;
 pub mod checks;
