@@ -1233,6 +1233,12 @@ fn group_rows(
     rows: &mut Vec<RunRow>,
     checks: &[CheckResult],
 ) {
+    // The attempt that succeeded: one more than the failed attempts just recorded.
+    let attempt = 1 + rows
+        .iter()
+        .rev()
+        .take_while(|r| r.asset == asset && r.outcome == "failed")
+        .count();
     for (outcome, name) in [
         (PartitionOutcome::Built, "built"),
         (PartitionOutcome::CutOff, "cut_off"),
@@ -1252,7 +1258,7 @@ fn group_rows(
             opts,
             asset,
             name,
-            1,
+            attempt,
             started,
             resources::now_ms(),
             Some((&ids, key, nrows, bytes)),

@@ -123,6 +123,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Re-run what failed (or was skipped) in RUN_ID, reusing everything that succeeded.
+    Retry {
+        run_id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run every scheduled job that fell due since the last tick (call from cron).
     Tick,
     /// Print the crontab line and systemd units that call `lakebuild tick`.
@@ -339,6 +345,50 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Run { job, json }) => {
             let j = crate::jobs::find(&project.rules_dir, &project.rules, &job)?;
             let opts = job_options(&j, today()?, format!("job:{}", j.name), g);
+            let report = build(&project, &opts)?;
+            crate::alerts::after_build(&project, &report);
+            print_report(&report, json)?;
+            Ok(if report.ok() { 0 } else { 1 })
+        }
+        Some(Command::Retry { run_id, json }) => {
+            let rows = runs::read_all(&project.lake)?;
+            let mine: Vec<&runs::RunRow> = rows.iter().filter(|r| r.run_id == run_id).collect();
+            if mine.is_empty() {
+                return Err(UsageError(format!(
+                    "no run '{run_id}' in the history: see lakebuild history"
+                ))
+                .into());
+            }
+            // The last attempt of each asset decides whether it failed.
+            let mut last: std::collections::BTreeMap<&str, &runs::RunRow> = Default::default();
+            for r in &mine {
+                last.insert(r.asset.as_str(), r);
+            }
+            let failed: Vec<&runs::RunRow> = last
+                .values()
+                .copied()
+                .filter(|r| r.outcome == "failed" || r.outcome == "skipped")
+                .collect();
+            if failed.is_empty() {
+                println!("run {run_id} had no failures: nothing to retry");
+                return Ok(0);
+            }
+            let parse = |s: &Option<String>| {
+                s.as_deref()
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+            };
+            let from = failed.iter().filter_map(|r| parse(&r.partition_from)).min();
+            let to = failed.iter().filter_map(|r| parse(&r.partition_to)).max();
+            let opts = BuildOptions {
+                targets: failed.iter().map(|r| r.asset.clone()).collect(),
+                from,
+                to: to.or(from),
+                trigger: format!("retry:{run_id}"),
+                today: today()?,
+                progress: !g.quiet && std::env::var_os("NO_COLOR").is_none(),
+                ..Default::default()
+            };
+            println!("retrying {} from run {run_id}", opts.targets.join(", "));
             let report = build(&project, &opts)?;
             crate::alerts::after_build(&project, &report);
             print_report(&report, json)?;
