@@ -131,6 +131,14 @@ enum Command {
     },
     /// Run every scheduled job that fell due since the last tick (call from cron).
     Tick,
+    /// Tick in the foreground every INTERVAL (schedules and sensors, near real time).
+    Watch {
+        #[arg(long, default_value = "60s")]
+        interval: String,
+        /// Stop after this many ticks.
+        #[arg(long)]
+        max_ticks: Option<usize>,
+    },
     /// Print the crontab line and systemd units that call `lakebuild tick`.
     Cron {
         /// Minutes between ticks.
@@ -394,59 +402,27 @@ fn run(cli: Cli) -> Result<i32> {
             print_report(&report, json)?;
             Ok(if report.ok() { 0 } else { 1 })
         }
-        Some(Command::Tick) => {
-            let now = now_utc()?;
-            let _tick = match lock::acquire_named(
-                &project.lake.root,
-                "tick.lock",
-                "tick",
-                Duration::ZERO,
-            ) {
-                Ok(l) => l,
-                Err(_) => {
-                    println!("another tick is running: it handles what is due; nothing to do");
-                    return Ok(0);
-                }
-            };
-            let jobs = crate::jobs::load(&project.rules_dir, &project.rules)?;
-            let mut failed = false;
-            let records = crate::schedule::tick(&project.lake.root, &jobs, now, &mut |job, at| {
-                let date = crate::schedule::run_date(job, at);
-                let opts = job_options(
-                    job,
-                    date,
-                    format!("schedule:{}@{}", job.name, at.to_rfc3339()),
-                    g,
-                );
-                let report = build(&project, &opts)?;
-                crate::alerts::after_build(&project, &report);
-                failed |= !report.ok();
-                Ok((report.run_id.clone(), report.ok()))
+        Some(Command::Tick) => Ok(if tick_once(&project, g)? { 0 } else { 1 }),
+        Some(Command::Watch {
+            interval,
+            max_ticks,
+        }) => {
+            let every = crate::rule::parse_duration(&interval).ok_or_else(|| {
+                UsageError(format!(
+                    "--interval '{interval}' is not a duration, e.g. 30s"
+                ))
             })?;
-            for r in &records {
-                let at = r.scheduled_for.map(|t| t.to_rfc3339()).unwrap_or_default();
-                match r.action.as_str() {
-                    "started" => println!(
-                        "{}: schedule starts now; runs from the next occurrence",
-                        r.job
-                    ),
-                    "skipped" => println!("{}: {at} skipped (catch_up = latest)", r.job),
-                    _ => println!(
-                        "{}: {at} ran as {} ({})",
-                        r.job,
-                        r.run_id.as_deref().unwrap_or("-"),
-                        if r.ok == Some(true) {
-                            "ok".to_string()
-                        } else {
-                            format!("FAILED {}", r.error.as_deref().unwrap_or(""))
-                        }
-                    ),
+            let mut n = 0usize;
+            let mut ok = true;
+            loop {
+                ok &= tick_once(&project, g)?;
+                n += 1;
+                if max_ticks.is_some_and(|m| n >= m) {
+                    break;
                 }
+                std::thread::sleep(every);
             }
-            if records.is_empty() {
-                println!("nothing due");
-            }
-            Ok(if failed { 1 } else { 0 })
+            Ok(if ok { 0 } else { 1 })
         }
         Some(Command::Cron { every }) => {
             let exe = std::env::current_exe()
@@ -619,6 +595,81 @@ fn run_build(project: &Project, a: &BuildArgs, g: &Global) -> Result<i32> {
     crate::alerts::after_build(project, &report);
     print_report(&report, a.json)?;
     Ok(if report.ok() { 0 } else { 1 })
+}
+
+/// One tick: every schedule due and every sensor that fires runs its job, under the
+/// tick lock. Returns whether every run succeeded.
+fn tick_once(project: &Project, g: &Global) -> Result<bool> {
+    let now = now_utc()?;
+    let _tick = match lock::acquire_named(&project.lake.root, "tick.lock", "tick", Duration::ZERO) {
+        Ok(l) => l,
+        Err(_) => {
+            println!("another tick is running: it handles what is due; nothing to do");
+            return Ok(true);
+        }
+    };
+    let jobs = crate::jobs::load(&project.rules_dir, &project.rules)?;
+    let mut ok = true;
+    let records = crate::schedule::tick(&project.lake.root, &jobs, now, &mut |job, at| {
+        let date = crate::schedule::run_date(job, at);
+        let opts = job_options(
+            job,
+            date,
+            format!("schedule:{}@{}", job.name, at.to_rfc3339()),
+            g,
+        );
+        let report = build(project, &opts)?;
+        crate::alerts::after_build(project, &report);
+        ok &= report.ok();
+        Ok((report.run_id.clone(), report.ok()))
+    })?;
+    for r in &records {
+        let at = r.scheduled_for.map(|t| t.to_rfc3339()).unwrap_or_default();
+        match r.action.as_str() {
+            "started" => println!(
+                "{}: schedule starts now; runs from the next occurrence",
+                r.job
+            ),
+            "skipped" => println!("{}: {at} skipped (catch_up = latest)", r.job),
+            _ => println!(
+                "{}: {at} ran as {} ({})",
+                r.job,
+                r.run_id.as_deref().unwrap_or("-"),
+                if r.ok == Some(true) {
+                    "ok".to_string()
+                } else {
+                    format!("FAILED {}", r.error.as_deref().unwrap_or(""))
+                }
+            ),
+        }
+    }
+    let sensors = crate::sensors::load(&project.rules_dir, project, &jobs)?;
+    let today = today()?;
+    let fired = crate::sensors::evaluate(project, &sensors, today)?;
+    for f in &fired {
+        let Some(job) = jobs.iter().find(|j| j.name == f.job) else {
+            continue;
+        };
+        let opts = job_options(job, today, format!("sensor:{}", f.sensor), g);
+        let report = build(project, &opts)?;
+        crate::alerts::after_build(project, &report);
+        ok &= report.ok();
+        if report.ok() {
+            crate::sensors::commit(project, f)?;
+        }
+        println!(
+            "{}: fired ({} → {}), ran {} as {}",
+            f.sensor,
+            f.previous.as_deref().unwrap_or("-"),
+            f.cursor,
+            job.name,
+            report.run_id
+        );
+    }
+    if records.is_empty() && fired.is_empty() {
+        println!("nothing due");
+    }
+    Ok(ok)
 }
 
 fn print_report(report: &crate::build::BuildReport, json: bool) -> Result<()> {

@@ -35,5 +35,6 @@ pub mod resources;
 pub mod rule;
 pub mod rule_set;
 pub mod schedule;
+pub mod sensors;
 pub mod source;
 pub mod status;

@@ -162,3 +162,84 @@ fn run_builds_exactly_the_selection_and_cron_prints_what_to_install() -> R {
     assert!(cron.contains("OnCalendar=*:0/10"), "{cron}");
     Ok(())
 }
+
+fn fired(out: &str, sensor: &str) -> usize {
+    out.lines()
+        .filter(|l| l.starts_with(&format!("{sensor}: fired")))
+        .count()
+}
+
+#[test]
+fn a_new_source_data_sensor_fires_once_per_new_trading_day_across_restarts() -> R {
+    let p = Proj::new()?;
+    p.rule(
+        "trading_calendar",
+        "op = \"synthetic_market\"\npartitioned = \"daily\"\ndates = { from = \"2026-11-16\", to = \"today\", calendar = \"jpx\" }\n[params]\ntable = \"trading_calendar\"\nstart = \"2026-11-16\"\n",
+    )?;
+    job(&p, "calendar", "select = [\"trading_calendar\"]\n")?;
+    p.write(
+        "rules/sensors/new_day.toml",
+        "job = \"calendar\"\nkind = \"new_source_data\"\nasset = \"trading_calendar\"\n",
+    )?;
+    // First sight: a baseline, nothing runs.
+    assert_eq!(fired(&tick(&p, "2026-11-24T09:00:00Z")?, "new_day"), 0);
+    assert!(p.version("trading_calendar")?.is_none());
+    // A new trading day: the job runs once, and not again that day (each tick is a new
+    // process: the cursor is in the lake).
+    assert_eq!(fired(&tick(&p, "2026-11-25T09:00:00Z")?, "new_day"), 1);
+    // Nov 16–25 less the weekend and Labor Thanksgiving Day (Mon Nov 23): 7 days.
+    assert_eq!(p.hashes("trading_calendar")?.len(), 7);
+    assert_eq!(fired(&tick(&p, "2026-11-25T10:00:00Z")?, "new_day"), 0);
+    assert_eq!(fired(&tick(&p, "2026-11-26T09:00:00Z")?, "new_day"), 1);
+    assert_eq!(fired(&tick(&p, "2026-11-26T09:30:00Z")?, "new_day"), 0);
+    assert!(p.history()?.iter().any(|h| h.trigger == "sensor:new_day"));
+    Ok(())
+}
+
+#[test]
+fn asset_and_file_sensors_fire_once_per_event_and_watch_ticks() -> R {
+    let p = pipeline(3)?;
+    job(&p, "downstream", "select = [\"ma+\"]\n")?;
+    job(&p, "import", "select = [\"prices\"]\n")?;
+    p.write(
+        "rules/sensors/prices_changed.toml",
+        "job = \"downstream\"\nkind = \"asset_materialized\"\nasset = \"prices\"\n",
+    )?;
+    p.write(
+        "rules/sensors/inbox.toml",
+        "job = \"import\"\nkind = \"files\"\npath = \"inbox/*.csv\"\n",
+    )?;
+    p.ok(&["build", "prices"])?;
+    let now = "2026-11-25T09:00:00Z";
+    tick(&p, now)?; // baselines
+    assert!(p.version("summary")?.is_none());
+    // A new version of prices: downstream runs once.
+    p.write("data/prices.csv", &prices_csv(4, &|_, _, c| c))?;
+    p.ok(&["build", "prices"])?;
+    let out = tick(&p, now)?;
+    assert_eq!(fired(&out, "prices_changed"), 1, "{out}");
+    assert!(p.version("summary")?.is_some());
+    assert_eq!(fired(&tick(&p, now)?, "prices_changed"), 0);
+    // A file arrives in the inbox: the import job runs once; watch ticks twice.
+    p.write("inbox/2026-11-25.csv", "x\n1\n")?;
+    let out = p
+        .cmd(&["watch", "--interval", "10ms", "--max-ticks", "2"])
+        .env("LAKEBUILD_NOW", now)
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert_eq!(fired(&text, "inbox"), 1, "{text}");
+    // Bad sensors are refused with their file.
+    p.write(
+        "rules/sensors/bad.toml",
+        "job = \"nope\"\nkind = \"files\"\n",
+    )?;
+    let err = p.fails(&["tick"], 2)?;
+    assert!(
+        err.contains("rules/sensors/bad.toml")
+            && err.contains("job 'nope' does not exist")
+            && err.contains("needs path"),
+        "{err}"
+    );
+    Ok(())
+}
