@@ -404,15 +404,53 @@ fn run_command(prog: &str, args: &[String], stdin: &str, timeout: Duration) -> R
     }
 }
 
-/// After a build: update the open problems and announce what changed. Never fails.
-pub fn after_build(project: &crate::project::Project, report: &BuildReport) {
-    let destinations = match load(&project.rules_dir) {
-        Ok(d) => d,
+/// SLA breaches as problems, and the SLA keys found healthy.
+fn sla_problems(project: &crate::project::Project, run_id: &str) -> (Vec<Problem>, Vec<String>) {
+    let now = crate::cli::now_utc().unwrap_or_else(|_| chrono::Utc::now());
+    let rows = match crate::lake::runs::read_all(&project.lake) {
+        Ok(r) => r,
         Err(e) => {
-            eprintln!("alerts: {e:#}");
-            return;
+            eprintln!("alerts: cannot read the run history for SLAs: {e:#}");
+            return (Vec::new(), Vec::new());
         }
     };
+    let (breaches, evaluated) = match crate::sla::evaluate(project, &rows, now) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("alerts: cannot evaluate SLAs: {e:#}");
+            return (Vec::new(), Vec::new());
+        }
+    };
+    let found: Vec<Problem> = breaches
+        .iter()
+        .map(|b| Problem {
+            kind: Kind::SlaBreach,
+            asset: b.asset.clone(),
+            check: Some(format!("sla:{}", b.kind)),
+            detail: b.detail.clone(),
+            since: chrono::Utc::now(),
+            run_id: run_id.to_string(),
+        })
+        .collect();
+    let mut healthy = Vec::new();
+    for a in &evaluated {
+        for kind in ["duration", "deadline", "success_rate"] {
+            if !breaches.iter().any(|b| &b.asset == a && b.kind == kind) {
+                healthy.push(format!("check:{a}:sla:{kind}"));
+            }
+        }
+    }
+    (found, healthy)
+}
+
+/// After a tick: SLA breaches (a deadline passes without any build). Never fails.
+pub fn after_tick(project: &crate::project::Project) {
+    let (found, healthy) = sla_problems(project, "tick");
+    announce(project, found, healthy, "tick");
+}
+
+/// After a build: update the open problems and announce what changed. Never fails.
+pub fn after_build(project: &crate::project::Project, report: &BuildReport) {
     let decay_assets: Vec<String> = project
         .rules
         .rules
@@ -420,10 +458,29 @@ pub fn after_build(project: &crate::project::Project, report: &BuildReport) {
         .filter(|r| r.op == "performance")
         .map(|r| r.asset.clone())
         .collect();
+    let (mut found, mut healthy) = problems(report, &decay_assets);
+    let (f, h) = sla_problems(project, &report.run_id);
+    found.extend(f);
+    healthy.extend(h);
+    announce(project, found, healthy, &report.run_id);
+}
+
+fn announce(
+    project: &crate::project::Project,
+    found: Vec<Problem>,
+    healthy: Vec<String>,
+    run_id: &str,
+) {
+    let destinations = match load(&project.rules_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("alerts: {e:#}");
+            return;
+        }
+    };
     let lake = &project.lake.root;
     let mut state = load_state(lake);
-    let (found, healthy) = problems(report, &decay_assets);
-    let alerts = transitions(&mut state, found, &healthy, &report.run_id);
+    let alerts = transitions(&mut state, found, &healthy, run_id);
     if let Err(e) = save_state(lake, &state) {
         eprintln!("alerts: cannot record open problems: {e:#}");
     }

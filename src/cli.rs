@@ -152,6 +152,12 @@ enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+    /// The run history's figures in the Prometheus text format.
+    Metrics {
+        /// Write here (atomically) instead of stdout, e.g. for node_exporter's textfile collector.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Success rates and duration percentiles per asset.
     Stats {
         #[arg(long)]
@@ -237,7 +243,8 @@ pub fn today() -> Result<NaiveDate> {
                     .into()
                 })
         }
-        _ => Ok(chrono::Utc::now().date_naive()),
+        // The machine's local date (set TZ, e.g. TZ=Asia/Tokyo, for a market's calendar).
+        _ => Ok(chrono::Local::now().date_naive()),
     }
 }
 
@@ -494,11 +501,40 @@ fn run(cli: Cli) -> Result<i32> {
         },
         Some(Command::Stats { json }) => {
             let rows = runs::read_all(&project.lake)?;
-            let s = history::stats(&rows);
+            let mut st = history::stats(&rows);
+            let (breaches, _) = crate::sla::evaluate(&project, &rows, now_utc()?)?;
+            // An asset that never ran can still be in breach (a missed deadline).
+            for b in &breaches {
+                if !st.iter().any(|s| s.asset == b.asset) {
+                    st.push(history::AssetStats {
+                        asset: b.asset.clone(),
+                        ..Default::default()
+                    });
+                }
+            }
+            for s in &mut st {
+                s.sla_breaches = breaches
+                    .iter()
+                    .filter(|b| b.asset == s.asset)
+                    .map(|b| format!("{}: {}", b.kind, b.detail))
+                    .collect();
+            }
             if json {
-                print_json(&s)?
+                print_json(&st)?
             } else {
-                print!("{}", history::render_stats(&s))
+                print!("{}", history::render_stats(&st))
+            }
+            Ok(0)
+        }
+        Some(Command::Metrics { output }) => {
+            let rows = runs::read_all(&project.lake)?;
+            let st = history::stats(&rows);
+            let (breaches, evaluated) = crate::sla::evaluate(&project, &rows, now_utc()?)?;
+            let text = crate::prometheus::render(&st, &breaches, &evaluated);
+            match output {
+                Some(p) => crate::prometheus::write_atomically(&p, &text)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+                None => print!("{text}"),
             }
             Ok(0)
         }
@@ -669,6 +705,7 @@ fn tick_once(project: &Project, g: &Global) -> Result<bool> {
     if records.is_empty() && fired.is_empty() {
         println!("nothing due");
     }
+    crate::alerts::after_tick(project);
     Ok(ok)
 }
 

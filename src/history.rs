@@ -57,7 +57,7 @@ pub fn render(rows: &[&RunRow]) -> String {
     out
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct AssetStats {
     pub asset: String,
     pub runs: usize,
@@ -67,6 +67,18 @@ pub struct AssetStats {
     pub p50_ms: i64,
     pub p95_ms: i64,
     pub last_failure: Option<String>,
+    /// Median duration of the last 10 runs against the 10 before, in percent.
+    pub trend_pct: Option<f64>,
+    /// Failed check results over all runs.
+    pub checks_failed: usize,
+    /// The latest run's resources (summed over its steps' rows).
+    pub last_run_at: i64,
+    pub last_cpu_ms: i64,
+    pub last_peak_memory_bytes: i64,
+    pub last_bytes_written: i64,
+    pub last_rows: i64,
+    /// Current SLA breaches (`kind: detail`), filled in by the caller.
+    pub sla_breaches: Vec<String>,
 }
 
 fn percentile(sorted: &[i64], q: f64) -> i64 {
@@ -109,6 +121,41 @@ pub fn stats(rows: &[RunRow]) -> Vec<AssetStats> {
             }
             durations.sort();
             let n = ok + bad;
+            let chrono_ms: Vec<i64> = crate::sla::runs_of(rows, asset)
+                .into_iter()
+                .map(|r| r.2)
+                .collect();
+            let median = |v: &[i64]| {
+                let mut v = v.to_vec();
+                v.sort();
+                percentile(&v, 0.5)
+            };
+            let trend_pct = (chrono_ms.len() >= 4).then(|| {
+                let k = (chrono_ms.len() / 2).min(10);
+                let recent = median(&chrono_ms[chrono_ms.len() - k..]);
+                let before = median(&chrono_ms[chrono_ms.len() - 2 * k..chrono_ms.len() - k]);
+                if before > 0 {
+                    (recent - before) as f64 * 100.0 / before as f64
+                } else {
+                    0.0
+                }
+            });
+            let checks_failed = rs
+                .iter()
+                .filter_map(|r| r.checks.as_deref())
+                .filter_map(|c| serde_json::from_str::<Vec<serde_json::Value>>(c).ok())
+                .map(|v| {
+                    v.iter()
+                        .filter(|c| c["passed"] == serde_json::Value::Bool(false))
+                        .count()
+                })
+                .sum();
+            let last_run = rs
+                .iter()
+                .max_by_key(|r| r.started_at)
+                .map(|r| r.run_id.as_str())
+                .unwrap_or("");
+            let last: Vec<&&RunRow> = rs.iter().filter(|r| r.run_id == last_run).collect();
             AssetStats {
                 asset: asset.to_string(),
                 runs: n,
@@ -118,6 +165,14 @@ pub fn stats(rows: &[RunRow]) -> Vec<AssetStats> {
                 p50_ms: percentile(&durations, 0.5),
                 p95_ms: percentile(&durations, 0.95),
                 last_failure,
+                trend_pct,
+                checks_failed,
+                last_run_at: last.iter().map(|r| r.ended_at).max().unwrap_or(0),
+                last_cpu_ms: last.iter().map(|r| r.cpu_ms).sum(),
+                last_peak_memory_bytes: last.iter().map(|r| r.peak_memory_bytes).max().unwrap_or(0),
+                last_bytes_written: last.iter().map(|r| r.bytes).sum(),
+                last_rows: last.iter().map(|r| r.rows).sum(),
+                sla_breaches: Vec::new(),
             }
         })
         .collect()
@@ -125,18 +180,25 @@ pub fn stats(rows: &[RunRow]) -> Vec<AssetStats> {
 
 pub fn render_stats(stats: &[AssetStats]) -> String {
     let mut out = format!(
-        "{:<28} {:>5} {:>8} {:>9} {:>9}  {}\n",
-        "ASSET", "RUNS", "SUCCESS", "P50 MS", "P95 MS", "LAST FAILURE"
+        "{:<28} {:>5} {:>8} {:>9} {:>9} {:>7} {:>7}  {:<24}  {}\n",
+        "ASSET", "RUNS", "SUCCESS", "P50 MS", "P95 MS", "TREND", "CHECKS✗", "LAST FAILURE", "SLA"
     );
     for s in stats {
         out.push_str(&format!(
-            "{:<28} {:>5} {:>7.0}% {:>9} {:>9}  {}\n",
+            "{:<28} {:>5} {:>7.0}% {:>9} {:>9} {:>7} {:>7}  {:<24}  {}\n",
             s.asset,
             s.runs,
             s.success_rate * 100.0,
             s.p50_ms,
             s.p95_ms,
-            s.last_failure.as_deref().unwrap_or("-")
+            s.trend_pct.map_or("-".to_string(), |t| format!("{t:+.0}%")),
+            s.checks_failed,
+            s.last_failure.as_deref().unwrap_or("-"),
+            if s.sla_breaches.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("BREACHED: {}", s.sla_breaches.join("; "))
+            }
         ));
     }
     out

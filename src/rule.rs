@@ -26,6 +26,7 @@ pub struct Rule {
     pub sources: Vec<String>,
     pub checks: Vec<Check>,
     pub retry: RetryPolicy,
+    pub sla: Option<Sla>,
     pub dates: Option<DateSpec>,
     /// Columns the content hash sorts rows by; empty = all columns.
     pub key_columns: Vec<String>,
@@ -171,6 +172,8 @@ struct RawRule {
     #[serde(default)]
     retry: Option<Spanned<RawRetry>>,
     #[serde(default)]
+    sla: Option<Spanned<RawSla>>,
+    #[serde(default)]
     dates: Option<Spanned<RawDates>>,
     #[serde(default)]
     key_columns: Vec<String>,
@@ -216,6 +219,43 @@ struct RawCheck {
     severity: Option<String>,
     #[serde(default)]
     calendar: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    #[serde(default)]
+    max_duration: Option<String>,
+    #[serde(default)]
+    deadline: Option<String>,
+    #[serde(default)]
+    min_success_rate: Option<f64>,
+    #[serde(default)]
+    window: Option<usize>,
+}
+
+/// A rule's service-level agreement (`[sla]`), checked by `lakebuild stats`, after builds
+/// and on every tick; a breach is alerted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sla {
+    /// A run of the asset must not take longer.
+    pub max_duration: Option<Duration>,
+    /// Today's partition must exist by this local time (e.g. "07:30 Asia/Tokyo").
+    pub deadline: Option<(chrono::NaiveTime, chrono_tz::Tz)>,
+    /// Over the last `window` runs.
+    pub min_success_rate: Option<f64>,
+    pub window: usize,
+}
+
+/// Parses "07:30 Asia/Tokyo" (the zone defaults to UTC).
+pub fn parse_deadline(s: &str) -> Option<(chrono::NaiveTime, chrono_tz::Tz)> {
+    let mut it = s.split_whitespace();
+    let time = chrono::NaiveTime::parse_from_str(it.next()?, "%H:%M").ok()?;
+    let tz = match it.next() {
+        Some(z) => z.parse().ok()?,
+        None => chrono_tz::UTC,
+    };
+    it.next().is_none().then_some((time, tz))
 }
 
 #[derive(Deserialize)]
@@ -351,7 +391,7 @@ pub fn parse_rule(
             let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(1);
             let msg = e.message().trim().to_string();
             let hint = if msg.contains("unknown field") {
-                " (allowed keys: op, partitioned, inputs, params, sources, checks, retry, dates, key_columns, date_column, description)"
+                " (allowed keys: op, partitioned, inputs, params, sources, checks, retry, sla, dates, key_columns, date_column, description)"
             } else {
                 ""
             };
@@ -759,6 +799,30 @@ pub fn parse_rule(
         }
     };
 
+    let sla = raw.sla.as_ref().map(|spanned| {
+        let r = spanned.get_ref();
+        let at = spanned.span().start;
+        let max_duration = r.max_duration.as_ref().and_then(|d| {
+            let v = parse_duration(d);
+            if v.is_none() {
+                errs.at(at, format!("sla.max_duration = \"{d}\" is not a duration, e.g. \"30m\""));
+            }
+            v
+        });
+        let deadline = r.deadline.as_ref().and_then(|d| {
+            let v = parse_deadline(d);
+            if v.is_none() {
+                errs.at(at, format!("sla.deadline = \"{d}\": write a local time and an IANA zone, e.g. \"07:30 Asia/Tokyo\""));
+            }
+            v
+        });
+        if let Some(x) = r.min_success_rate
+            && !(0.0..=1.0).contains(&x)
+        {
+            errs.at(at, format!("sla.min_success_rate = {x} must be between 0 and 1"));
+        }
+        Sla { max_duration, deadline, min_success_rate: r.min_success_rate, window: r.window.unwrap_or(20).max(1) }
+    });
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
@@ -772,6 +836,7 @@ pub fn parse_rule(
         sources: raw.sources.iter().map(|s| s.get_ref().clone()).collect(),
         checks,
         retry,
+        sla,
         dates,
         key_columns: raw.key_columns,
         date_column: raw.date_column.unwrap_or_else(|| "Date".to_string()),
