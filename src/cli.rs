@@ -452,7 +452,10 @@ fn run(cli: Cli) -> Result<i32> {
                         let next = crate::schedule::parse_cron(&s.cron)
                             .ok()
                             .and_then(|c| crate::schedule::next(&c, s.timezone, now))
-                            .map(|t| t.with_timezone(&s.timezone).to_rfc3339())
+                            .map(|t| {
+                                t.with_timezone(&s.timezone)
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                            })
                             .unwrap_or_else(|| "-".into());
                         format!(
                             "cron \"{}\" {} (catch_up {:?}), next {next}",
