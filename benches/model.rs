@@ -149,7 +149,7 @@ fn ridge(panel: &Panel, cfg: &ModelConfig, tc: &TrainConfig, lambda: f64) -> Vec
     };
     let mut per: Vec<Vec<lakebuild::model::metrics::DayMetrics>> = vec![Vec::new(); hz];
     for f in folds {
-        for h in 0..hz {
+        for (h, per_h) in per.iter_mut().enumerate() {
             let k = width + 1;
             let mut xtx = vec![0f64; k * k];
             let mut xty = vec![0f64; k];
@@ -187,7 +187,7 @@ fn ridge(panel: &Panel, cfg: &ModelConfig, tc: &TrainConfig, lambda: f64) -> Vec
                         )
                     })
                     .unzip();
-                per[h].extend(day_metrics(&a, &b));
+                per_h.extend(day_metrics(&a, &b));
             }
         }
     }

@@ -6,6 +6,9 @@ use crate::history::AssetStats;
 use crate::sla::Breach;
 use std::fmt::Write;
 
+/// (metric name, help text, the value of one asset).
+type Gauge = (&'static str, &'static str, fn(&AssetStats) -> f64);
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -31,7 +34,7 @@ pub fn render(stats: &[AssetStats], breaches: &[Breach], sla_assets: &[String]) 
             s.asset, s.failed
         );
     }
-    let gauges: [(&str, &str, fn(&AssetStats) -> f64); 9] = [
+    let gauges: [Gauge; 9] = [
         (
             "lakebuild_success_ratio",
             "Share of an asset's runs that succeeded.",

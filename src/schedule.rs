@@ -19,6 +19,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+/// Runs a job for one occurrence: its run id and whether it succeeded.
+pub type RunJob<'a> = dyn FnMut(&Job, DateTime<Utc>) -> Result<(String, bool)> + 'a;
+
 /// At most this many occurrences are considered per tick (a schedule every minute that
 /// missed a week of ticks must not run ten thousand times).
 pub const MAX_DUE: usize = 1000;
@@ -203,7 +206,7 @@ pub fn tick(
     lake: &Path,
     jobs: &[Job],
     now: DateTime<Utc>,
-    run: &mut dyn FnMut(&Job, DateTime<Utc>) -> Result<(String, bool)>,
+    run: &mut RunJob,
 ) -> Result<Vec<TickRecord>> {
     let mut state = load_state(lake)?;
     let mut written = Vec::new();

@@ -101,7 +101,7 @@ impl ModelConfig {
                 self.t, self.features, self.horizons
             ));
         }
-        if h < 4 || h % 4 != 0 || h % self.heads.max(1) != 0 {
+        if h < 4 || !h.is_multiple_of(4) || !h.is_multiple_of(self.heads.max(1)) {
             return Err(format!(
                 "hidden = {h} must be a positive multiple of 4 and of heads = {}",
                 self.heads

@@ -19,6 +19,9 @@ use std::collections::BTreeMap;
 
 pub struct PerformanceOp;
 
+/// Per rolling window: the mean IC, mean RankIC and days of each output row.
+type Rolling = (Vec<Option<f64>>, Vec<Option<f64>>, Vec<i32>);
+
 /// Rolling windows, in trading days.
 pub const WINDOWS: [usize; 2] = [20, 60];
 
@@ -160,8 +163,7 @@ impl Op for PerformanceOp {
             .collect();
         let (mut out_date, mut out_h, mut n, mut ic, mut ric) =
             (vec![], vec![], vec![], vec![], vec![]);
-        let mut rolling: Vec<(Vec<Option<f64>>, Vec<Option<f64>>, Vec<i32>)> =
-            WINDOWS.iter().map(|_| (vec![], vec![], vec![])).collect();
+        let mut rolling: Vec<Rolling> = WINDOWS.iter().map(|_| (vec![], vec![], vec![])).collect();
         for out in &ctx.partitions {
             let Some(d) = out.date() else { continue };
             let upto: Vec<NaiveDate> = window_dates.iter().copied().filter(|x| *x <= d).collect();
