@@ -247,7 +247,7 @@ fn problems(report: &BuildReport, decay_assets: &[String]) -> (Vec<Problem>, Vec
             if c.passed {
                 healthy.push(key);
             } else {
-                let decay = decay_assets.contains(&s.asset) || c.name.contains("decay");
+                let decay = decay_assets.contains(&s.asset) && c.name.contains("decay");
                 found.push(Problem {
                     kind: if decay {
                         Kind::ModelDecay

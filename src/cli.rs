@@ -553,8 +553,18 @@ fn run(cli: Cli) -> Result<i32> {
             })?;
             let _lock = lock::acquire(&project.lake.root, "gc", Duration::from_secs(600))?;
             let mut reports = Vec::new();
+            let aliases = crate::lake::aliases::load(&project.lake.root)?;
             for a in &project.rules.order {
-                reports.push(gc::collect(&project.lake.table(a), retention, dry_run)?);
+                let pinned: Vec<i64> = aliases
+                    .get(a)
+                    .map(|m| m.values().copied().collect())
+                    .unwrap_or_default();
+                reports.push(gc::collect_keeping(
+                    &project.lake.table(a),
+                    retention,
+                    dry_run,
+                    &pinned,
+                )?);
             }
             reports.push(gc::collect(&project.lake.runs_table(), retention, dry_run)?);
             let tmp = project.lake.root.join("_lakebuild").join("tmp");

@@ -296,6 +296,21 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
             .any(|l| l.starts_with("predictions") && l.contains("built 0")),
         "{out}"
     );
+    // gc keeps the files of an aliased version, however short the retention.
+    p.ok(&["gc", "--retention", "0s"])?;
+    let list: serde_json::Value = serde_json::from_str(&p.ok(&["model", "list", "--json"])?)?;
+    assert_eq!(
+        list[0]["model_id"].as_str(),
+        Some(m.id().as_str()),
+        "{list}"
+    );
+    build_at(
+        &p,
+        "2026-09-01",
+        &["predictions", "--force", "--only"],
+        None,
+    )?;
+    assert_eq!(ids(&p)?, [m.id()]);
     let err = p.fails(&["model", "alias", "production", "999"], 2)?;
     assert!(err.contains("no model at version 999"), "{err}");
     Ok(())

@@ -18,7 +18,26 @@ pub struct GcReport {
 
 /// Collects one table. `dry_run` reports without deleting.
 pub fn collect(table: &Path, retention: Duration, dry_run: bool) -> Result<GcReport> {
+    collect_keeping(table, retention, dry_run, &[])
+}
+
+/// [`collect`], never removing the files of the table's `pinned` versions (the versions
+/// aliases such as `production` point to: inputs `asset@alias` read them).
+pub fn collect_keeping(
+    table: &Path,
+    retention: Duration,
+    dry_run: bool,
+    pinned: &[i64],
+) -> Result<GcReport> {
     let state = AssetState::load(table)?;
+    let asset = table
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let pinned_files: std::collections::BTreeSet<String> = pinned
+        .iter()
+        .flat_map(|v| crate::plan::InputView::at(&asset, &state, *v).files)
+        .collect();
     let mut report = GcReport {
         table: table.display().to_string(),
         ..Default::default()
@@ -37,7 +56,7 @@ pub fn collect(table: &Path, retention: Duration, dry_run: bool) -> Result<GcRep
         if !rel_s.ends_with(".parquet") {
             continue;
         }
-        if state.active_files.contains_key(&rel_s) {
+        if state.active_files.contains_key(&rel_s) || pinned_files.contains(&rel_s) {
             continue;
         }
         // Never committed (an orphan of a crash or a failed check): removed at once, since
