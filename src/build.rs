@@ -93,6 +93,9 @@ pub struct StepSummary {
     pub attempts: usize,
     pub duration_ms: i64,
     pub checks: Vec<CheckResult>,
+    /// Input bytes the op read in the latest batch (for the history rows).
+    #[serde(skip)]
+    pub bytes_read: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -646,6 +649,7 @@ fn row(
         duration_ms: ended - started,
         rows,
         bytes,
+        bytes_read: 0,
         peak_memory_bytes: resources::peak_memory_bytes(),
         cpu_ms: resources::cpu_ms(),
         error,
@@ -1041,6 +1045,13 @@ fn run_with_retry(
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("cannot create {}", scratch.display()))?;
         let inputs = op_inputs(prep, project, &batch);
+        let bytes_read: i64 = inputs
+            .iter()
+            .flat_map(|i| i.partitions.iter())
+            .filter_map(|(_, f)| std::fs::metadata(f).ok())
+            .map(|m| m.len() as i64)
+            .sum();
+        summary.bytes_read = bytes_read;
         let resume = resume_dir(project, asset, prep, &batch, &inputs);
         let ctx = OpContext {
             rule: prep.rule,
@@ -1082,6 +1093,7 @@ fn run_with_retry(
                     summary.checks = checks.clone();
                     let mut r = failed_row(run_id, opts, asset, attempt, started, &batch, &msg);
                     r.checks = serde_json::to_string(&checks).ok();
+                    r.bytes_read = bytes_read;
                     rows.push(r);
                     bail!("{msg}\nnothing was published for {asset}");
                 }
@@ -1091,9 +1103,9 @@ fn run_with_retry(
             Err(e) => {
                 let msg = format!("{e:#}");
                 let transient = transience(&e) == Transience::Transient;
-                rows.push(failed_row(
-                    run_id, opts, asset, attempt, started, &batch, &msg,
-                ));
+                let mut r = failed_row(run_id, opts, asset, attempt, started, &batch, &msg);
+                r.bytes_read = bytes_read;
+                rows.push(r);
                 if transient && attempt < attempts {
                     let delay = backoff_delay(prep.rule, attempt);
                     tracing::warn!(
@@ -1390,7 +1402,11 @@ fn publish(
         .filter(|r| r.outcome == PartitionOutcome::CutOff)
         .count();
     summary.removed += gone.len();
+    let before = rows.len();
     group_rows(run_id, opts, asset, started, &records, rows, &checks);
+    for r in &mut rows[before..] {
+        r.bytes_read = summary.bytes_read;
+    }
     Ok(())
 }
 

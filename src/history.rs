@@ -76,6 +76,7 @@ pub struct AssetStats {
     pub last_cpu_ms: i64,
     pub last_peak_memory_bytes: i64,
     pub last_bytes_written: i64,
+    pub last_bytes_read: i64,
     pub last_rows: i64,
     /// Current SLA breaches (`kind: detail`), filled in by the caller.
     pub sla_breaches: Vec<String>,
@@ -171,6 +172,7 @@ pub fn stats(rows: &[RunRow]) -> Vec<AssetStats> {
                 last_cpu_ms: last.iter().map(|r| r.cpu_ms).sum(),
                 last_peak_memory_bytes: last.iter().map(|r| r.peak_memory_bytes).max().unwrap_or(0),
                 last_bytes_written: last.iter().map(|r| r.bytes).sum(),
+                last_bytes_read: last.iter().map(|r| r.bytes_read).sum(),
                 last_rows: last.iter().map(|r| r.rows).sum(),
                 sla_breaches: Vec::new(),
             }

@@ -34,7 +34,7 @@ pub fn render(stats: &[AssetStats], breaches: &[Breach], sla_assets: &[String]) 
             s.asset, s.failed
         );
     }
-    let gauges: [Gauge; 9] = [
+    let gauges: [Gauge; 10] = [
         (
             "lakebuild_success_ratio",
             "Share of an asset's runs that succeeded.",
@@ -69,6 +69,11 @@ pub fn render(stats: &[AssetStats], breaches: &[Breach], sla_assets: &[String]) 
             "lakebuild_last_run_written_bytes",
             "Bytes an asset's latest run wrote.",
             |s| s.last_bytes_written as f64,
+        ),
+        (
+            "lakebuild_last_run_read_bytes",
+            "Bytes of input partition files an asset's latest run read.",
+            |s| s.last_bytes_read as f64,
         ),
         (
             "lakebuild_last_run_rows",

@@ -87,6 +87,17 @@ fn a_slow_run_breaches_its_maximum_duration_and_metrics_report_resources() -> R 
     let out = p.path("lakebuild.prom");
     p.ok(&["metrics", "--output", &out.to_string_lossy()])?;
     let m = std::fs::read_to_string(out)?;
+    let read: f64 = m
+        .lines()
+        .find(|l| l.starts_with("lakebuild_last_run_read_bytes{asset=\"ma\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(read > 0.0, "ma read its input files:\n{m}");
+    let hist = p.history()?;
+    assert!(
+        hist.iter()
+            .any(|r| r.asset == "ma" && r.outcome == "built" && r.bytes_read > 0 && r.bytes > 0)
+    );
     for needle in [
         "# TYPE lakebuild_runs_total counter",
         "lakebuild_runs_total{asset=\"ma\",outcome=\"success\"} 1",

@@ -26,6 +26,9 @@ pub struct RunRow {
     pub duration_ms: i64,
     pub rows: i64,
     pub bytes: i64,
+    /// Bytes of the input partition files the step's op read (0 when no op ran).
+    #[serde(default)]
+    pub bytes_read: i64,
     pub peak_memory_bytes: i64,
     pub cpu_ms: i64,
     pub error: Option<String>,
@@ -62,6 +65,7 @@ fn rows_to_frame(rows: &[RunRow]) -> Result<DataFrame> {
         col_of!("duration_ms", |r: &RunRow| r.duration_ms),
         col_of!("rows", |r: &RunRow| r.rows),
         col_of!("bytes", |r: &RunRow| r.bytes),
+        col_of!("bytes_read", |r: &RunRow| r.bytes_read),
         col_of!("peak_memory_bytes", |r: &RunRow| r.peak_memory_bytes),
         col_of!("cpu_ms", |r: &RunRow| r.cpu_ms),
         col_of!("error", |r: &RunRow| r.error.clone()),
@@ -85,7 +89,7 @@ pub fn append(lake: &Lake, rows: &[RunRow]) -> Result<()> {
     let mut df = rows_to_frame(rows)?;
     if state.active_files.len() >= COMPACT_ABOVE {
         let files: Vec<_> = state.active_files.keys().map(|p| dir.join(p)).collect();
-        let old = parquet::scan_files(&files)?.collect()?;
+        let old = read_files(&files)?;
         let mut merged = old.vstack(&df)?;
         merged.rechunk_mut();
         df = merged;
@@ -129,6 +133,30 @@ pub fn unique_suffix() -> String {
     h.to_hex()[..12].to_string()
 }
 
+/// The history files as one frame in the current schema: files written before a column
+/// existed (e.g. `bytes_read`) get it as zeros (numbers) or nulls, so an upgrade never
+/// makes committed history unreadable.
+fn read_files(files: &[std::path::PathBuf]) -> Result<DataFrame> {
+    let target = rows_to_frame(&[])?;
+    let mut out = target.clone();
+    for f in files {
+        let mut df = parquet::read(f)?;
+        for c in target.columns() {
+            if df.column(c.name()).is_err() {
+                let mut filler = Column::full_null(c.name().clone(), df.height(), c.dtype());
+                if c.dtype().is_integer() {
+                    filler = filler.fill_null(FillNullStrategy::Zero)?;
+                }
+                df.with_column(filler)?;
+            }
+        }
+        let df = df.select(target.get_column_names().into_iter().cloned())?;
+        out.vstack_mut(&df)?;
+    }
+    out.rechunk_mut();
+    Ok(out)
+}
+
 /// Every row of the run history, oldest first.
 pub fn read_all(lake: &Lake) -> Result<Vec<RunRow>> {
     let dir = lake.runs_table();
@@ -137,7 +165,8 @@ pub fn read_all(lake: &Lake) -> Result<Vec<RunRow>> {
         return Ok(Vec::new());
     }
     let files: Vec<_> = state.active_files.keys().map(|p| dir.join(p)).collect();
-    let df = parquet::scan_files(&files)?
+    let df = read_files(&files)?
+        .lazy()
         .with_columns([
             col("started_at").dt().timestamp(TimeUnit::Milliseconds),
             col("ended_at").dt().timestamp(TimeUnit::Milliseconds),
@@ -181,6 +210,12 @@ pub fn read_all(lake: &Lake) -> Result<Vec<RunRow>> {
         i("peak_memory_bytes")?,
         i("cpu_ms")?,
     );
+    // Older history has no bytes_read column.
+    let read = if df.column("bytes_read").is_ok() {
+        i("bytes_read")?
+    } else {
+        vec![0; df.height()]
+    };
     let mut out = Vec::with_capacity(df.height());
     for k in 0..df.height() {
         out.push(RunRow {
@@ -198,6 +233,7 @@ pub fn read_all(lake: &Lake) -> Result<Vec<RunRow>> {
             duration_ms: dur[k],
             rows: rows[k],
             bytes: bytes[k],
+            bytes_read: read[k],
             peak_memory_bytes: mem[k],
             cpu_ms: cpu[k],
             error: error[k].clone(),
@@ -227,6 +263,7 @@ mod tests {
             duration_ms: 10,
             rows: i,
             bytes: 0,
+            bytes_read: 0,
             peak_memory_bytes: 0,
             cpu_ms: 0,
             error: (i % 2 == 0).then(|| "boom".to_string()),
@@ -246,6 +283,38 @@ mod tests {
         assert_eq!(back, (0..n).map(row).collect::<Vec<_>>());
         let files = AssetState::load(&lake.runs_table())?.active_files.len();
         assert!(files < 10, "{files} files: the history was not compacted");
+        Ok(())
+    }
+
+    /// History written before `bytes_read` existed stays readable, and compacts with
+    /// new rows (its rows read 0).
+    #[test]
+    fn history_without_bytes_read_reads_and_compacts() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let lake = Lake::new(dir.path());
+        let table = lake.runs_table();
+        let mut old = rows_to_frame(&[row(0)])?.drop("bytes_read")?;
+        let name = "part-old.parquet";
+        let bytes = parquet::write(&mut old, &table.join(name))?;
+        let add = table::NewFile {
+            path: name.into(),
+            size: bytes as i64,
+            rows: 1,
+            tags: vec![],
+            data_change: true,
+        };
+        table::commit_with(&table, old.schema(), &[add], &[], HashMap::new())?;
+        assert_eq!(read_all(&lake)?, vec![row(0)]);
+        let n = COMPACT_ABOVE as i64 + 2;
+        for i in 1..n {
+            let mut r = row(i);
+            r.bytes_read = 7;
+            append(&lake, &[r])?;
+        }
+        let back = read_all(&lake)?;
+        assert_eq!(back.len(), n as usize);
+        assert_eq!(back[0].bytes_read, 0);
+        assert!(back[1..].iter().all(|r| r.bytes_read == 7));
         Ok(())
     }
 }
