@@ -207,6 +207,14 @@ pub fn now_utc() -> Result<chrono::DateTime<chrono::Utc>> {
     }
 }
 
+/// `LAKEBUILD_LOCK_TIMEOUT` for the builds of `run`, `retry` and `tick` (10 minutes).
+fn env_lock_timeout() -> Duration {
+    std::env::var("LAKEBUILD_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| crate::rule::parse_duration(&v))
+        .unwrap_or(Duration::from_secs(600))
+}
+
 /// The build options of one run of `job` for `date`.
 fn job_options(
     job: &crate::jobs::Job,
@@ -216,6 +224,7 @@ fn job_options(
 ) -> BuildOptions {
     let latest = job.partitions == crate::jobs::Partitions::Latest;
     BuildOptions {
+        lock_timeout: env_lock_timeout(),
         targets: job.assets.clone(),
         only: true,
         from: latest.then_some(date),
@@ -399,6 +408,7 @@ fn run(cli: Cli) -> Result<i32> {
                 from,
                 to: to.or(from),
                 trigger: format!("retry:{run_id}"),
+                lock_timeout: env_lock_timeout(),
                 today: today()?,
                 progress: !g.quiet && std::env::var_os("NO_COLOR").is_none(),
                 ..Default::default()
@@ -570,6 +580,22 @@ fn run(cli: Cli) -> Result<i32> {
             let tmp = project.lake.root.join("_lakebuild").join("tmp");
             if tmp.exists() && !dry_run {
                 let _ = std::fs::remove_dir_all(&tmp);
+            }
+            // Training checkpoints of work that never finished (its inputs changed since):
+            // removed once older than the retention.
+            let resume = project.lake.root.join("_lakebuild").join("resume");
+            if let (Ok(entries), false) = (std::fs::read_dir(&resume), dry_run) {
+                for e in entries.flatten() {
+                    let old = e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age >= retention);
+                    if old {
+                        let _ = std::fs::remove_dir_all(e.path());
+                    }
+                }
             }
             if json {
                 print_json(&reports)?

@@ -125,11 +125,16 @@ fn cursors_file(lake: &Path) -> PathBuf {
     lake.join("_lakebuild").join("sensors.json")
 }
 
-pub fn load_cursors(lake: &Path) -> BTreeMap<String, String> {
-    std::fs::read_to_string(cursors_file(lake))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+/// The cursors; a missing file is no cursor yet, a corrupt one an error (silently
+/// resetting would re-baseline every sensor and lose the events in between).
+pub fn load_cursors(lake: &Path) -> Result<BTreeMap<String, String>> {
+    let f = cursors_file(lake);
+    match std::fs::read_to_string(&f) {
+        Ok(t) => serde_json::from_str(&t)
+            .with_context(|| format!("{} is not valid JSON: fix or delete it", f.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", f.display())),
+    }
 }
 
 fn save_cursors(lake: &Path, c: &BTreeMap<String, String>) -> Result<()> {
@@ -230,7 +235,7 @@ pub fn evaluate(
     today: chrono::NaiveDate,
 ) -> Result<Vec<Firing>> {
     let lake = &project.lake.root;
-    let mut cursors = load_cursors(lake);
+    let mut cursors = load_cursors(lake)?;
     let mut fired = Vec::new();
     let mut baseline = false;
     for s in sensors {
@@ -260,7 +265,7 @@ pub fn evaluate(
 /// Moves a sensor's cursor once the job it fired has run.
 pub fn commit(project: &Project, f: &Firing) -> Result<()> {
     let lake = &project.lake.root;
-    let mut c = load_cursors(lake);
+    let mut c = load_cursors(lake)?;
     c.insert(f.sensor.clone(), f.cursor.clone());
     save_cursors(lake, &c)
 }
