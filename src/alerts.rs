@@ -116,7 +116,14 @@ pub struct Alert {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
     open: BTreeMap<String, Problem>,
+    /// Alerts a destination could not take yet, by destination name: sent again (oldest
+    /// first) before anything new, at most [`MAX_PENDING`] kept per destination.
+    #[serde(default)]
+    pending: BTreeMap<String, Vec<Alert>>,
 }
+
+/// Undelivered alerts kept per destination.
+pub const MAX_PENDING: usize = 100;
 
 fn state_file(lake: &Path) -> PathBuf {
     lake.join("_lakebuild").join("alerts.json")
@@ -481,22 +488,45 @@ fn announce(
     let lake = &project.lake.root;
     let mut state = load_state(lake);
     let alerts = transitions(&mut state, found, &healthy, run_id);
-    if let Err(e) = save_state(lake, &state) {
-        eprintln!("alerts: cannot record open problems: {e:#}");
-    }
-    for a in &alerts {
-        for d in destinations
-            .iter()
-            .filter(|d| d.events.as_ref().is_none_or(|ev| ev.contains(&a.kind)))
-        {
-            if let Err(e) = deliver(d, a) {
+    for d in &destinations {
+        let mut queue = state.pending.remove(&d.name).unwrap_or_default();
+        queue.extend(
+            alerts
+                .iter()
+                .filter(|a| d.events.as_ref().is_none_or(|ev| ev.contains(&a.kind)))
+                .cloned(),
+        );
+        let mut left = Vec::new();
+        for a in queue {
+            // Once a delivery fails, the rest wait too (order is kept, time is bounded).
+            if !left.is_empty() {
+                left.push(a);
+                continue;
+            }
+            if let Err(e) = deliver(d, &a) {
                 tracing::warn!("alert to {} failed: {e}", d.name);
                 eprintln!(
-                    "alerts: could not notify '{}' ({e}); the build's result is unaffected",
+                    "alerts: could not notify '{}' ({e}); kept to send again on the next build or tick; the build's result is unaffected",
                     d.name
                 );
+                left.push(a);
             }
         }
+        let drop = left.len().saturating_sub(MAX_PENDING);
+        if drop > 0 {
+            eprintln!(
+                "alerts: '{}' has been unreachable for {} alerts; dropping the {drop} oldest",
+                d.name,
+                left.len()
+            );
+            left.drain(..drop);
+        }
+        if !left.is_empty() {
+            state.pending.insert(d.name.clone(), left);
+        }
+    }
+    if let Err(e) = save_state(lake, &state) {
+        eprintln!("alerts: cannot record open problems: {e:#}");
     }
 }
 
