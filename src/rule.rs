@@ -285,6 +285,45 @@ struct RawDates {
 }
 
 /// Whether `name` is a valid asset name: `[a-z][a-z0-9_]*`.
+/// `op = "market"`: the J-Quants source when `JQUANTS_API_KEY` is set, else the embedded
+/// synthetic market. The rule's `[params]` hold what both share (`table`), and the
+/// sub-tables `[params.jquants]` and `[params.synthetic]` each source's own settings; the
+/// rule becomes a rule of the chosen op, so the op (and only the chosen settings) is in the
+/// key, and switching sources rebuilds from the new one. The key itself never is.
+pub const MARKET: &str = "market";
+
+fn resolve_market(
+    params: &mut BTreeMap<String, toml::Spanned<toml::Value>>,
+    errs: &mut Errors,
+) -> &'static str {
+    let jquants = std::env::var("JQUANTS_API_KEY").is_ok_and(|k| !k.trim().is_empty());
+    let (chosen, other) = if jquants {
+        ("jquants", "synthetic")
+    } else {
+        ("synthetic", "jquants")
+    };
+    params.remove(other);
+    if let Some(sub) = params.remove(chosen) {
+        let span = sub.span();
+        match sub.into_inner() {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    params.insert(k, toml::Spanned::new(span.clone(), v));
+                }
+            }
+            _ => errs.at(
+                span.start,
+                format!("params.{chosen} must be a table: [params.{chosen}]"),
+            ),
+        }
+    }
+    if jquants {
+        "jquants"
+    } else {
+        "synthetic_market"
+    }
+}
+
 pub fn valid_asset_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))
@@ -385,7 +424,7 @@ pub fn parse_rule(
             asset.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_")
         ));
     }
-    let raw: RawRule = match toml::from_str(src) {
+    let mut raw: RawRule = match toml::from_str(src) {
         Ok(r) => r,
         Err(e) => {
             let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(1);
@@ -401,13 +440,16 @@ pub fn parse_rule(
         }
     };
 
-    let op_name = raw.op.get_ref().clone();
+    let mut op_name = raw.op.get_ref().clone();
+    if op_name == MARKET {
+        op_name = resolve_market(&mut raw.params, &mut errs).to_string();
+    }
     let op = ops::find(&op_name);
     if op.is_none() {
         errs.at(
             raw.op.span().start,
             format!(
-                "unknown op '{op_name}': use one of {}",
+                "unknown op '{op_name}': use one of {}, or market (jquants with a key, else synthetic_market)",
                 ops::names().join(", ")
             ),
         );

@@ -288,3 +288,43 @@ fn alphanumeric_codes_and_sentinels_round_trip() -> R {
     assert_eq!(df.column("L")?.null_count(), 1);
     Ok(())
 }
+
+/// `op = "market"`: the synthetic market without a key, J-Quants with one; switching
+/// rebuilds from the new source, and the key is in no key, output or file.
+#[test]
+fn the_market_op_uses_jquants_only_when_a_key_is_set() -> R {
+    let server = Server::start(KEY, 3)?;
+    let p = project(&server, "")?;
+    p.rule(
+        "raw_stock_data",
+        &format!(
+            "op = \"market\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\ninputs = [{{ asset = \"trading_calendar\", window = [0, 0] }}]\n[params]\ntable = \"raw_stock_data\"\n[params.synthetic]\nstocks = 30\nstart = \"2026-09-01\"\n[params.jquants]\nbase_url = \"{}\"\nplan = \"premium\"\ntimeout = \"1s\"\n",
+            server.url
+        ),
+    )?;
+    let out = p
+        .cmd(&["build"])
+        .env("LAKEBUILD_NOW", "2026-09-04")
+        .env_remove("JQUANTS_API_KEY")
+        .output()?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        server.log().is_empty(),
+        "no key: nothing is asked of J-Quants"
+    );
+    let synthetic = p.frame("raw_stock_data")?.column("Code")?.n_unique()?;
+    assert!(synthetic >= 20, "{synthetic} synthetic stocks");
+    let out = build(&p, "2026-09-04")?;
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        !server.log().is_empty(),
+        "with a key the rule reads J-Quants"
+    );
+    let codes = p.frame("raw_stock_data")?.column("Code")?.n_unique()?;
+    assert_eq!(codes, CODES.len(), "the data now comes from the server");
+    assert_no_secret(&p, &t)?;
+    let why = p.ok(&["why", "raw_stock_data"])?;
+    assert!(!why.contains(KEY));
+    Ok(())
+}
