@@ -536,9 +536,22 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
                 }
             }
             if running == 0 {
-                // Nothing running and nothing launchable: mark whatever is left.
+                // Nothing running and nothing launchable: mark whatever is left, with a
+                // history row so that `lakebuild retry` builds it too.
                 for a in &assets {
                     if !done.contains_key(a) {
+                        let now = resources::now_ms();
+                        all_rows.push(row(
+                            &run_id,
+                            opts,
+                            a,
+                            "skipped",
+                            1,
+                            now,
+                            now,
+                            None,
+                            Some("not started: the build stopped at an earlier failure".into()),
+                        ));
                         done.insert(
                             a.clone(),
                             StepSummary {

@@ -33,6 +33,34 @@ fn attempts(p: &Proj, asset: &str) -> R<Vec<(i64, String)>> {
     Ok(a)
 }
 
+/// A build that stops at its first failure leaves the steps it never started in the
+/// history, so `retry` builds them too.
+#[test]
+fn retry_also_builds_what_a_stopped_build_never_started() -> R {
+    let p = pipeline(3)?;
+    p.rule("report", &flaky(100, 3))?;
+    p.rule("after", "op = \"sql\"\ninputs = [{ asset = \"report\" }]\n[params]\nquery = \"SELECT * FROM report\"\n")?;
+    p.fails(&["build"], 1)?;
+    let run = p
+        .history()?
+        .into_iter()
+        .find(|r| r.asset == "report")
+        .map(|r| r.run_id)
+        .ok_or("no run")?;
+    assert!(
+        p.history()?
+            .iter()
+            .any(|r| r.run_id == run && r.asset == "after" && r.outcome == "skipped")
+    );
+    p.write("fixed", "")?;
+    p.ok(&["retry", &run])?;
+    assert!(
+        p.version("after")?.is_some(),
+        "the step the failure held back is built by the retry"
+    );
+    Ok(())
+}
+
 #[test]
 fn a_transient_failure_is_retried_and_every_attempt_recorded() -> R {
     let p = pipeline(3)?;
@@ -76,10 +104,14 @@ fn a_permanent_failure_is_tried_once_and_retry_reruns_only_what_failed() -> R {
         .filter(|r| r.outcome == "built")
         .map(|r| r.asset.as_str())
         .collect();
-    assert_eq!(
-        built,
-        ["report"],
-        "only the failed asset runs again: {retry:?}"
+    // The failed asset and the one the stopped build never started (summary) run; what
+    // succeeded is reused.
+    assert_eq!(built, ["report", "summary"], "{retry:?}");
+    assert!(
+        retry
+            .iter()
+            .any(|r| r.asset == "ma" && r.outcome == "reused"),
+        "{retry:?}"
     );
     assert!(
         p.ok(&["retry", &run])?.contains("report"),
