@@ -706,6 +706,7 @@ fn tick_once(project: &Project, g: &Global) -> Result<bool> {
                 r.job
             ),
             "skipped" => println!("{}: {at} skipped (catch_up = latest)", r.job),
+            "dropped" => println!("{}: {}", r.job, r.error.as_deref().unwrap_or("")),
             _ => println!(
                 "{}: {at} ran as {} ({})",
                 r.job,

@@ -22,9 +22,13 @@ use std::str::FromStr;
 /// Runs a job for one occurrence: its run id and whether it succeeded.
 pub type RunJob<'a> = dyn FnMut(&Job, DateTime<Utc>) -> Result<(String, bool)> + 'a;
 
-/// At most this many occurrences are considered per tick (a schedule every minute that
-/// missed a week of ticks must not run ten thousand times).
+/// At most this many occurrences are kept per tick, the latest ones (a schedule every
+/// minute that missed a week of ticks must not run ten thousand times); older ones are
+/// counted and reported as dropped.
 pub const MAX_DUE: usize = 1000;
+
+/// Occurrences scanned at most per tick (about four years of a once-a-minute schedule).
+const MAX_SCAN: usize = 2_000_000;
 
 /// A parsed 5-field cron expression.
 pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
@@ -36,16 +40,18 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
     croner::Cron::from_str(expr).map_err(|e| e.to_string())
 }
 
-/// Occurrences of `cron` in `tz` after `after` and at or before `until`, oldest first.
+/// Occurrences of `cron` in `tz` after `after` and at or before `until`, oldest first:
+/// the latest [`MAX_DUE`] of them, and how many older ones were dropped.
 pub fn due(
     cron: &croner::Cron,
     tz: chrono_tz::Tz,
     after: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Vec<DateTime<Utc>> {
-    let mut out = Vec::new();
+) -> (Vec<DateTime<Utc>>, usize) {
+    let mut out = std::collections::VecDeque::new();
+    let mut dropped = 0;
     let mut t = after.with_timezone(&tz);
-    while out.len() < MAX_DUE {
+    for _ in 0..MAX_SCAN {
         let Ok(next) = cron.find_next_occurrence(&t, false) else {
             break;
         };
@@ -53,10 +59,14 @@ pub fn due(
         if next_utc > until {
             break;
         }
-        out.push(next_utc);
+        out.push_back(next_utc);
+        if out.len() > MAX_DUE {
+            out.pop_front();
+            dropped += 1;
+        }
         t = next;
     }
-    out
+    (out.into(), dropped)
 }
 
 /// The next occurrence after `now`.
@@ -111,7 +121,8 @@ pub struct TickRecord {
     /// The occurrence this line is about (absent for "started" / "skipped" lines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_for: Option<DateTime<Utc>>,
-    /// started (first sight) | run | skipped (an older occurrence, catch_up = "latest")
+    /// started (first sight) | run | skipped (an older occurrence, catch_up = "latest") |
+    /// dropped (occurrences beyond the latest [`MAX_DUE`], counted in `error`)
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
@@ -153,6 +164,8 @@ pub struct Decision {
     pub job: String,
     pub run: Vec<DateTime<Utc>>,
     pub skipped: Vec<DateTime<Utc>>,
+    /// Occurrences older than the latest [`MAX_DUE`] due ones: neither run nor listed.
+    pub dropped: usize,
     pub first_sight: bool,
 }
 
@@ -169,11 +182,12 @@ pub fn decide(jobs: &[Job], state: &State, now: DateTime<Utc>) -> Vec<Decision> 
                 job: j.name.clone(),
                 run: vec![],
                 skipped: vec![],
+                dropped: 0,
                 first_sight: true,
             });
             continue;
         };
-        let due = due(&cron, s.timezone, *cursor, now);
+        let (due, dropped) = due(&cron, s.timezone, *cursor, now);
         let (run, skipped) = match s.catch_up {
             CatchUp::All => (due, vec![]),
             CatchUp::Latest => {
@@ -186,6 +200,7 @@ pub fn decide(jobs: &[Job], state: &State, now: DateTime<Utc>) -> Vec<Decision> 
             job: j.name.clone(),
             run,
             skipped,
+            dropped,
             first_sight: false,
         });
     }
@@ -230,6 +245,15 @@ pub fn tick(
             append(lake, &r)?;
             written.push(r);
             continue;
+        }
+        if d.dropped > 0 {
+            let mut r = record("dropped", None);
+            r.error = Some(format!(
+                "{} older occurrences were neither run nor listed: more than {MAX_DUE} were due",
+                d.dropped
+            ));
+            append(lake, &r)?;
+            written.push(r);
         }
         for at in &d.skipped {
             let r = record("skipped", Some(*at));
@@ -297,7 +321,7 @@ mod tests {
     #[test]
     fn tokyo_two_am_is_five_pm_utc_the_day_before() {
         let cron = parse_cron("0 2 * * *").unwrap_or_else(|e| panic!("{e}"));
-        let d = due(
+        let (d, _) = due(
             &cron,
             chrono_tz::Asia::Tokyo,
             utc("2026-11-26T12:00:00Z"),
@@ -319,7 +343,7 @@ mod tests {
             ("30 1 * * *", "2026-10-30T12:00:00Z", "2026-11-03T12:00:00Z"),
         ] {
             let cron = parse_cron(expr).unwrap_or_else(|e| panic!("{e}"));
-            let d = due(&cron, ny, utc(from), utc(to));
+            let (d, _) = due(&cron, ny, utc(from), utc(to));
             let days: Vec<NaiveDate> = d
                 .iter()
                 .map(|t| t.with_timezone(&ny).date_naive())
@@ -331,7 +355,7 @@ mod tests {
         }
         // Before and after the spring change the UTC hour moves with the offset.
         let cron = parse_cron("0 9 * * *").unwrap_or_else(|e| panic!("{e}"));
-        let d = due(
+        let (d, _) = due(
             &cron,
             ny,
             utc("2026-03-06T00:00:00Z"),
@@ -355,7 +379,10 @@ mod tests {
             .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
             .single()
             .unwrap_or_default();
-        let d = due(&cron, chrono_tz::UTC, a, a + chrono::Duration::days(30));
+        let (d, dropped) = due(&cron, chrono_tz::UTC, a, a + chrono::Duration::days(30));
         assert_eq!(d.len(), MAX_DUE);
+        assert_eq!(dropped, 30 * 24 * 60 - MAX_DUE);
+        // The kept ones are the latest: the last is the end of the span.
+        assert_eq!(d.last(), Some(&(a + chrono::Duration::days(30))));
     }
 }
