@@ -302,15 +302,77 @@ impl Network {
     /// Which parameters take weight decay: matrices, not biases, LayerNorm, FAN's
     /// scale/shift or the gate (the usual AdamW practice).
     pub fn decay_mask(&self) -> Vec<bool> {
-        // A parameter is "a matrix entry" when perturbing it is a 2-D weight; the blocks
-        // carve matrices first, so we mark by probing each block's layout with a
-        // recognisable init: 1-valued and 0-valued init entries are vectors (LN gain,
-        // biases), glorot-initialised ones are matrices.
-        let p: Vec<f64> = self.init(0);
-        let mut mask: Vec<bool> = p.iter().map(|v| *v != 0.0 && *v != 1.0).collect();
-        for i in self.ranges.fan.clone().chain(self.ranges.gate.clone()) {
-            mask[i] = false;
+        // Each block's pieces in its documented order: (length, is a weight matrix).
+        let grn = |g: &GrnShape| {
+            vec![
+                (g.din * g.dh, true),
+                (g.dh, false),
+                (g.dh * 2 * g.dout, true),
+                (2 * g.dout, false),
+                (g.din * g.dout, true),
+                (g.dout, false),
+                (g.dout, false),
+            ]
+        };
+        let (h, f) = (self.cfg.hidden, self.vsn.f);
+        let mut vsn = grn(&self.vsn.grn());
+        vsn.extend([(f * h, true), (h, false), (h, false), (h, false)]);
+        let lstm = vec![
+            (self.lstm.din * 4 * h, true),
+            (h * 4 * h, true),
+            (4 * h, false),
+        ];
+        let mut attn = Vec::new();
+        for _ in 0..4 {
+            attn.extend([(h * h, true), (h, false)]);
         }
+        attn.extend([(h, false), (h, false)]);
+        let gat = |g: &GatShape| {
+            let hw = g.hw();
+            vec![
+                (g.h * hw, true),
+                (hw, false),
+                (g.h * hw, true),
+                (hw, false),
+                (g.edge_dim * hw, true),
+                (g.heads * g.hd(), true),
+                (g.h, false),
+                (g.h, false),
+                (g.h, false),
+            ]
+        };
+        let half = self.heads.hidden();
+        let mut heads = Vec::new();
+        for _ in 0..self.cfg.horizons {
+            heads.extend([
+                (h * half, true),
+                (half, false),
+                (half * 5, true),
+                (5, false),
+            ]);
+        }
+        let r = &self.ranges;
+        let mut mask = vec![false; self.n_params()];
+        for (range, pieces) in [
+            (&r.vsn, vsn),
+            (&r.lstm, lstm),
+            (&r.attn, attn),
+            (&r.post, grn(&self.post)),
+            (&r.gat1, gat(&self.gat1)),
+            (&r.gat2, gat(&self.gat2)),
+            (&r.heads, heads),
+        ] {
+            let mut at = range.start;
+            for (len, matrix) in pieces {
+                mask[at..at + len].fill(matrix);
+                at += len;
+            }
+            assert_eq!(
+                at, range.end,
+                "decay mask: a block's pieces do not match its layout"
+            );
+        }
+        // FAN's scale/shift and the fusion gate stay undecayed (mask already false).
         mask
     }
 
@@ -712,6 +774,22 @@ mod tests {
             let analytic: Vec<f64> = idx.iter().map(|&i| g[i]).collect();
             assert_close_grads(name, &analytic, &numeric);
         }
+    }
+
+    #[test]
+    fn weight_decay_applies_to_matrices_only() {
+        let net = Network::new(ModelConfig::new(20, 37, 6, 4)).expect("config");
+        let mask = net.decay_mask();
+        let r = &net.ranges;
+        assert!(mask[r.fan.clone()].iter().all(|m| !m) && !mask[r.gate.start]);
+        // LSTM: w_x and w_h decay, the bias (last 4H) does not.
+        let h4 = 4 * net.cfg.hidden;
+        assert!(mask[r.lstm.start..r.lstm.end - h4].iter().all(|m| *m));
+        assert!(mask[r.lstm.end - h4..r.lstm.end].iter().all(|m| !m));
+        // The heads' last bias (5 quantile offsets) does not decay.
+        assert!(mask[r.heads.end - 5..r.heads.end].iter().all(|m| !m));
+        let share = mask.iter().filter(|m| **m).count() as f64 / mask.len() as f64;
+        assert!(share > 0.9, "{share}");
     }
 
     #[test]
