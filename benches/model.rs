@@ -298,6 +298,10 @@ fn main() -> anyhow::Result<()> {
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     for entry in std::fs::read_dir(&rules)? {
         let p = entry?.path();
+        // The asset rules only (not rules/jobs/).
+        if !p.is_file() {
+            continue;
+        }
         if let Some(name) = p.file_name() {
             std::fs::copy(&p, root.join("rules").join(name))?;
         }
