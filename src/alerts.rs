@@ -141,7 +141,7 @@ fn save_state(lake: &Path, s: &State) -> Result<()> {
     if let Some(d) = f.parent() {
         std::fs::create_dir_all(d)?;
     }
-    let tmp = f.with_extension("json.tmp");
+    let tmp = f.with_extension(format!("json.{}.tmp", std::process::id()));
     std::fs::write(&tmp, serde_json::to_string_pretty(s)?)?;
     std::fs::rename(&tmp, &f).with_context(|| format!("cannot replace {}", f.display()))
 }
@@ -450,6 +450,30 @@ fn sla_problems(project: &crate::project::Project, run_id: &str) -> (Vec<Problem
     (found, healthy)
 }
 
+/// A scheduled job that could not run at all (no build happened, e.g. the lake stayed
+/// locked): announced as a failure of the job, until it runs again.
+pub fn could_not_run(project: &crate::project::Project, job: &str, error: &str) {
+    let p = Problem {
+        kind: Kind::RunFailed,
+        asset: format!("job {job}"),
+        check: None,
+        detail: format!("the scheduled run could not start: {error}"),
+        since: chrono::Utc::now(),
+        run_id: "tick".into(),
+    };
+    announce(project, vec![p], Vec::new(), "tick");
+}
+
+/// A scheduled job ran: resolves an open "could not run" problem of it.
+pub fn could_run(project: &crate::project::Project, job: &str) {
+    announce(
+        project,
+        Vec::new(),
+        vec![format!("failed:job {job}")],
+        "tick",
+    );
+}
+
 /// After a tick: SLA breaches (a deadline passes without any build). Never fails.
 pub fn after_tick(project: &crate::project::Project) {
     let (found, healthy) = sla_problems(project, "tick");
@@ -486,6 +510,20 @@ fn announce(
         }
     };
     let lake = &project.lake.root;
+    // One process at a time reads, changes and writes the open problems (a tick and a
+    // manual build may finish together).
+    let _lock = match crate::lake::lock::acquire_named(
+        lake,
+        "alerts.lock",
+        "alerts",
+        Duration::from_secs(60),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("alerts: {e:#}; alerts of this run were not processed");
+            return;
+        }
+    };
     let mut state = load_state(lake);
     let alerts = transitions(&mut state, found, &healthy, run_id);
     for d in &destinations {

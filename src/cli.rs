@@ -146,7 +146,10 @@ enum Command {
         every: u32,
     },
     /// The jobs, their selections and schedules, and each schedule's next run.
-    Jobs,
+    Jobs {
+        #[arg(long)]
+        json: bool,
+    },
     /// Model versions and aliases.
     Model {
         #[command(subcommand)]
@@ -429,10 +432,24 @@ fn run(cli: Cli) -> Result<i32> {
                     "--interval '{interval}' is not a duration, e.g. 30s"
                 ))
             })?;
+            if every < Duration::from_secs(1) {
+                return Err(UsageError(format!(
+                    "--interval {interval} is too short: use 1s or more"
+                ))
+                .into());
+            }
             let mut n = 0usize;
             let mut ok = true;
             loop {
-                ok &= tick_once(&project, g)?;
+                // A bad tick (a job file being edited, a sensor's error) is reported and the
+                // watch goes on.
+                match tick_once(&project, g) {
+                    Ok(b) => ok &= b,
+                    Err(e) => {
+                        eprintln!("tick failed: {e:#}");
+                        ok = false;
+                    }
+                }
                 n += 1;
                 if max_ticks.is_some_and(|m| n >= m) {
                     break;
@@ -453,25 +470,42 @@ fn run(cli: Cli) -> Result<i32> {
             );
             Ok(0)
         }
-        Some(Command::Jobs) => {
+        Some(Command::Jobs { json }) => {
             let jobs = crate::jobs::load(&project.rules_dir, &project.rules)?;
             let now = now_utc()?;
+            let mut listed = Vec::new();
             for j in &jobs {
+                let next = j.schedule.as_ref().and_then(|s| {
+                    crate::schedule::parse_cron(&s.cron)
+                        .ok()
+                        .and_then(|c| crate::schedule::next(&c, s.timezone, now))
+                        .map(|t| {
+                            t.with_timezone(&s.timezone)
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        })
+                });
+                listed.push(serde_json::json!({
+                    "name": j.name,
+                    "description": j.description,
+                    "select": j.select,
+                    "assets": j.assets,
+                    "partitions": j.partitions,
+                    "cron": j.schedule.as_ref().map(|s| s.cron.clone()),
+                    "timezone": j.schedule.as_ref().map(|s| s.timezone.to_string()),
+                    "catch_up": j.schedule.as_ref().map(|s| s.catch_up),
+                    "next": next,
+                }));
+                if json {
+                    continue;
+                }
                 let sched = match &j.schedule {
-                    Some(s) => {
-                        let next = crate::schedule::parse_cron(&s.cron)
-                            .ok()
-                            .and_then(|c| crate::schedule::next(&c, s.timezone, now))
-                            .map(|t| {
-                                t.with_timezone(&s.timezone)
-                                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                            })
-                            .unwrap_or_else(|| "-".into());
-                        format!(
-                            "cron \"{}\" {} (catch_up {:?}), next {next}",
-                            s.cron, s.timezone, s.catch_up
-                        )
-                    }
+                    Some(s) => format!(
+                        "cron \"{}\" {} (catch_up {:?}), next {}",
+                        s.cron,
+                        s.timezone,
+                        s.catch_up,
+                        next.as_deref().unwrap_or("-")
+                    ),
                     None => "no schedule".into(),
                 };
                 println!(
@@ -481,7 +515,9 @@ fn run(cli: Cli) -> Result<i32> {
                     j.partitions
                 );
             }
-            if jobs.is_empty() {
+            if json {
+                print_json(&listed)?;
+            } else if jobs.is_empty() {
                 println!("no jobs: add rules/jobs/<name>.toml");
             }
             Ok(0)
@@ -676,12 +712,9 @@ fn run_build(project: &Project, a: &BuildArgs, g: &Global) -> Result<i32> {
 /// tick lock. Returns whether every run succeeded.
 fn tick_once(project: &Project, g: &Global) -> Result<bool> {
     let now = now_utc()?;
-    let _tick = match lock::acquire_named(&project.lake.root, "tick.lock", "tick", Duration::ZERO) {
-        Ok(l) => l,
-        Err(_) => {
-            println!("another tick is running: it handles what is due; nothing to do");
-            return Ok(true);
-        }
+    let Some(_tick) = lock::try_acquire_named(&project.lake.root, "tick.lock", "tick")? else {
+        println!("another tick is running: it handles what is due; nothing to do");
+        return Ok(true);
     };
     let jobs = crate::jobs::load(&project.rules_dir, &project.rules)?;
     let mut ok = true;
@@ -693,8 +726,17 @@ fn tick_once(project: &Project, g: &Global) -> Result<bool> {
             format!("schedule:{}@{}", job.name, at.to_rfc3339()),
             g,
         );
-        let report = build(project, &opts)?;
+        let report = match build(project, &opts) {
+            Ok(r) => r,
+            Err(e) => {
+                // No build ran (e.g. the lake stayed locked): a failure to announce.
+                ok = false;
+                crate::alerts::could_not_run(project, &job.name, &format!("{e:#}"));
+                return Err(e);
+            }
+        };
         crate::alerts::after_build(project, &report);
+        crate::alerts::could_run(project, &job.name);
         ok &= report.ok();
         Ok((report.run_id.clone(), report.ok()))
     })?;
@@ -726,7 +768,19 @@ fn tick_once(project: &Project, g: &Global) -> Result<bool> {
         let Some(job) = jobs.iter().find(|j| j.name == f.job) else {
             continue;
         };
-        let opts = job_options(job, today, format!("sensor:{}", f.sensor), g);
+        let mut opts = job_options(job, today, format!("sensor:{}", f.sensor), g);
+        if f.kind == crate::sensors::SensorKind::NewSourceData && opts.from.is_some() {
+            // A job of the latest partitions builds every new day the sensor saw, not only
+            // today's (ticks may have been missed).
+            let day = |c: &str| NaiveDate::parse_from_str(c, "%Y-%m-%d").ok();
+            let first = f
+                .previous
+                .as_deref()
+                .and_then(day)
+                .and_then(|d| d.succ_opt());
+            opts.from = first.or(opts.from);
+            opts.to = day(&f.cursor).max(opts.to);
+        }
         let report = build(project, &opts)?;
         crate::alerts::after_build(project, &report);
         ok &= report.ok();

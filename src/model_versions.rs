@@ -94,6 +94,13 @@ pub fn set_alias(project: &Project, asset: &str, alias: &str, version: i64) -> R
         bail!("alias '{alias}': use lowercase letters, digits, _ and -, e.g. production");
     }
     let versions = list(project, asset)?;
+    if let Some(v) = versions.iter().find(|v| v.version == version)
+        && let Some(why) = &v.unreadable
+    {
+        bail!(
+            "{asset} version {version} cannot be read ({why}): choose another version (lakebuild model list)"
+        );
+    }
     if !versions.iter().any(|v| v.version == version) {
         let known: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
         bail!(

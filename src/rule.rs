@@ -851,6 +851,9 @@ pub fn parse_rule(
             }
             v
         });
+        if r.deadline.is_some() && !daily {
+            errs.at(at, "sla.deadline needs a daily asset (today's partition must exist by then): add partitioned = \"daily\" or use max_duration");
+        }
         let deadline = r.deadline.as_ref().and_then(|d| {
             let v = parse_deadline(d);
             if v.is_none() {

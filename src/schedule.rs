@@ -28,7 +28,7 @@ pub type RunJob<'a> = dyn FnMut(&Job, DateTime<Utc>) -> Result<(String, bool)> +
 pub const MAX_DUE: usize = 1000;
 
 /// Occurrences scanned at most per tick (about four years of a once-a-minute schedule).
-const MAX_SCAN: usize = 2_000_000;
+pub const MAX_SCAN: usize = 2_000_000;
 
 /// A parsed 5-field cron expression.
 pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
@@ -41,7 +41,9 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
 }
 
 /// Occurrences of `cron` in `tz` after `after` and at or before `until`, oldest first:
-/// the latest [`MAX_DUE`] of them, and how many older ones were dropped.
+/// the latest [`MAX_DUE`] of them, and how many older ones were dropped. When more than
+/// [`MAX_SCAN`] are due (a cursor years old), nothing is kept and the count is `MAX_SCAN`:
+/// the caller restarts the schedule from `until`.
 pub fn due(
     cron: &croner::Cron,
     tz: chrono_tz::Tz,
@@ -57,7 +59,7 @@ pub fn due(
         };
         let next_utc = next.with_timezone(&Utc);
         if next_utc > until {
-            break;
+            return (out.into(), dropped);
         }
         out.push_back(next_utc);
         if out.len() > MAX_DUE {
@@ -65,6 +67,10 @@ pub fn due(
             dropped += 1;
         }
         t = next;
+    }
+    if dropped > 0 {
+        // The scan stopped before `until`: what it kept is not the latest.
+        return (Vec::new(), MAX_SCAN);
     }
     (out.into(), dropped)
 }
@@ -164,7 +170,8 @@ pub struct Decision {
     pub job: String,
     pub run: Vec<DateTime<Utc>>,
     pub skipped: Vec<DateTime<Utc>>,
-    /// Occurrences older than the latest [`MAX_DUE`] due ones: neither run nor listed.
+    /// Occurrences older than the latest [`MAX_DUE`] due ones: neither run nor listed
+    /// ([`MAX_SCAN`]: too many to scan; the schedule restarts from now).
     pub dropped: usize,
     pub first_sight: bool,
 }
@@ -245,6 +252,10 @@ pub fn tick(
             append(lake, &r)?;
             written.push(r);
             continue;
+        }
+        if d.dropped >= MAX_SCAN {
+            state.cursors.insert(d.job.clone(), now);
+            save_state(lake, &state)?;
         }
         if d.dropped > 0 {
             let mut r = record("dropped", None);

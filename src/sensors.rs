@@ -105,6 +105,9 @@ pub fn load(rules_dir: &Path, project: &Project, jobs: &[crate::jobs::Job]) -> R
             (_, Some(a), _) if project.rules.get(a).is_none() => {
                 errors.push(format!("{at}: no asset '{a}'"))
             }
+            (SensorKind::Files, _, Some(p)) if globset::Glob::new(p).is_err() => {
+                errors.push(format!("{at}: path = \"{p}\" is not a valid glob"))
+            }
             _ => {}
         }
         out.push(Sensor {
@@ -222,6 +225,7 @@ fn observe(project: &Project, s: &Sensor, today: chrono::NaiveDate) -> Result<St
 #[derive(Debug, Clone)]
 pub struct Firing {
     pub sensor: String,
+    pub kind: SensorKind,
     pub job: String,
     pub cursor: String,
     pub previous: Option<String>,
@@ -248,6 +252,7 @@ pub fn evaluate(
             Some(old) if *old != now && (s.kind == SensorKind::Files || now > *old) => {
                 fired.push(Firing {
                     sensor: s.name.clone(),
+                    kind: s.kind,
                     job: s.job.clone(),
                     cursor: now,
                     previous: Some(old.clone()),

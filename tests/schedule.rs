@@ -154,6 +154,22 @@ fn run_builds_exactly_the_selection_and_cron_prints_what_to_install() -> R {
         jobs.contains("nightly: prices, ma, summary") && jobs.contains("Asia/Tokyo"),
         "{jobs}"
     );
+    let listed: serde_json::Value = serde_json::from_str(&p.ok(&["jobs", "--json"])?)?;
+    let nightly = listed
+        .as_array()
+        .and_then(|a| a.iter().find(|j| j["name"] == "nightly"))
+        .ok_or("nightly")?;
+    assert_eq!(nightly["timezone"], "Asia/Tokyo");
+    assert_eq!(
+        nightly["assets"],
+        serde_json::json!(["prices", "ma", "summary"])
+    );
+    assert!(
+        nightly["next"]
+            .as_str()
+            .is_some_and(|n| n.ends_with("+09:00")),
+        "{nightly}"
+    );
     let cron = p.ok(&["cron", "--every", "10"])?;
     assert!(
         cron.contains("*/10 * * * * cd ") && cron.contains(" tick >> "),
@@ -223,7 +239,7 @@ fn asset_and_file_sensors_fire_once_per_event_and_watch_ticks() -> R {
     // A file arrives in the inbox: the import job runs once; watch ticks twice.
     p.write("inbox/2026-11-25.csv", "x\n1\n")?;
     let out = p
-        .cmd(&["watch", "--interval", "10ms", "--max-ticks", "2"])
+        .cmd(&["watch", "--interval", "1s", "--max-ticks", "2"])
         .env("LAKEBUILD_NOW", now)
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout).to_string();
@@ -240,6 +256,49 @@ fn asset_and_file_sensors_fire_once_per_event_and_watch_ticks() -> R {
             && err.contains("job 'nope' does not exist")
             && err.contains("needs path"),
         "{err}"
+    );
+    p.write(
+        "rules/sensors/bad.toml",
+        "job = \"import\"\nkind = \"files\"\npath = \"inbox/[a.csv\"\n",
+    )?;
+    let err = p.fails(&["tick"], 2)?;
+    assert!(err.contains("is not a valid glob"), "{err}");
+    std::fs::remove_file(p.path("rules/sensors/bad.toml"))?;
+    let err = p.fails(&["watch", "--interval", "10ms"], 2)?;
+    assert!(err.contains("too short"), "{err}");
+    Ok(())
+}
+
+/// A scheduled run that cannot even start (the lake stays locked by a long build) makes
+/// the tick fail and is alerted as a failure of the job.
+#[test]
+fn a_scheduled_run_that_cannot_start_fails_the_tick_and_is_alerted() -> R {
+    let p = pipeline(3)?;
+    p.rule("slow", "op = \"command\"\n[params]\nrun = \"sleep 3; printf 'x\\n1\\n' > \\\"$LAKEBUILD_OUTPUT_DIR/out.csv\\\"\"\n")?;
+    job(&p, "nightly", NIGHTLY)?;
+    p.write(
+        "rules/alerts/log.toml",
+        "command = [\"sh\", \"-c\", \"cat >> alerts.jsonl\"]\n",
+    )?;
+    tick(&p, "2026-11-27T10:00:00Z")?;
+    let mut holder = p.cmd(&["build", "slow"]).spawn()?;
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let out = p
+        .cmd(&["tick"])
+        .env("LAKEBUILD_NOW", "2026-11-27T17:01:00Z")
+        .env("LAKEBUILD_LOCK_TIMEOUT", "200ms")
+        .output()?;
+    holder.wait()?;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let alerts = std::fs::read_to_string(p.path("alerts.jsonl"))?;
+    assert!(
+        alerts.contains("job nightly") && alerts.contains("could not start"),
+        "{alerts}"
     );
     Ok(())
 }

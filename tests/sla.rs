@@ -118,5 +118,11 @@ fn a_slow_run_breaches_its_maximum_duration_and_metrics_report_resources() -> R 
         err.contains("rules/x.toml") && err.contains("sla.deadline"),
         "{err}"
     );
+    bad.rule(
+        "x",
+        "op = \"command\"\n[params]\nrun = \"true\"\n[sla]\ndeadline = \"07:30 Asia/Tokyo\"\n",
+    )?;
+    let err = bad.fails(&["build"], 2)?;
+    assert!(err.contains("sla.deadline needs a daily asset"), "{err}");
     Ok(())
 }

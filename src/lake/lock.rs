@@ -25,6 +25,31 @@ pub fn acquire(lake: &Path, holder: &str, timeout: Duration) -> Result<LakeLock>
     acquire_named(lake, "lock", holder, timeout)
 }
 
+/// Takes the lock `name` if it is free: `Ok(None)` when another process holds it; an
+/// error only for a real failure (the folder or lock file cannot be made or locked).
+pub fn try_acquire_named(lake: &Path, name: &str, holder: &str) -> Result<Option<LakeLock>> {
+    let dir = lake.join("_lakebuild");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(None),
+        Err(TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    let info = dir.join(format!("{name}.holder"));
+    let mut f = File::create(&info).with_context(|| format!("cannot write {}", info.display()))?;
+    let _ = writeln!(f, "pid {} ({holder})", std::process::id());
+    Ok(Some(LakeLock { _file: file, info }))
+}
+
 /// Another lock of the lake, by file name (e.g. `tick.lock`, held by `lakebuild tick`
 /// while it evaluates schedules, so that two overlapping ticks never run a job twice).
 pub fn acquire_named(lake: &Path, name: &str, holder: &str, timeout: Duration) -> Result<LakeLock> {

@@ -96,18 +96,65 @@ pub struct Checkpoint {
     pub fit: Option<FitState>,
 }
 
-/// A fit stopped after an epoch.
+/// A fit stopped after an epoch. The f32 vectors are stored as their exact bytes (hex of
+/// little-endian), so a resume continues from bit-identical weights and moments.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FitState {
     pub fold: Option<usize>,
     pub next_epoch: usize,
+    #[serde(with = "f32_bytes")]
     pub params: Vec<f32>,
+    #[serde(with = "f32_bytes")]
     pub m: Vec<f32>,
+    #[serde(with = "f32_bytes")]
     pub v: Vec<f32>,
     pub step: u64,
     /// Best validation RankIC so far, its epoch and weights.
-    pub best: Option<(f64, usize, Vec<f32>)>,
+    pub best: Option<Best>,
     pub log: Vec<EpochLog>,
+}
+
+/// The best epoch of a fit so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Best {
+    pub rank_ic: f64,
+    pub epoch: usize,
+    #[serde(with = "f32_bytes")]
+    pub params: Vec<f32>,
+}
+
+/// Serde of a `Vec<f32>` as the hex of its little-endian bytes.
+mod f32_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(v.len() * 8);
+        for x in v {
+            for b in x.to_le_bytes() {
+                out.push_str(&format!("{b:02x}"));
+            }
+        }
+        s.serialize_str(&out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.len() % 8 != 0 {
+            return Err(serde::de::Error::custom("f32 bytes: odd length"));
+        }
+        let byte =
+            |i: usize| u8::from_str_radix(&text[i..i + 2], 16).map_err(serde::de::Error::custom);
+        (0..text.len() / 8)
+            .map(|k| {
+                Ok(f32::from_le_bytes([
+                    byte(k * 8)?,
+                    byte(k * 8 + 2)?,
+                    byte(k * 8 + 4)?,
+                    byte(k * 8 + 6)?,
+                ]))
+            })
+            .collect()
+    }
 }
 
 /// Where checkpoints go (`None`: not saved).
@@ -155,7 +202,8 @@ impl Checkpoints<'_> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {
     pub epoch: usize,
-    pub train_loss: f64,
+    /// Mean training loss of the epoch (`None` when no training day had a sample).
+    pub train_loss: Option<f64>,
     pub valid_rank_ic: Option<f64>,
 }
 
@@ -289,7 +337,7 @@ impl Trainer<'_> {
         resume: Option<FitState>,
         on: &mut dyn FnMut(Event),
         save: &mut dyn FnMut(FitState),
-    ) -> (Vec<f32>, usize, Vec<EpochLog>) {
+    ) -> Result<(Vec<f32>, usize, Vec<EpochLog>), String> {
         let net = self.net;
         let per_epoch = self
             .cfg
@@ -299,7 +347,11 @@ impl Trainer<'_> {
         let stream = fold.map_or(u64::MAX, |f| f as u64);
         let (mut p, mut opt, mut best, mut log, first) = match resume {
             Some(r) => {
-                let best = r.best.unwrap_or((f64::NEG_INFINITY, 0, r.params.clone()));
+                let best = r.best.map(|b| (b.rank_ic, b.epoch, b.params)).unwrap_or((
+                    f64::NEG_INFINITY,
+                    0,
+                    r.params.clone(),
+                ));
                 let opt = AdamW {
                     m: r.m,
                     v: r.v,
@@ -335,21 +387,27 @@ impl Trainer<'_> {
                     loss_and_grad(&self.loss, &q, &s.y, &s.valid, s.input.n, net.cfg.horizons);
                 let mut g = vec![0f32; p.len()];
                 net.backward(&p, &cache, &s.input, &dq, &mut g);
+                if !parts.total.is_finite() {
+                    let at =
+                        fold.map_or("the final fit".to_string(), |f| format!("fold {}", f + 1));
+                    return Err(format!(
+                        "training diverged in {at}, epoch {} (the loss is {}): lower params.lr (now {})",
+                        epoch + 1,
+                        parts.total,
+                        self.cfg.lr
+                    ));
+                }
                 opt.step(&opt_cfg, &mut p, &mut g, Some(&self.decay));
                 total += parts.total;
                 steps += 1;
                 on(Event::Step { loss: parts.total });
             }
-            let train_loss = if steps > 0 {
-                total / steps as f64
-            } else {
-                f64::NAN
-            };
+            let train_loss = (steps > 0).then(|| total / steps as f64);
             let valid_rank_ic = (!valid.is_empty()).then(|| mean_rank_ic(net, &p, valid));
             on(Event::Epoch {
                 fold,
                 epoch,
-                loss: train_loss,
+                loss: train_loss.unwrap_or(f64::NAN),
                 valid_rank_ic,
             });
             log.push(EpochLog {
@@ -370,16 +428,20 @@ impl Trainer<'_> {
                     m: opt.m.clone(),
                     v: opt.v.clone(),
                     step: opt.step,
-                    best: best.0.is_finite().then(|| best.clone()),
+                    best: best.0.is_finite().then(|| Best {
+                        rank_ic: best.0,
+                        epoch: best.1,
+                        params: best.2.clone(),
+                    }),
                     log: log.clone(),
                 });
             }
         }
         if valid.is_empty() {
             let e = log.len().saturating_sub(1);
-            return (p, e, log);
+            return Ok((p, e, log));
         }
-        (best.2, best.1, log)
+        Ok((best.2, best.1, log))
     }
 }
 
@@ -493,7 +555,7 @@ pub fn train(
                         fit: Some(state),
                     })
                 },
-            );
+            )?;
             let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); model.horizons];
             let mut days = Vec::new();
             for s in &valid {
@@ -561,7 +623,7 @@ pub fn train(
                 fit: Some(state),
             })
         },
-    );
+    )?;
     Ok(Trained {
         params,
         folds,
@@ -651,6 +713,34 @@ mod tests {
             .flat_map(|f| f.horizons.iter().map(|h| h.rank_ic))
             .collect();
         ics.iter().sum::<f64>() / ics.len() as f64
+    }
+
+    #[test]
+    fn checkpoint_vectors_round_trip_bit_for_bit() {
+        let v = vec![
+            0.1f32,
+            -0.0,
+            f32::MIN_POSITIVE / 3.0,
+            1.0e-38,
+            3.4e38,
+            1.234_567_9e-16,
+            f32::NAN,
+        ];
+        let st = FitState {
+            fold: Some(1),
+            next_epoch: 2,
+            params: v.clone(),
+            m: v.clone(),
+            v: v.clone(),
+            step: 7,
+            best: None,
+            log: vec![],
+        };
+        let text = serde_json::to_string(&st).expect("json");
+        let back: FitState = serde_json::from_str(&text).expect("json");
+        for (a, b) in v.iter().zip(&back.params).chain(v.iter().zip(&back.v)) {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
     }
 
     #[test]

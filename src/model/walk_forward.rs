@@ -39,6 +39,9 @@ impl Default for WalkForward {
 impl WalkForward {
     /// Folds over `days` trading days, or an error saying how many days are needed.
     pub fn split(&self, days: usize) -> Result<Vec<Fold>, String> {
+        if self.min_train == 0 {
+            return Err("min_train_days must be at least 1".into());
+        }
         let folds = self.folds.max(1);
         let first_valid = self.min_train + self.embargo;
         let needed = first_valid + folds;

@@ -134,7 +134,8 @@ pub fn train_config(params: &Value) -> Result<TrainConfig, String> {
         days_per_epoch: params
             .get("days_per_epoch")
             .map(|_| int(params, "days_per_epoch", 0))
-            .transpose()?,
+            .transpose()?
+            .map(|k| k.max(1)),
         lr: float(params, "lr", d.lr)?,
         weight_decay: float(params, "weight_decay", d.weight_decay)?,
         folds: int(params, "folds", d.folds)?.max(1),
@@ -142,6 +143,15 @@ pub fn train_config(params: &Value) -> Result<TrainConfig, String> {
         min_train_days: int(params, "min_train_days", d.min_train_days)?,
         cv: params.get("cv").and_then(|v| v.as_bool()).unwrap_or(d.cv),
         ..d
+    })
+    .and_then(|c: TrainConfig| {
+        if c.min_train_days == 0 {
+            return Err("params.min_train_days must be at least 1".into());
+        }
+        if !(c.lr.is_finite() && c.lr > 0.0) {
+            return Err(format!("params.lr = {} must be a positive number", c.lr));
+        }
+        Ok(c)
     })
 }
 
