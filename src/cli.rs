@@ -440,10 +440,18 @@ fn run(cli: Cli) -> Result<i32> {
             }
             let mut n = 0usize;
             let mut ok = true;
+            let mut current = None;
             loop {
+                // The rules are read again on every tick, so an edit takes effect without a
+                // restart; rules that do not load are reported and the last good ones used.
+                match Project::load(&project.root, &project.rules_dir, &project.lake.root) {
+                    Ok(p) => current = Some(p),
+                    Err(e) => eprintln!("rules did not load, using the last good ones: {e:#}"),
+                }
+                let active = current.as_ref().unwrap_or(&project);
                 // A bad tick (a job file being edited, a sensor's error) is reported and the
                 // watch goes on.
-                match tick_once(&project, g) {
+                match tick_once(active, g) {
                     Ok(b) => ok &= b,
                     Err(e) => {
                         eprintln!("tick failed: {e:#}");

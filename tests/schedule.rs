@@ -266,6 +266,15 @@ fn asset_and_file_sensors_fire_once_per_event_and_watch_ticks() -> R {
     std::fs::remove_file(p.path("rules/sensors/bad.toml"))?;
     let err = p.fails(&["watch", "--interval", "10ms"], 2)?;
     assert!(err.contains("too short"), "{err}");
+    // A tick that fails (a job file mid-edit) is reported and the watch goes on.
+    job(&p, "broken", "select = [\"+nothing\"]\n")?;
+    let out = p
+        .cmd(&["watch", "--interval", "1s", "--max-ticks", "2"])
+        .env("LAKEBUILD_NOW", now)
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("tick failed").count(), 2, "{err}");
     Ok(())
 }
 
