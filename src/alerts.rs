@@ -129,21 +129,13 @@ fn state_file(lake: &Path) -> PathBuf {
     lake.join("_lakebuild").join("alerts.json")
 }
 
+/// The open problems; unreadable state starts afresh (alerting must never stop a build).
 fn load_state(lake: &Path) -> State {
-    std::fs::read_to_string(state_file(lake))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
+    crate::lake::state::read_json(&state_file(lake)).unwrap_or_default()
 }
 
 fn save_state(lake: &Path, s: &State) -> Result<()> {
-    let f = state_file(lake);
-    if let Some(d) = f.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let tmp = f.with_extension(format!("json.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_string_pretty(s)?)?;
-    std::fs::rename(&tmp, &f).with_context(|| format!("cannot replace {}", f.display()))
+    crate::lake::state::write_json(&state_file(lake), s)
 }
 
 /// The destinations in `rules_dir/alerts/*.toml` (none when the folder is absent).

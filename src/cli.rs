@@ -589,8 +589,7 @@ fn run(cli: Cli) -> Result<i32> {
             let (breaches, evaluated) = crate::sla::evaluate(&project, &rows, now_utc()?)?;
             let text = crate::prometheus::render(&st, &breaches, &evaluated);
             match output {
-                Some(p) => crate::prometheus::write_atomically(&p, &text)
-                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?,
+                Some(p) => crate::lake::state::write_atomically(&p, text.as_bytes())?,
                 None => print!("{text}"),
             }
             Ok(0)

@@ -118,10 +118,3 @@ pub fn render(stats: &[AssetStats], breaches: &[Breach], sla_assets: &[String]) 
     }
     o
 }
-
-/// Writes `text` to `path` atomically (temporary file, then rename).
-pub fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let tmp = path.with_extension("prom.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
-}

@@ -98,24 +98,11 @@ pub fn ticks_file(lake: &Path) -> PathBuf {
 }
 
 pub fn load_state(lake: &Path) -> Result<State> {
-    let f = state_file(lake);
-    match std::fs::read_to_string(&f) {
-        Ok(t) => serde_json::from_str(&t)
-            .with_context(|| format!("{} is not valid JSON: fix or delete it", f.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", f.display())),
-    }
+    crate::lake::state::read_json(&state_file(lake))
 }
 
 fn save_state(lake: &Path, s: &State) -> Result<()> {
-    let f = state_file(lake);
-    if let Some(d) = f.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let tmp = f.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(s)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &f).with_context(|| format!("cannot replace {}", f.display()))
+    crate::lake::state::write_json(&state_file(lake), s)
 }
 
 /// One line of `ticks.jsonl`.

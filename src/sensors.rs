@@ -131,23 +131,11 @@ fn cursors_file(lake: &Path) -> PathBuf {
 /// The cursors; a missing file is no cursor yet, a corrupt one an error (silently
 /// resetting would re-baseline every sensor and lose the events in between).
 pub fn load_cursors(lake: &Path) -> Result<BTreeMap<String, String>> {
-    let f = cursors_file(lake);
-    match std::fs::read_to_string(&f) {
-        Ok(t) => serde_json::from_str(&t)
-            .with_context(|| format!("{} is not valid JSON: fix or delete it", f.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", f.display())),
-    }
+    crate::lake::state::read_json(&cursors_file(lake))
 }
 
 fn save_cursors(lake: &Path, c: &BTreeMap<String, String>) -> Result<()> {
-    let f = cursors_file(lake);
-    if let Some(d) = f.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let tmp = f.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(c)?)?;
-    std::fs::rename(&tmp, &f).with_context(|| format!("cannot replace {}", f.display()))
+    crate::lake::state::write_json(&cursors_file(lake), c)
 }
 
 /// The sensor's present state, as a cursor string that grows (compares greater) when

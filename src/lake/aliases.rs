@@ -4,7 +4,7 @@
 //! downstream asset is keyed on the version the alias points to; moving the alias makes
 //! it stale, and moving it back restores it.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -16,13 +16,7 @@ fn file(lake_root: &Path) -> PathBuf {
 
 /// Every alias of the lake (empty when none was ever set).
 pub fn load(lake_root: &Path) -> Result<Aliases> {
-    let path = file(lake_root);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON: fix or delete it", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Aliases::new()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
+    super::state::read_json(&file(lake_root))
 }
 
 /// The version `alias` of `asset` points to.
@@ -40,14 +34,7 @@ pub fn set(lake_root: &Path, asset: &str, alias: &str, version: i64) -> Result<O
         .entry(asset.to_string())
         .or_default()
         .insert(alias.to_string(), version);
-    let path = file(lake_root);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&all)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+    super::state::write_json(&file(lake_root), &all)?;
     Ok(old)
 }
 

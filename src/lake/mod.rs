@@ -9,6 +9,7 @@ pub mod log;
 pub mod parquet;
 pub mod record;
 pub mod runs;
+pub mod state;
 pub mod table;
 
 use std::path::PathBuf;

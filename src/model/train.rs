@@ -169,11 +169,9 @@ impl Checkpoints<'_> {
             ..Checkpoint::default()
         };
         let Some(file) = self.file else { return fresh };
-        match std::fs::read(file)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok())
-        {
-            Some(c) if c.fingerprint == fingerprint => c,
+        // An unreadable or foreign checkpoint is not resumed from: training starts afresh.
+        match crate::lake::state::read_json::<Checkpoint>(file) {
+            Ok(c) if c.fingerprint == fingerprint => c,
             _ => fresh,
         }
     }
@@ -181,17 +179,12 @@ impl Checkpoints<'_> {
     /// Written to a temporary file and renamed, so a kill never leaves half a checkpoint.
     fn save(&self, c: &Checkpoint) {
         let Some(file) = self.file else { return };
-        let write = || -> std::io::Result<()> {
-            if let Some(d) = file.parent() {
-                std::fs::create_dir_all(d)?;
-            }
-            let tmp = file.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_vec(c).map_err(std::io::Error::other)?)?;
-            std::fs::rename(&tmp, file)
-        };
-        if let Err(e) = write() {
+        let written = serde_json::to_vec(c)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| crate::lake::state::write_atomically(file, &bytes));
+        if let Err(e) = written {
             tracing::warn!(
-                "cannot save the training checkpoint {}: {e}",
+                "cannot save the training checkpoint {}: {e:#}",
                 file.display()
             );
         }
