@@ -117,13 +117,8 @@ pub fn downstream(rules: &RuleSet, asset: &str) -> BTreeSet<String> {
 
 fn parse(name: &str, file: &Path, text: &str, rules: &RuleSet) -> Result<Job, String> {
     let at = file.display();
-    let raw: RawJob = toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start].matches('\n').count() + 1)
-            .unwrap_or(1);
-        format!("{at}:{line}: {}", e.message().trim())
-    })?;
+    let raw: RawJob =
+        toml::from_str(text).map_err(|e| crate::rule_set::toml_error(file, text, &e))?;
     if raw.select.is_empty() {
         return Err(format!(
             "{at}: select is empty: name the assets, e.g. select = [\"+predictions\"]"
@@ -166,25 +161,9 @@ fn parse(name: &str, file: &Path, text: &str, rules: &RuleSet) -> Result<Job, St
 /// Every job in `rules_dir/jobs/*.toml` (none when the folder does not exist). All
 /// errors are reported at once, each with its file.
 pub fn load(rules_dir: &Path, rules: &RuleSet) -> Result<Vec<Job>> {
-    let dir = rules_dir.join("jobs");
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(UsageError(format!("cannot list {}: {e}", dir.display())).into()),
-    };
-    let mut files: Vec<_> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
-    for f in files {
-        let name = f
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
+    for (name, f, text) in crate::rule_set::config_files(&rules_dir.join("jobs"))? {
         if !crate::rule::valid_asset_name(&name) {
             errors.push(format!(
                 "{}: '{name}' is not a valid job name: use [a-z][a-z0-9_]*",
@@ -192,12 +171,9 @@ pub fn load(rules_dir: &Path, rules: &RuleSet) -> Result<Vec<Job>> {
             ));
             continue;
         }
-        match std::fs::read_to_string(&f) {
-            Ok(text) => match parse(&name, &f, &text, rules) {
-                Ok(j) => jobs.push(j),
-                Err(e) => errors.push(e),
-            },
-            Err(e) => errors.push(format!("{}: cannot read: {e}", f.display())),
+        match parse(&name, &f, &text, rules) {
+            Ok(j) => jobs.push(j),
+            Err(e) => errors.push(e),
         }
     }
     if !errors.is_empty() {

@@ -331,7 +331,7 @@ pub fn valid_asset_name(name: &str) -> bool {
 }
 
 /// 1-based line of a byte offset.
-fn line_of(src: &str, offset: usize) -> usize {
+pub(crate) fn line_of(src: &str, offset: usize) -> usize {
     src[..offset.min(src.len())].matches('\n').count() + 1
 }
 

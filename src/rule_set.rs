@@ -230,6 +230,43 @@ fn topological_order(rules: &BTreeMap<String, Rule>) -> Vec<String> {
     order
 }
 
+/// The `*.toml` files of a sub-folder of the rules (`jobs/`, `sensors/`, `alerts/`) as
+/// (name, path, text), sorted by path; none when the folder does not exist.
+pub fn config_files(dir: &Path) -> anyhow::Result<Vec<(String, std::path::PathBuf, String)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(UsageError(format!("cannot list {}: {e}", dir.display())).into()),
+    };
+    let mut files: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|f| {
+            let name = f
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| UsageError(format!("{}: cannot read: {e}", f.display())))?;
+            Ok((name, f, text))
+        })
+        .collect()
+}
+
+/// `file:line: message` of a TOML syntax or shape error in `text`.
+pub fn toml_error(file: &Path, text: &str, e: &toml::de::Error) -> String {
+    let line = e
+        .span()
+        .map(|s| crate::rule::line_of(text, s.start))
+        .unwrap_or(1);
+    format!("{}:{line}: {}", file.display(), e.message().trim())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,35 +56,13 @@ pub struct Sensor {
 
 /// The sensors of `rules_dir/sensors/*.toml`, checked against the rules and jobs.
 pub fn load(rules_dir: &Path, project: &Project, jobs: &[crate::jobs::Job]) -> Result<Vec<Sensor>> {
-    let dir = rules_dir.join("sensors");
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(UsageError(format!("cannot list {}: {e}", dir.display())).into()),
-    };
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
     let mut out = Vec::new();
     let mut errors = Vec::new();
-    for f in files {
-        let name = f
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let text =
-            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+    for (name, f, text) in crate::rule_set::config_files(&rules_dir.join("sensors"))? {
         let raw: RawSensor = match toml::from_str(&text) {
             Ok(r) => r,
             Err(e) => {
-                let line = e
-                    .span()
-                    .map(|s| text[..s.start].matches('\n').count() + 1)
-                    .unwrap_or(1);
-                errors.push(format!("{}:{line}: {}", f.display(), e.message().trim()));
+                errors.push(crate::rule_set::toml_error(&f, &text, &e));
                 continue;
             }
         };
