@@ -383,6 +383,10 @@ fn run_command(prog: &str, args: &[String], stdin: &str, timeout: Duration) -> R
 
 /// SLA breaches as problems, and the SLA keys found healthy.
 fn sla_problems(project: &crate::project::Project, run_id: &str) -> (Vec<Problem>, Vec<String>) {
+    if project.rules.rules.values().all(|r| r.sla.is_none()) {
+        // No SLA anywhere: no need to read the run history after every build.
+        return (Vec::new(), Vec::new());
+    }
     let now = crate::cli::now_utc().unwrap_or_else(|_| chrono::Utc::now());
     let rows = match crate::lake::runs::read_all(&project.lake) {
         Ok(r) => r,
@@ -480,6 +484,15 @@ fn announce(
         }
     };
     let lake = &project.lake.root;
+    // The common case, a healthy build with nothing open or undelivered, touches nothing
+    // (no lock, no write): cron may run no-op builds every few minutes.
+    let seen = load_state(lake);
+    if found.is_empty()
+        && seen.pending.values().all(Vec::is_empty)
+        && !healthy.iter().any(|k| seen.open.contains_key(k))
+    {
+        return;
+    }
     // One process at a time reads, changes and writes the open problems (a tick and a
     // manual build may finish together).
     let _lock = match crate::lake::lock::acquire_named(
