@@ -89,6 +89,30 @@ pub struct DayMetrics {
     pub hit_rate: f64,
 }
 
+/// For rows sorted by day: each day with its finite `(a, b)` pairs, in row order.
+pub fn daily_pairs<D: PartialEq + Copy>(
+    days: &[D],
+    a: &[f64],
+    b: &[f64],
+) -> Vec<(D, Vec<f64>, Vec<f64>)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < days.len() {
+        let end = start
+            + days[start..]
+                .iter()
+                .take_while(|d| **d == days[start])
+                .count();
+        let (x, y): (Vec<f64>, Vec<f64>) = (start..end)
+            .filter(|&i| a[i].is_finite() && b[i].is_finite())
+            .map(|i| (a[i], b[i]))
+            .unzip();
+        out.push((days[start], x, y));
+        start = end;
+    }
+    out
+}
+
 /// Metrics of one day: pairs where `pred` or `y` is not finite are dropped first; `None`
 /// when fewer than [`MIN_STOCKS`] remain. Deciles: the remaining pairs are ordered by
 /// `pred` ascending, ties by their index; the bottom decile is the first `max(1, n/10)`,
@@ -345,5 +369,17 @@ mod tests {
             .iter()
             .all(|v| *v == 0.0)
         );
+    }
+
+    #[test]
+    fn daily_pairs_group_days_and_drop_non_finite_pairs() {
+        let days = [1, 1, 1, 2, 3, 3];
+        let a = [1.0, f64::NAN, 3.0, 4.0, 5.0, 6.0];
+        let b = [1.0, 2.0, 3.0, f64::INFINITY, 5.0, 6.0];
+        let g = daily_pairs(&days, &a, &b);
+        assert_eq!(g.len(), 3);
+        assert_eq!(g[0], (1, vec![1.0, 3.0], vec![1.0, 3.0]));
+        assert_eq!(g[1], (2, vec![], vec![]));
+        assert_eq!(g[2], (3, vec![5.0, 6.0], vec![5.0, 6.0]));
     }
 }

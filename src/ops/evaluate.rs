@@ -7,7 +7,7 @@
 use super::train::input_name;
 use super::{Op, OpContext, ParamSpec, ParamType};
 use crate::error::UsageError;
-use crate::model::metrics::pearson;
+use crate::model::metrics::{daily_pairs, pearson};
 use crate::model::store::StoredModel;
 use crate::rule::Rule;
 use anyhow::{Context, Result, anyhow};
@@ -82,23 +82,12 @@ fn oracle(
             .iter()
             .map(|v| v.unwrap_or(f64::NAN))
             .collect();
-        let mut start = 0;
-        while start < dates.len() {
-            let end = start
-                + dates[start..]
-                    .iter()
-                    .take_while(|d| **d == dates[start])
-                    .count();
-            let (a, b): (Vec<f64>, Vec<f64>) = (start..end)
-                .filter(|&i| planted[i].is_finite() && y[i].is_finite())
-                .map(|i| (planted[i], y[i]))
-                .unzip();
+        for (day, a, b) in daily_pairs(&dates, &planted, &y) {
             if a.len() >= crate::model::metrics::MIN_STOCKS
                 && let Some(ic) = pearson(&a, &b)
             {
-                out.insert((dates[start], label.clone()), ic);
+                out.insert((day, label.clone()), ic);
             }
-            start = end;
         }
     }
     Ok(out)

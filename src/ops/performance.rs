@@ -9,7 +9,7 @@ use super::predict::horizon_tag;
 use super::train::input_name;
 use super::{Op, OpContext, ParamSpec, ParamType};
 use crate::error::UsageError;
-use crate::model::metrics::day_metrics;
+use crate::model::metrics::{daily_pairs, day_metrics};
 use crate::partition::Coverage;
 use crate::rule::Rule;
 use anyhow::{Context, Result, anyhow};
@@ -138,21 +138,10 @@ impl Op for PerformanceOp {
                     .collect())
             };
             let (pred, y) = (f(&format!("pred_{tag}"))?, f(label)?);
-            let mut start = 0;
-            while start < day.len() {
-                let end = start
-                    + day[start..]
-                        .iter()
-                        .take_while(|d| **d == day[start])
-                        .count();
-                let (a, b): (Vec<f64>, Vec<f64>) = (start..end)
-                    .filter(|&i| pred[i].is_finite() && y[i].is_finite())
-                    .map(|i| (pred[i], y[i]))
-                    .unzip();
+            for (d, a, b) in daily_pairs(&day, &pred, &y) {
                 if let Some(m) = day_metrics(&a, &b) {
-                    daily.insert((day[start], tag.clone()), (m.n, m.ic, m.rank_ic));
+                    daily.insert((d, tag.clone()), (m.n, m.ic, m.rank_ic));
                 }
-                start = end;
             }
         }
         // Every window date of the batch, for the rolling means.
