@@ -22,21 +22,15 @@ const ASSETS: [&str; 7] = [
     "labels",
 ];
 
-fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
-}
-
 /// The repository's rules with a market of 30 stocks starting 2025-01-06.
 fn project() -> R<Proj> {
-    let p = Proj::new()?;
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    for asset in ASSETS {
-        let text = std::fs::read_to_string(rules.join(format!("{asset}.toml")))?
-            .replace("stocks = 300", "stocks = 30")
-            .replace("2023-01-04", "2025-01-06");
-        p.rule(asset, &text)?;
-    }
-    Ok(p)
+    repository_rules(
+        &ASSETS,
+        &[
+            ("stocks = 300", "stocks = 30"),
+            ("2023-01-04", "2025-01-06"),
+        ],
+    )
 }
 
 /// `lakebuild build` as if today were `today`.

@@ -8,21 +8,19 @@ use std::collections::BTreeMap;
 
 /// The repository's market rules, with a small market over a short history.
 fn market_project() -> R<Proj> {
-    let p = Proj::new()?;
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    for asset in [
-        "trading_calendar",
-        "raw_stock_data",
-        "listed_info",
-        "topix",
-        "synthetic_truth",
-    ] {
-        let text = std::fs::read_to_string(rules.join(format!("{asset}.toml")))?
-            .replace("stocks = 300", "stocks = 45")
-            .replace("2023-01-04", "2026-08-03");
-        p.rule(asset, &text)?;
-    }
-    Ok(p)
+    repository_rules(
+        &[
+            "trading_calendar",
+            "raw_stock_data",
+            "listed_info",
+            "topix",
+            "synthetic_truth",
+        ],
+        &[
+            ("stocks = 300", "stocks = 45"),
+            ("2023-01-04", "2026-08-03"),
+        ],
+    )
 }
 
 fn all_hashes(

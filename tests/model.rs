@@ -4,7 +4,6 @@
 //! at 1 and 2 threads, and a model refuses features it was not trained on.
 
 mod common;
-use chrono::NaiveDate;
 use common::*;
 use lakebuild::model::store::StoredModel;
 use polars::prelude::*;
@@ -23,27 +22,21 @@ const ASSETS: [&str; 11] = [
     "prediction_performance",
 ];
 
-fn date(s: &str) -> NaiveDate {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
-}
-
 /// The repository's rules: 30 stocks from 2025-01-06, a tiny model and short folds.
 fn project() -> R<Proj> {
-    let p = Proj::new()?;
-    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    for asset in ASSETS {
-        let text = std::fs::read_to_string(rules.join(format!("{asset}.toml")))?
-            .replace("stocks = 300", "stocks = 30")
-            .replace("2023-01-04", "2025-01-06")
-            .replace("hidden = 32", "hidden = 8\nheads = 2\ngraph_k = 4")
-            .replace("window = 20", "window = 10")
-            .replace("epochs = 4", "epochs = 2")
-            .replace("days_per_epoch = 96", "days_per_epoch = 6")
-            .replace("folds = 5", "folds = 2")
-            .replace("min_train_days = 252", "min_train_days = 30");
-        p.rule(asset, &text)?;
-    }
-    Ok(p)
+    repository_rules(
+        &ASSETS,
+        &[
+            ("stocks = 300", "stocks = 30"),
+            ("2023-01-04", "2025-01-06"),
+            ("hidden = 32", "hidden = 8\nheads = 2\ngraph_k = 4"),
+            ("window = 20", "window = 10"),
+            ("epochs = 4", "epochs = 2"),
+            ("days_per_epoch = 96", "days_per_epoch = 6"),
+            ("folds = 5", "folds = 2"),
+            ("min_train_days = 252", "min_train_days = 30"),
+        ],
+    )
 }
 
 fn build_at(p: &Proj, today: &str, args: &[&str], threads: Option<&str>) -> R<String> {

@@ -143,6 +143,26 @@ impl Proj {
     }
 }
 
+/// A project holding the repository's own rules for `assets`, each with `edits`
+/// (text replacements, applied in order: e.g. a smaller market or model).
+pub fn repository_rules(assets: &[&str], edits: &[(&str, &str)]) -> R<Proj> {
+    let p = Proj::new()?;
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for asset in assets {
+        let mut text = std::fs::read_to_string(rules.join(format!("{asset}.toml")))?;
+        for (from, to) in edits {
+            text = text.replace(from, to);
+        }
+        p.rule(asset, &text)?;
+    }
+    Ok(p)
+}
+
+/// A `YYYY-MM-DD` date (tests only: a bad literal is a test bug).
+pub fn date(s: &str) -> chrono::NaiveDate {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or_default()
+}
+
 pub fn day(i: u32) -> chrono::NaiveDate {
     // Business days from 2024-01-01 (a Monday).
     let mut d = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap_or_default();
