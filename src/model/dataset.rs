@@ -61,7 +61,16 @@ fn f32_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f32>>> {
     Ok(s.f32()?.iter().collect())
 }
 
-fn dates_of(df: &DataFrame) -> Result<Vec<NaiveDate>> {
+/// A numeric column as f64, nulls as NaN.
+pub(crate) fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
+    let s = column(df, name)?
+        .cast(&DataType::Float64)
+        .map_err(|_| anyhow!("column {name} is not numeric"))?;
+    Ok(s.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// The `Date` column (a null date is an error).
+pub(crate) fn dates_of(df: &DataFrame) -> Result<Vec<NaiveDate>> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| anyhow!("epoch"))?;
     let s = column(df, "Date")?.cast(&DataType::Int32)?;
     s.i32()?

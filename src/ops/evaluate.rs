@@ -7,6 +7,7 @@
 use super::train::input_name;
 use super::{Op, OpContext, ParamSpec, ParamType};
 use crate::error::UsageError;
+use crate::model::dataset::f64_values;
 use crate::model::metrics::{daily_pairs, pearson};
 use crate::model::store::StoredModel;
 use crate::rule::Rule;
@@ -67,21 +68,10 @@ fn oracle(
         .iter()
         .map(|d| d.unwrap_or(0))
         .collect();
-    let planted: Vec<f64> = joined
-        .column("planted_next")?
-        .f64()?
-        .iter()
-        .map(|v| v.unwrap_or(f64::NAN))
-        .collect();
+    let planted = f64_values(&joined, "planted_next")?;
     let mut out = HashMap::new();
     for label in label_cols {
-        let y: Vec<f64> = joined
-            .column(label)?
-            .cast(&DataType::Float64)?
-            .f64()?
-            .iter()
-            .map(|v| v.unwrap_or(f64::NAN))
-            .collect();
+        let y = f64_values(&joined, label)?;
         for (day, a, b) in daily_pairs(&dates, &planted, &y) {
             if a.len() >= crate::model::metrics::MIN_STOCKS
                 && let Some(ic) = pearson(&a, &b)

@@ -9,6 +9,7 @@ use super::predict::horizon_tag;
 use super::train::input_name;
 use super::{Op, OpContext, ParamSpec, ParamType};
 use crate::error::UsageError;
+use crate::model::dataset::{dates_of, f64_values};
 use crate::model::metrics::{daily_pairs, day_metrics};
 use crate::partition::Coverage;
 use crate::rule::Rule;
@@ -45,15 +46,6 @@ const PARAMS: &[ParamSpec] = &[
         doc: "also score predictions of days the model trained on (default false)",
     },
 ];
-
-fn dates(s: &Column) -> Result<Vec<NaiveDate>> {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| anyhow!("epoch"))?;
-    Ok(s.cast(&DataType::Int32)?
-        .i32()?
-        .iter()
-        .map(|d| epoch + chrono::Duration::days(d.unwrap_or(0) as i64))
-        .collect())
-}
 
 impl Op for PerformanceOp {
     fn name(&self) -> &'static str {
@@ -123,21 +115,15 @@ impl Op for PerformanceOp {
                     && joined.column(&format!("pred_{}", horizon_tag(c))).is_ok()
             })
             .collect();
-        let day = dates(joined.column("Date")?)?;
+        let day = dates_of(&joined)?;
         // Daily metrics per (date, horizon).
         let mut daily: BTreeMap<(NaiveDate, String), (usize, f64, f64)> = BTreeMap::new();
         for label in &labels {
             let tag = horizon_tag(label).to_string();
-            let f = |c: &str| -> Result<Vec<f64>> {
-                Ok(joined
-                    .column(c)?
-                    .cast(&DataType::Float64)?
-                    .f64()?
-                    .iter()
-                    .map(|v| v.unwrap_or(f64::NAN))
-                    .collect())
-            };
-            let (pred, y) = (f(&format!("pred_{tag}"))?, f(label)?);
+            let (pred, y) = (
+                f64_values(&joined, &format!("pred_{tag}"))?,
+                f64_values(&joined, label)?,
+            );
             for (d, a, b) in daily_pairs(&day, &pred, &y) {
                 if let Some(m) = day_metrics(&a, &b) {
                     daily.insert((d, tag.clone()), (m.n, m.ic, m.rank_ic));
