@@ -10,11 +10,12 @@ use crate::lake::content_hash::{canonical_order, hash_sorted};
 use crate::lake::log::AssetState;
 use crate::lake::parquet::{normalize_for_delta, schema_from_record, schema_record};
 use crate::lake::record::{
-    CommitRecord, PartitionOutcome, PartitionRecord, RECORD_FORMAT, RuleIngredients,
+    CommitRecord, PartitionOutcome, PartitionRecord, RECORD_FORMAT, RestatementRecord,
+    RuleIngredients,
 };
 use crate::lake::runs::{RunRow, unique_suffix};
 use crate::lake::{lock, parquet, runs, table};
-use crate::ops::{self, Op, OpContext, OpInput};
+use crate::ops::{self, Op, OpContext, OpInput, RestatementEvent};
 use crate::partition::{Coverage, PartitionId};
 use crate::plan::{
     Assessment, InputView, Reading, Reason, assess, diff_rules, domain, partition_key,
@@ -160,9 +161,16 @@ pub struct Prepared<'a> {
     pub targets: Vec<PartitionId>,
     /// Whether `targets` is the whole domain (so partitions outside it are removed).
     pub full_domain: bool,
+    /// The restatements covering each target (only those covered by one).
+    pub restated: BTreeMap<PartitionId, Vec<String>>,
 }
 
 impl Prepared<'_> {
+    /// The ids of the restatements that cover partition `id` (part of its key).
+    pub fn restated_ids(&self, id: PartitionId) -> &[String] {
+        self.restated.get(&id).map(Vec::as_slice).unwrap_or(&[])
+    }
+
     fn readings(&self) -> Vec<Reading<'_>> {
         self.inputs
             .iter()
@@ -194,6 +202,7 @@ impl Prepared<'_> {
                     self.state.current.get(id),
                     &self.ingredients,
                     &readings,
+                    self.restated_ids(*id),
                     explain,
                 );
                 if force && a.reasons.is_empty() {
@@ -298,6 +307,12 @@ pub fn prepare<'a>(
                 && opts.to.is_none_or(|t| d.is_some_and(|d| d <= t))
         });
     }
+    let known: Vec<PartitionId> = targets
+        .iter()
+        .chain(state.current.keys())
+        .copied()
+        .collect();
+    let restated = state.restated(&known);
     Ok(Prepared {
         rule,
         op,
@@ -308,6 +323,7 @@ pub fn prepare<'a>(
         discovered,
         targets,
         full_domain,
+        restated,
     })
 }
 
@@ -730,6 +746,7 @@ fn commit_record(
     schema: &Schema,
     partitions: Vec<PartitionRecord>,
     removed: &[PartitionId],
+    restatements: Vec<RestatementRecord>,
 ) -> CommitRecord {
     CommitRecord {
         format: RECORD_FORMAT,
@@ -740,6 +757,7 @@ fn commit_record(
         partitions,
         removed: removed.to_vec(),
         committed_at: chrono::Utc::now().to_rfc3339(),
+        restatements,
     }
 }
 
@@ -748,6 +766,16 @@ struct Produced {
     id: PartitionId,
     frame: DataFrame,
     content_hash: String,
+    /// Restatements this run adds to it (an earlier partition the source restated).
+    restated_by: Vec<String>,
+}
+
+/// What one successful op run produced: the batch's partitions, then any earlier
+/// partitions the source restated, the restatements, and the checks' results.
+struct Output {
+    produced: Vec<Produced>,
+    events: Vec<RestatementEvent>,
+    checks: Vec<CheckResult>,
 }
 
 fn backoff_delay(rule: &Rule, attempt: usize) -> Duration {
@@ -778,7 +806,7 @@ fn run_step(
 ) -> Result<(StepSummary, Vec<RunRow>)> {
     let t0 = Instant::now();
     let started = resources::now_ms();
-    let prep = prepare(project, states, asset, opts)?;
+    let mut prep = prepare(project, states, asset, opts)?;
     let mut summary = StepSummary {
         asset: asset.to_string(),
         ..Default::default()
@@ -806,6 +834,7 @@ fn run_step(
                 &prep,
                 asset,
                 vec![],
+                &BTreeSet::new(),
                 project,
                 run_id,
                 &mut summary,
@@ -814,7 +843,8 @@ fn run_step(
             );
             bar.finish_and_clear();
             match result {
-                Ok((produced, checks)) => {
+                Ok(out) => {
+                    let produced = out.produced;
                     let gone: Vec<PartitionId> = prep
                         .state
                         .current
@@ -827,14 +857,17 @@ fn run_step(
                         asset,
                         &table_dir,
                         run_id,
-                        produced,
+                        Output {
+                            produced,
+                            events: out.events,
+                            checks: out.checks,
+                        },
                         &gone,
                         &[],
                         &mut summary,
                         &mut rows,
                         opts,
                         started,
-                        checks,
                     )?;
                 }
                 Err(e) => summary.failed = Some(format!("{e:#}")),
@@ -912,6 +945,11 @@ fn run_step(
     }
     let total: usize = batches.iter().map(|b| b.len()).sum();
     let bar = progress.step(asset, total as u64);
+    // What a source may not restate: the partitions this step recomputes (other batches
+    // fetch them now), restores or removes.
+    let mut settled: BTreeSet<PartitionId> = batches.iter().flatten().map(|a| a.id).collect();
+    settled.extend(restores.iter().map(|(a, _)| a.id));
+    settled.extend(obsolete.iter().copied());
     for batch in batches {
         let ids: Vec<PartitionId> = batch.iter().map(|a| a.id).collect();
         bar.set_message(format!("{}..{}", ids[0], ids[ids.len() - 1]));
@@ -919,27 +957,33 @@ fn run_step(
             &prep,
             asset,
             ids.clone(),
+            &settled,
             project,
             run_id,
             &mut summary,
             &mut rows,
             opts,
         ) {
-            Ok((produced, checks)) => {
+            Ok(out) => {
+                let restated = !out.events.is_empty();
                 publish(
                     &prep,
                     asset,
                     &table_dir,
                     run_id,
-                    produced,
+                    out,
                     &[],
                     &batch,
                     &mut summary,
                     &mut rows,
                     opts,
                     started,
-                    checks,
                 )?;
+                if restated {
+                    // Later batches restate from, and key against, what this one published.
+                    states.reload(asset)?;
+                    prep = prepare(project, states, asset, opts)?;
+                }
                 bar.inc(ids.len() as u64);
             }
             Err(e) => {
@@ -1039,12 +1083,13 @@ fn run_with_retry(
     prep: &Prepared,
     asset: &str,
     batch: Vec<PartitionId>,
+    settled: &BTreeSet<PartitionId>,
     project: &Project,
     run_id: &str,
     summary: &mut StepSummary,
     rows: &mut Vec<RunRow>,
     opts: &BuildOptions,
-) -> Result<(Vec<Produced>, Vec<CheckResult>)> {
+) -> Result<Output> {
     let attempts = prep.rule.retry.attempts.max(1) as usize;
     let mut attempt = 0;
     loop {
@@ -1075,18 +1120,41 @@ fn run_with_retry(
             scratch: scratch.clone(),
             resume: resume.clone(),
             sources: &prep.sources,
+            // Under the current rule only: a restated partition is recorded under it.
+            published: prep
+                .state
+                .current
+                .iter()
+                .filter(|(id, c)| {
+                    (batch.contains(id) || !settled.contains(id))
+                        && c.commit.rule.digest == prep.ingredients.digest
+                })
+                .map(|(id, c)| (*id, prep.state.table.join(&c.record().file)))
+                .collect(),
         };
         summary.ops_run += 1;
-        let result = prep
-            .op
-            .run(&ctx)
-            .and_then(|df| split_and_hash(prep, asset, &batch, df));
+        let result = prep.op.run(&ctx).and_then(|df| {
+            let restated = prep.op.restate(&ctx, &df)?;
+            let mut produced = split_and_hash(prep, asset, &batch, df)?;
+            let mut events = vec![];
+            if let Some(r) = restated {
+                if batch.is_empty() {
+                    bail!(
+                        "op '{}' of '{asset}' restated partitions on a run without a batch",
+                        prep.rule.op
+                    );
+                }
+                produced.extend(restated_partitions(prep, asset, &ctx, r.rows, &r.events)?);
+                events = r.events;
+            }
+            Ok((produced, events))
+        });
         let _ = std::fs::remove_dir_all(&scratch);
         if result.is_ok() {
             let _ = std::fs::remove_dir_all(&resume);
         }
         match result {
-            Ok(produced) => {
+            Ok((produced, events)) => {
                 let whole = concat_frames(&produced)?;
                 let parts: Vec<(PartitionId, DataFrame)> =
                     produced.iter().map(|p| (p.id, p.frame.clone())).collect();
@@ -1111,7 +1179,11 @@ fn run_with_retry(
                     bail!("{msg}\nnothing was published for {asset}");
                 }
                 summary.checks = checks.clone();
-                return Ok((produced, checks));
+                return Ok(Output {
+                    produced,
+                    events,
+                    checks,
+                });
             }
             Err(e) => {
                 let msg = format!("{e:#}");
@@ -1231,9 +1303,90 @@ fn split_and_hash(
                 id,
                 frame,
                 content_hash,
+                restated_by: vec![],
             })
         })
         .collect()
+}
+
+/// The partitions a source restated, split and hashed like its batch, each with the
+/// restatements that name it. They must be partitions it published before, outside the
+/// batch; those whose content did not change are dropped.
+fn restated_partitions(
+    prep: &Prepared,
+    asset: &str,
+    ctx: &OpContext,
+    rows: DataFrame,
+    events: &[RestatementEvent],
+) -> Result<Vec<Produced>> {
+    let published: BTreeSet<PartitionId> = ctx.published.iter().map(|(id, _)| *id).collect();
+    let mut ids: Vec<PartitionId> = events
+        .iter()
+        .flat_map(|e| e.partitions.iter().copied())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if let Some(bad) = ids
+        .iter()
+        .find(|id| !published.contains(id) || ctx.partitions.contains(id))
+    {
+        bail!(
+            "op '{}' of '{asset}' restated partition {bad}, which is not one it published before this batch",
+            prep.rule.op
+        );
+    }
+    if ids.is_empty() {
+        if rows.height() > 0 {
+            bail!(
+                "op '{}' of '{asset}' returned restated rows without naming their partitions",
+                prep.rule.op
+            );
+        }
+        return Ok(vec![]);
+    }
+    let mut produced = split_and_hash(prep, asset, &ids, rows)?;
+    if let Some(empty) = produced.iter().find(|p| p.frame.height() == 0) {
+        bail!(
+            "op '{}' of '{asset}' restated partition {} without rows for it",
+            prep.rule.op,
+            empty.id
+        );
+    }
+    produced.retain(|p| {
+        prep.state
+            .current
+            .get(&p.id)
+            .is_some_and(|c| c.record().content_hash != p.content_hash)
+    });
+    for p in &mut produced {
+        p.restated_by = events
+            .iter()
+            .filter(|e| e.partitions.contains(&p.id))
+            .map(|e| e.id.clone())
+            .collect();
+    }
+    Ok(produced)
+}
+
+/// `members` as inclusive runs of consecutive partitions of `universe` (ascending).
+fn runs(
+    universe: &BTreeSet<PartitionId>,
+    members: &BTreeSet<PartitionId>,
+) -> Vec<(PartitionId, PartitionId)> {
+    let mut out: Vec<(PartitionId, PartitionId)> = Vec::new();
+    let mut open: Option<(PartitionId, PartitionId)> = None;
+    for id in universe {
+        if members.contains(id) {
+            open = Some(match open {
+                Some((a, _)) => (a, *id),
+                None => (*id, *id),
+            });
+        } else if let Some(r) = open.take() {
+            out.push(r);
+        }
+    }
+    out.extend(open);
+    out
 }
 
 fn file_name(id: PartitionId, key: &str) -> String {
@@ -1303,16 +1456,86 @@ fn publish(
     asset: &str,
     table_dir: &std::path::Path,
     run_id: &str,
-    produced: Vec<Produced>,
+    output: Output,
     gone: &[PartitionId],
     batch: &[Assessment],
     summary: &mut StepSummary,
     rows: &mut Vec<RunRow>,
     opts: &BuildOptions,
     started: i64,
-    checks: Vec<CheckResult>,
 ) -> Result<()> {
+    let Output {
+        mut produced,
+        events,
+        checks,
+    } = output;
     let by_id: HashMap<PartitionId, &Assessment> = batch.iter().map(|a| (a.id, a)).collect();
+    // An id is never reused: one the table already has gets the run's id appended.
+    let unique = |id: String| {
+        if prep.state.restatements().any(|r| r.id == id) {
+            format!("{id} [run {run_id}]")
+        } else {
+            id
+        }
+    };
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    let mut restatements: Vec<(String, String, BTreeSet<PartitionId>)> = events
+        .into_iter()
+        .map(|e| {
+            let id = unique(e.id.clone());
+            renamed.insert(e.id, id.clone());
+            (id, e.reason, BTreeSet::new())
+        })
+        .collect();
+    for p in &mut produced {
+        for r in &mut p.restated_by {
+            if let Some(new) = renamed.get(r) {
+                *r = new.clone();
+            }
+        }
+        // A partition run again under the key it has (a re-check, --force) whose content
+        // came back different: a correction upstream. It gets a key of its own.
+        let current = prep.state.current.get(&p.id).map(|c| c.record());
+        if let (Some(a), Some(c)) = (by_id.get(&p.id), current)
+            && a.key == c.key
+            && c.content_hash != p.content_hash
+        {
+            let id = unique(format!("revised {} ({})", p.id, &p.content_hash[..12]));
+            let reason = format!(
+                "the source returned new content for {} on a re-run under the same key",
+                p.id
+            );
+            restatements.push((id.clone(), reason, BTreeSet::new()));
+            p.restated_by.push(id);
+        }
+        for r in &p.restated_by {
+            if let Some(e) = restatements.iter_mut().find(|e| e.0 == *r) {
+                e.2.insert(p.id);
+            }
+        }
+    }
+    // Runs are taken over every partition the asset has or should have, so that a range
+    // never spans one that did not carry the restatement.
+    let universe: BTreeSet<PartitionId> = prep
+        .state
+        .current
+        .keys()
+        .chain(&prep.targets)
+        .chain(produced.iter().map(|p| &p.id))
+        .copied()
+        .collect();
+    let restatements: Vec<RestatementRecord> = restatements
+        .into_iter()
+        .filter(|(_, _, members)| !members.is_empty())
+        .map(|(id, reason, members)| {
+            tracing::info!(asset, "restated {} partition(s): {id}", members.len());
+            RestatementRecord {
+                id,
+                reason,
+                ranges: runs(&universe, &members),
+            }
+        })
+        .collect();
     let schema = produced
         .first()
         .map(|p| (**p.frame.schema()).clone())
@@ -1320,15 +1543,33 @@ fn publish(
     let written: Vec<Result<(PartitionRecord, table::NewFile, Option<table::OldFile>)>> = produced
         .into_par_iter()
         .map(|mut p| {
+            let current = prep.state.current.get(&p.id);
+            let mut restated = prep.restated_ids(p.id).to_vec();
+            restated.extend(p.restated_by.iter().cloned());
+            restated.sort();
+            restated.dedup();
             let (key, reads) = match by_id.get(&p.id) {
-                Some(a) => (a.key.clone(), a.reads.clone()),
+                Some(a) if p.restated_by.is_empty() => (a.key.clone(), a.reads.clone()),
+                Some(a) => (
+                    partition_key(asset, p.id, &prep.ingredients.digest, &a.reads, &restated),
+                    a.reads.clone(),
+                ),
+                // Restated by its source: what it read before, under its restatements.
+                None if !p.restated_by.is_empty() => {
+                    let reads = current
+                        .map(|c| c.record().inputs.clone())
+                        .unwrap_or_default();
+                    (
+                        partition_key(asset, p.id, &prep.ingredients.digest, &reads, &restated),
+                        reads,
+                    )
+                }
                 // A discovered import: no inputs, the rule digest and the id make the key.
                 None => (
-                    partition_key(asset, p.id, &prep.ingredients.digest, &[]),
+                    partition_key(asset, p.id, &prep.ingredients.digest, &[], &restated),
                     vec![],
                 ),
             };
-            let current = prep.state.current.get(&p.id);
             let unchanged = current.filter(|c| c.record().content_hash == p.content_hash);
             let (file, bytes, outcome, old) = match unchanged {
                 // Early cutoff: same content, so keep the file; only its key changes.
@@ -1357,6 +1598,7 @@ fn publish(
                 bytes,
                 outcome,
                 inputs: reads,
+                restated,
             };
             let add = table::NewFile {
                 path: file,
@@ -1404,7 +1646,15 @@ fn publish(
         group_rows(run_id, opts, asset, started, &cut, rows, &checks);
         return Ok(());
     }
-    let record = commit_record(prep, asset, run_id, &schema, records.clone(), gone);
+    let record = commit_record(
+        prep,
+        asset,
+        run_id,
+        &schema,
+        records.clone(),
+        gone,
+        restatements,
+    );
     commit_to_table(prep, table_dir, &schema, &adds, &removes, &record)?;
     summary.built += records
         .iter()
@@ -1482,7 +1732,15 @@ fn restore(
             .map(|(_, c)| schema_from_record(&c.schema))
             .unwrap_or_default(),
     };
-    let record = commit_record(prep, asset, run_id, &schema, records.clone(), obsolete);
+    let record = commit_record(
+        prep,
+        asset,
+        run_id,
+        &schema,
+        records.clone(),
+        obsolete,
+        vec![],
+    );
     commit_to_table(prep, table_dir, &schema, &adds, &removes, &record)?;
     summary.restored += records.len();
     summary.removed += obsolete.len();
@@ -1527,4 +1785,19 @@ fn recheck_restored(
         Some((*pid, c.record().rows))
     };
     run_checks(&prep.rule.checks, &whole, asset, &parts, &previous)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restated_partitions_are_recorded_as_runs_of_consecutive_partitions() {
+        let d = |n: u32| PartitionId::Day(NaiveDate::from_ymd_opt(2024, 3, n).unwrap());
+        let universe: BTreeSet<PartitionId> = [1, 4, 5, 6, 7, 8, 11].map(d).into();
+        let members: BTreeSet<PartitionId> = [4, 5, 7, 8, 11].map(d).into();
+        // 6 is published and unchanged: it splits the run. 9 and 10 are no partitions.
+        assert_eq!(runs(&universe, &members), [(d(4), d(5)), (d(7), d(11))]);
+        assert!(runs(&universe, &BTreeSet::new()).is_empty());
+    }
 }

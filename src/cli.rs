@@ -75,6 +75,10 @@ struct BuildArgs {
     /// How long to wait for another lakebuild holding the lake (e.g. 30s, 10m).
     #[arg(long, env = "LAKEBUILD_LOCK_TIMEOUT", default_value = "10m")]
     lock_timeout: String,
+    /// Most partitions of a daily asset computed and committed together (default 500):
+    /// lower it to cap a step's memory.
+    #[arg(long, env = "LAKEBUILD_BATCH_SIZE")]
+    batch_size: Option<usize>,
     /// What started this run (recorded in the history).
     #[arg(long, default_value = "manual")]
     trigger: String,
@@ -218,6 +222,15 @@ fn env_lock_timeout() -> Duration {
         .unwrap_or(Duration::from_secs(600))
 }
 
+/// `LAKEBUILD_BATCH_SIZE` for the builds of `run`, `retry` and `tick` (500).
+fn env_batch_size() -> usize {
+    std::env::var("LAKEBUILD_BATCH_SIZE")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(BuildOptions::default().batch_size)
+        .max(1)
+}
+
 /// The build options of one run of `job` for `date`.
 fn job_options(
     job: &crate::jobs::Job,
@@ -228,6 +241,7 @@ fn job_options(
     let latest = job.partitions == crate::jobs::Partitions::Latest;
     BuildOptions {
         lock_timeout: env_lock_timeout(),
+        batch_size: env_batch_size(),
         targets: job.assets.clone(),
         only: true,
         from: latest.then_some(date),
@@ -295,6 +309,10 @@ fn build_options(a: &BuildArgs, g: &Global) -> Result<BuildOptions> {
         lock_timeout,
         today: today()?,
         progress: !g.quiet && std::env::var_os("NO_COLOR").is_none(),
+        batch_size: a
+            .batch_size
+            .unwrap_or(BuildOptions::default().batch_size)
+            .max(1),
         ..Default::default()
     })
 }
@@ -412,6 +430,7 @@ fn run(cli: Cli) -> Result<i32> {
                 to: to.or(from),
                 trigger: format!("retry:{run_id}"),
                 lock_timeout: env_lock_timeout(),
+                batch_size: env_batch_size(),
                 today: today()?,
                 progress: !g.quiet && std::env::var_os("NO_COLOR").is_none(),
                 ..Default::default()

@@ -28,6 +28,9 @@ pub struct Provenance {
     pub run_id: String,
     pub committed_at: String,
     pub outcome: crate::lake::record::PartitionOutcome,
+    /// Restatements of its source that cover it: (id, what happened upstream).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restated: Vec<(String, String)>,
     pub inputs: Vec<InputProvenance>,
 }
 
@@ -124,6 +127,18 @@ fn provenance(
         run_id: commit.run_id.clone(),
         committed_at: commit.committed_at.clone(),
         outcome: rec.outcome,
+        restated: rec
+            .restated
+            .iter()
+            .map(|r| {
+                let reason = state
+                    .restatements()
+                    .find(|x| x.id == *r)
+                    .map(|x| x.reason.clone())
+                    .unwrap_or_default();
+                (r.clone(), reason)
+            })
+            .collect(),
         inputs,
     }))
 }
@@ -205,6 +220,7 @@ pub fn why(
                 state.current.get(&id),
                 &prep.ingredients,
                 &readings,
+                prep.restated_ids(id),
                 true,
             );
             (
@@ -250,6 +266,9 @@ fn render_prov(p: &Provenance, indent: usize, out: &mut String) {
         let _ = writeln!(out, "{pad}  source {} ({})", s.path, &s.hash[..12]);
     }
     let _ = writeln!(out, "{pad}  run {} at {}", p.run_id, p.committed_at);
+    for (id, reason) in &p.restated {
+        let _ = writeln!(out, "{pad}  restated: {id}: {reason}");
+    }
     for i in &p.inputs {
         let range = match (i.first, i.last) {
             (Some(a), Some(b)) if a == b => format!("{a}"),

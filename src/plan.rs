@@ -166,12 +166,20 @@ pub fn partition_key(
     id: PartitionId,
     rule_digest: &str,
     inputs: &[InputRead],
+    restated: &[String],
 ) -> String {
     let mut h = CanonicalHasher::new("key");
     h.str(asset).str(&id.to_string()).str(rule_digest);
     h.i64(inputs.len() as i64);
     for i in inputs {
         h.str(&i.asset).str(&i.digest);
+    }
+    // Absent for partitions never restated, so their keys are as before restatements.
+    if !restated.is_empty() {
+        h.str("restated").i64(restated.len() as i64);
+        for r in restated {
+            h.str(r);
+        }
     }
     h.finish().to_hex().to_string()
 }
@@ -419,6 +427,10 @@ pub enum Reason {
     Recheck {
         days: usize,
     },
+    /// The source restated it (its upstream changed data it had published).
+    Restated {
+        restatements: Vec<String>,
+    },
     /// A covered input partition is itself about to be rebuilt.
     UpstreamPending {
         asset: String,
@@ -438,6 +450,9 @@ impl std::fmt::Display for Reason {
             Reason::Input(c) => write!(f, "{c}"),
             Reason::Recheck { days } => {
                 write!(f, "re-check of the latest {days} day(s) (recheck_days)")
+            }
+            Reason::Restated { restatements } => {
+                write!(f, "restated upstream: {}", restatements.join("; "))
             }
             Reason::UpstreamPending { asset, partitions } => write!(
                 f,
@@ -518,6 +533,7 @@ pub fn assess(
     current: Option<&Current>,
     rule: &RuleIngredients,
     readings: &[Reading],
+    restated: &[String],
     explain: bool,
 ) -> Assessment {
     let ranges: Vec<(usize, usize)> = readings
@@ -530,7 +546,7 @@ pub fn assess(
             .zip(&ranges)
             .map(|(r, g)| r.view.read(*g))
             .collect();
-        let key = partition_key(asset, id, &rule.digest, &reads);
+        let key = partition_key(asset, id, &rule.digest, &reads, restated);
         return Assessment {
             id,
             key,
@@ -540,7 +556,8 @@ pub fn assess(
     };
     // Fast path: same rule, same covered ids, and nothing covered changed since it was read.
     let same_rule = cur.commit.rule.digest == rule.digest;
-    if same_rule && cur.record().inputs.len() == readings.len() {
+    let same_restatements = cur.record().restated == restated;
+    if same_rule && same_restatements && cur.record().inputs.len() == readings.len() {
         let untouched =
             readings
                 .iter()
@@ -571,7 +588,7 @@ pub fn assess(
         .zip(&ranges)
         .map(|(r, g)| r.view.read(*g))
         .collect();
-    let key = partition_key(asset, id, &rule.digest, &reads);
+    let key = partition_key(asset, id, &rule.digest, &reads, restated);
     if key == cur.record().key {
         return Assessment {
             id,
@@ -593,6 +610,14 @@ pub fn assess(
                 Some(rec) => reasons.push(Reason::Input(input_change(r, rec, *g))),
                 None => {}
             }
+        }
+        if !same_restatements {
+            let new: Vec<String> = restated
+                .iter()
+                .filter(|r| !cur.record().restated.contains(r))
+                .cloned()
+                .collect();
+            reasons.push(Reason::Restated { restatements: new });
         }
     }
     if reasons.is_empty() {
@@ -710,14 +735,26 @@ mod tests {
             digest: d.into(),
         };
         let d = PartitionId::Day(chrono::NaiveDate::from_ymd_opt(2024, 1, 2).unwrap_or_default());
-        let base = partition_key("x", d, "rule", &[read("i")]);
-        assert_ne!(base, partition_key("y", d, "rule", &[read("i")]));
+        let base = partition_key("x", d, "rule", &[read("i")], &[]);
+        assert_ne!(base, partition_key("y", d, "rule", &[read("i")], &[]));
         assert_ne!(
             base,
-            partition_key("x", PartitionId::Whole, "rule", &[read("i")])
+            partition_key("x", PartitionId::Whole, "rule", &[read("i")], &[])
         );
-        assert_ne!(base, partition_key("x", d, "rule2", &[read("i")]));
-        assert_ne!(base, partition_key("x", d, "rule", &[read("j")]));
-        assert_eq!(base, partition_key("x", d, "rule", &[read("i")]));
+        assert_ne!(base, partition_key("x", d, "rule2", &[read("i")], &[]));
+        assert_ne!(base, partition_key("x", d, "rule", &[read("j")], &[]));
+        assert_eq!(base, partition_key("x", d, "rule", &[read("i")], &[]));
+        let split = partition_key("x", d, "rule", &[read("i")], &["split".into()]);
+        assert_ne!(base, split, "a restatement re-keys the partition");
+        assert_ne!(
+            split,
+            partition_key(
+                "x",
+                d,
+                "rule",
+                &[read("i")],
+                &["split".into(), "fix".into()]
+            )
+        );
     }
 }

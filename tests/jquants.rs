@@ -5,6 +5,7 @@
 mod common;
 use common::jquants_server::{CODES, Fault, Server};
 use common::*;
+use lakebuild::partition::PartitionId;
 use std::time::Duration;
 
 const KEY: &str = "test-key-SECRET-9f8e7d";
@@ -326,5 +327,227 @@ fn the_market_op_uses_jquants_only_when_a_key_is_set() -> R {
     assert_no_secret(&p, &t)?;
     let why = p.ok(&["why", "raw_stock_data"])?;
     assert!(!why.contains(KEY));
+    Ok(())
+}
+
+/// (key, content hash) of every current partition.
+fn keyed(p: &Proj, asset: &str) -> R<std::collections::BTreeMap<String, (String, String)>> {
+    Ok(p.state(asset)?
+        .current
+        .iter()
+        .map(|(id, c)| {
+            (
+                id.to_string(),
+                (c.record().key.clone(), c.record().content_hash.clone()),
+            )
+        })
+        .collect())
+}
+
+/// The adjusted and raw close of `code` on `day`, as published.
+fn closes_of(p: &Proj, code: &str, day: &str) -> R<(f64, f64)> {
+    use polars::prelude::*;
+    let df = p.frame("raw_stock_data")?;
+    let df = df
+        .lazy()
+        .filter(col("Code").eq(lit(code)))
+        .filter(col("Date").cast(DataType::String).eq(lit(day)))
+        .collect()?;
+    assert_eq!(df.height(), 1, "{code} on {day}");
+    let get = |c: &str| -> R<f64> {
+        Ok(df
+            .column(c)?
+            .cast(&DataType::Float64)?
+            .f64()?
+            .get(0)
+            .unwrap_or(f64::NAN))
+    };
+    Ok((get("AdjC")?, get("C")?))
+}
+
+fn closes_rule(p: &Proj) -> R {
+    p.rule(
+        "closes",
+        "op = \"sql\"\npartitioned = \"daily\"\ninputs = [{ asset = \"raw_stock_data\", window = [0, 0] }]\n[params]\nquery = \"SELECT Date, Code, AdjC FROM raw_stock_data\"\n",
+    )
+}
+
+#[test]
+fn a_split_restates_only_the_days_it_changed_and_only_their_dependents_rebuild() -> R {
+    let server = Server::start(KEY, 2)?;
+    // Listed from 2026-09-03: the two days before hold nothing of it.
+    server.list_from("131A0", "2026-09-03");
+    let p = project(&server, "")?;
+    closes_rule(&p)?;
+    let out = build(&p, "2026-09-07")?;
+    assert!(out.status.success(), "{}", text(&out));
+    let before = keyed(&p, "raw_stock_data")?;
+    let closes_before = p.state("closes")?;
+    let (adj, close) = closes_of(&p, "131A0", "2026-09-04")?;
+    assert_eq!(adj, close);
+    let other = closes_of(&p, "72030", "2026-09-04")?;
+
+    // A 1:2 split of 131A0 takes effect on 2026-09-08, the next day fetched.
+    server.split("131A0", "2026-09-08", 0.5);
+    // The re-fetch of its history is refused first: the new day is not published without it,
+    // and nothing published is touched.
+    server.inject("/equities/bars/daily", "131A0", Fault::Status(403, None));
+    let out = build(&p, "2026-09-08")?;
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("code=131A0"), "{}", text(&out));
+    assert_eq!(keyed(&p, "raw_stock_data")?, before);
+    server.clear_log();
+    let out = build(&p, "2026-09-08")?;
+    assert!(out.status.success(), "{}", text(&out));
+    let log = server.log();
+    let history: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("code=") && !l.contains("pagination_key"))
+        .collect();
+    assert_eq!(
+        history,
+        ["/equities/bars/daily?code=131A0&from=2026-09-03&to=2026-09-07"],
+        "the code's published history is fetched again, once (all its pages): {log:?}"
+    );
+    let after = keyed(&p, "raw_stock_data")?;
+    for day in ["2026-09-01", "2026-09-02"] {
+        assert_eq!(after[day], before[day], "{day} held nothing of 131A0");
+    }
+    for day in ["2026-09-03", "2026-09-04", "2026-09-07"] {
+        assert_ne!(after[day].0, before[day].0, "{day} is re-keyed");
+        assert_ne!(after[day].1, before[day].1, "{day} has new content");
+    }
+    assert!(after.contains_key("2026-09-08"));
+    // Its earlier adjusted prices are halved; raw prices are as they were.
+    assert_eq!(closes_of(&p, "131A0", "2026-09-04")?, (close * 0.5, close));
+    // The other codes' bars on a restated day are untouched.
+    assert_eq!(closes_of(&p, "72030", "2026-09-04")?, other);
+
+    // Downstream, exactly the restated days (and the new one) rebuild.
+    let closes_after = p.state("closes")?;
+    for (id, c) in &closes_before.current {
+        let now = &closes_after.current[id];
+        let restated =
+            ["2026-09-03", "2026-09-04", "2026-09-07"].contains(&id.to_string().as_str());
+        assert_eq!(
+            now.version != c.version,
+            restated,
+            "closes {id}: rebuilt only when its raw day was restated"
+        );
+    }
+
+    // `why` names the split; nothing is stale and nothing is asked for again.
+    let why = p.ok(&["why", "raw_stock_data", "--partition", "2026-09-04"])?;
+    assert!(
+        why.contains("restated: split of 131A0 effective 2026-09-08 (AdjFactor 0.5)"),
+        "{why}"
+    );
+    server.clear_log();
+    let out = build(&p, "2026-09-08")?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(server.log().is_empty(), "{:?}", server.log());
+    assert_eq!(keyed(&p, "raw_stock_data")?, after);
+
+    // Incremental = full: a lake fetched in one go now holds the same content.
+    let full = project(&server, "")?;
+    let out = build(&full, "2026-09-08")?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(full.hashes("raw_stock_data")?, p.hashes("raw_stock_data")?);
+    assert_no_secret(&p, &text(&out))
+}
+
+#[test]
+fn a_revised_history_seen_on_a_recheck_restates_the_code_and_a_correction_gets_a_new_key() -> R {
+    let server = Server::start(KEY, 5)?;
+    let p = project(&server, "recheck_days = 1")?;
+    let out = build(&p, "2026-09-04")?;
+    assert!(out.status.success(), "{}", text(&out));
+    let before = keyed(&p, "raw_stock_data")?;
+    let (_, close) = closes_of(&p, "72030", "2026-09-02")?;
+
+    // J-Quants revises 72030's adjusted history without an AdjFactor.
+    server.revise("72030", 0.8);
+    server.clear_log();
+    let out = build(&p, "2026-09-04")?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("code=72030&from=2026-09-01&to=2026-09-03")),
+        "{:?}",
+        server.log()
+    );
+    let after = keyed(&p, "raw_stock_data")?;
+    for day in ["2026-09-01", "2026-09-02", "2026-09-03", "2026-09-04"] {
+        assert_ne!(after[day].0, before[day].0, "{day} is re-keyed");
+        assert_ne!(after[day].1, before[day].1, "{day} has new content");
+    }
+    assert_eq!(closes_of(&p, "72030", "2026-09-02")?, (close * 0.8, close));
+    let why = p.ok(&["why", "raw_stock_data", "--partition", "2026-09-02"])?;
+    assert!(
+        why.contains("restated: adjusted history of 72030 revised, seen re-checking 2026-09-04"),
+        "{why}"
+    );
+    // The re-checked day itself came back different under its key: a correction, with a
+    // key of its own, so that no key ever names two contents.
+    let why = p.ok(&["why", "raw_stock_data", "--partition", "2026-09-04"])?;
+    assert!(why.contains("restated: revised 2026-09-04"), "{why}");
+    let state = p.state("raw_stock_data")?;
+    for (k, files) in state.by_key() {
+        let contents: std::collections::BTreeSet<&str> = files
+            .iter()
+            .map(|f| f.record.content_hash.as_str())
+            .collect();
+        assert_eq!(contents.len(), 1, "key {k} names {contents:?}");
+    }
+    // A re-check that finds nothing new changes nothing.
+    let out = build(&p, "2026-09-04")?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(keyed(&p, "raw_stock_data")?, after);
+    assert_no_secret(&p, &text(&out))
+}
+
+#[test]
+fn splits_found_in_successive_batches_of_one_build_both_restate_the_same_days() -> R {
+    let server = Server::start(KEY, 5)?;
+    let p = project(&server, "")?;
+    let out = build(&p, "2026-09-04")?;
+    assert!(out.status.success(), "{}", text(&out));
+    let before: Vec<(f64, f64)> = ["72030", "131A0"]
+        .iter()
+        .map(|c| closes_of(&p, c, "2026-09-02"))
+        .collect::<R<_>>()?;
+    server.split("72030", "2026-09-07", 0.5);
+    server.split("131A0", "2026-09-08", 0.25);
+    // One day per batch: the second batch restates days the first one already restated.
+    let out = p
+        .cmd(&["build", "-v", "--batch-size", "1"])
+        .env("LAKEBUILD_NOW", "2026-09-08")
+        .env("JQUANTS_API_KEY", KEY)
+        .output()?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        closes_of(&p, "72030", "2026-09-02")?,
+        (before[0].0 * 0.5, before[0].1)
+    );
+    assert_eq!(
+        closes_of(&p, "131A0", "2026-09-02")?,
+        (before[1].0 * 0.25, before[1].1)
+    );
+    let state = p.state("raw_stock_data")?;
+    assert_eq!(
+        state.active_files.len(),
+        state.current.len(),
+        "one active file per partition"
+    );
+    let restated = &state.current[&PartitionId::Day(date("2026-09-02"))]
+        .record()
+        .restated;
+    assert_eq!(restated.len(), 2, "{restated:?}");
+    server.clear_log();
+    let out = build(&p, "2026-09-08")?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(server.log().is_empty(), "{:?}", server.log());
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! lakebuild keeps every commit JSON (`delta.enableExpiredLogCleanup=false`), so the
 //! replay reads JSON only; checkpoints exist for other readers' speed.
 
-use super::record::{CommitRecord, PartitionRecord};
+use super::record::{CommitRecord, PartitionRecord, RestatementRecord};
 use crate::partition::PartitionId;
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -275,6 +275,30 @@ impl AssetState {
             .filter(|(id, _)| self.content_hash_at(**id, version).is_some())
             .map(|(id, _)| *id)
             .collect()
+    }
+
+    /// Every restatement ever published to the table, oldest first.
+    pub fn restatements(&self) -> impl Iterator<Item = &RestatementRecord> {
+        self.commits.values().flat_map(|c| c.restatements.iter())
+    }
+
+    /// For each of `ids`, the (sorted) ids of the restatements that cover it; partitions
+    /// no restatement covers are left out.
+    pub fn restated(&self, ids: &[PartitionId]) -> BTreeMap<PartitionId, Vec<String>> {
+        let mut out: BTreeMap<PartitionId, Vec<String>> = BTreeMap::new();
+        let sorted: std::collections::BTreeSet<PartitionId> = ids.iter().copied().collect();
+        for r in self.restatements() {
+            for (a, b) in &r.ranges {
+                for id in sorted.range(*a..=*b) {
+                    out.entry(*id).or_default().push(r.id.clone());
+                }
+            }
+        }
+        for v in out.values_mut() {
+            v.sort();
+            v.dedup();
+        }
+        out
     }
 
     /// The most recent commit record, if any.

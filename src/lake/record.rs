@@ -60,6 +60,28 @@ pub struct PartitionRecord {
     pub bytes: u64,
     pub outcome: PartitionOutcome,
     pub inputs: Vec<InputRead>,
+    /// Ids of the restatements that cover it (sorted); they are part of its key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restated: Vec<String>,
+}
+
+/// A source publishing new content for partitions it had already published: J-Quants
+/// re-adjusting a code's history after a split, or a late correction of a day. Every
+/// partition it covers carries its id in its key, so that a key never names two contents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestatementRecord {
+    /// Stable and unique, e.g. "split of 72030 effective 2024-03-28 (AdjFactor 0.5)".
+    pub id: String,
+    /// What happened upstream, for `lakebuild why`.
+    pub reason: String,
+    /// The partitions it restated, as inclusive runs of consecutive partitions.
+    pub ranges: Vec<(PartitionId, PartitionId)>,
+}
+
+impl RestatementRecord {
+    pub fn covers(&self, id: PartitionId) -> bool {
+        self.ranges.iter().any(|(a, b)| *a <= id && id <= *b)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,4 +98,7 @@ pub struct CommitRecord {
     pub removed: Vec<PartitionId>,
     /// When the commit was made (RFC 3339).
     pub committed_at: String,
+    /// Restatements this commit published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restatements: Vec<RestatementRecord>,
 }

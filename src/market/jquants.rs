@@ -8,7 +8,8 @@
 use crate::error::{OpError, Transience};
 use anyhow::Result;
 use serde_json::Value;
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.jquants.com/v2";
@@ -54,7 +55,14 @@ pub struct Client {
     cfg: ClientConfig,
     key: String,
     agent: ureq::Agent,
-    next_slot: Mutex<Instant>,
+}
+
+/// The next free request slot per API root, shared by every client of the process, so
+/// that parallel steps (and a source's fetch and its history re-fetch) together keep to
+/// the plan's rate.
+fn next_slots() -> &'static Mutex<HashMap<String, Instant>> {
+    static SLOTS: OnceLock<Mutex<HashMap<String, Instant>>> = OnceLock::new();
+    SLOTS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 fn transient(msg: String) -> anyhow::Error {
@@ -96,22 +104,18 @@ impl Client {
 
     pub fn new(cfg: ClientConfig, key: String) -> Client {
         let agent = ureq::AgentBuilder::new().timeout(cfg.timeout).build();
-        Client {
-            cfg,
-            key,
-            agent,
-            next_slot: Mutex::new(Instant::now()),
-        }
+        Client { cfg, key, agent }
     }
 
     /// Waits for the next request slot of the plan's rate.
     fn throttle(&self) {
         let gap = Duration::from_secs_f64(60.0 / self.cfg.per_minute.max(1) as f64);
         let wait = {
-            let Ok(mut next) = self.next_slot.lock() else {
+            let Ok(mut slots) = next_slots().lock() else {
                 return;
             };
             let now = Instant::now();
+            let next = slots.entry(self.cfg.base_url.clone()).or_insert(now);
             let at = (*next).max(now);
             *next = at + gap;
             at.saturating_duration_since(now)
@@ -310,6 +314,30 @@ mod tests {
         assert_eq!(number(Some(&json!("12.5"))), Some(12.5));
         assert_eq!(number(Some(&json!(3))), Some(3.0));
         assert_eq!(text(Some(&json!("131A0"))).as_deref(), Some("131A0"));
+    }
+
+    #[test]
+    fn clients_of_one_api_root_share_the_plans_rate() {
+        // 600 a minute: one request slot every 100 ms, whichever client asks.
+        let cfg = ClientConfig {
+            base_url: "http://127.0.0.1:9/shared-rate-test".into(),
+            per_minute: 600,
+            ..Default::default()
+        };
+        let (a, b) = (
+            Client::new(cfg.clone(), "k".into()),
+            Client::new(cfg, "k".into()),
+        );
+        let t0 = Instant::now();
+        for c in [&a, &b, &a, &b] {
+            c.throttle();
+        }
+        // Four slots: the last one starts at least 300 ms after the first.
+        assert!(
+            t0.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            t0.elapsed()
+        );
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! The engine asks only for the trading days the lake lacks, so a daily run fetches one
 //! day; a day is published only when all of its pages arrived and parsed.
 
-use super::{Op, OpContext, ParamSpec, ParamType};
-use crate::error::{OpError, Transience, UsageError};
+use super::{Op, OpContext, ParamSpec, ParamType, Restated};
+use crate::error::UsageError;
+use crate::market::bars::{self, bad, require, row_date};
 use crate::market::jquants::{Client, ClientConfig, DEFAULT_BASE_URL, number, plan_rate, text};
+use crate::market::splits;
 use crate::partition::PartitionId;
 use anyhow::Result;
 use chrono::NaiveDate;
@@ -65,20 +67,6 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-const BAR_NUMBERS: &[&str] = &[
-    "O",
-    "H",
-    "L",
-    "C",
-    "Vo",
-    "Va",
-    "AdjFactor",
-    "AdjO",
-    "AdjH",
-    "AdjL",
-    "AdjC",
-    "AdjVo",
-];
 const MASTER_TEXT: &[&str] = &[
     "CoName", "CoNameEn", "S17", "S17Nm", "S33", "S33Nm", "ScaleCat", "Mkt", "MktNm",
 ];
@@ -114,14 +102,6 @@ fn config(ctx: &OpContext) -> Result<ClientConfig> {
     Ok(cfg)
 }
 
-fn bad(msg: String) -> anyhow::Error {
-    OpError {
-        transience: Transience::Permanent,
-        message: msg,
-    }
-    .into()
-}
-
 fn dates_of(ctx: &OpContext) -> Vec<NaiveDate> {
     ctx.partitions
         .iter()
@@ -129,26 +109,12 @@ fn dates_of(ctx: &OpContext) -> Vec<NaiveDate> {
         .collect()
 }
 
-fn require<'a>(row: &'a Value, field: &str, what: &str) -> Result<&'a Value> {
-    row.get(field).filter(|v| !v.is_null()).ok_or_else(|| {
-        bad(format!(
-            "J-Quants {what}: a row has no '{field}' field; nothing was published for it"
-        ))
-    })
-}
-
-fn row_date(row: &Value, what: &str) -> Result<NaiveDate> {
-    let s = text(Some(require(row, "Date", what)?)).unwrap_or_default();
-    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-        .map_err(|_| bad(format!("J-Quants {what}: Date '{s}' is not YYYY-MM-DD")))
-}
-
 impl Op for JquantsOp {
     fn name(&self) -> &'static str {
         "jquants"
     }
     fn code_version(&self) -> &'static str {
-        crate::op_code_version!("market/jquants.rs")
+        crate::op_code_version!("market/jquants.rs", "market/bars.rs", "market/splits.rs")
     }
     fn params(&self) -> &'static [ParamSpec] {
         PARAMS
@@ -159,6 +125,24 @@ impl Op for JquantsOp {
             .and_then(|v| v.as_u64())
             .unwrap_or(0) as usize
     }
+    /// A split (or a revised adjusted history seen on a re-check) in the batch: the
+    /// code's history is fetched again and the earlier days it changed are restated.
+    fn restate(&self, ctx: &OpContext, fresh: &DataFrame) -> Result<Option<Restated>> {
+        if ctx.param_str("table") != Some("raw_stock_data")
+            || fresh.height() == 0
+            || ctx.published.is_empty()
+        {
+            return Ok(None);
+        }
+        let client = Client::from_env(config(ctx)?)?;
+        splits::restate(
+            &client,
+            &dates_of(ctx),
+            &bars::from_frame(fresh)?,
+            &ctx.published,
+        )
+    }
+
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let client = Client::from_env(config(ctx)?)?;
         let table = ctx.param_str("table").unwrap_or_default();
@@ -206,35 +190,20 @@ impl Op for JquantsOp {
                 ])?)
             }
             "raw_stock_data" => {
-                let mut date = vec![];
-                let mut code = vec![];
-                let mut nums: Vec<Vec<Option<f64>>> = vec![vec![]; BAR_NUMBERS.len()];
-                let (mut ul, mut ll) = (vec![], vec![]);
+                let mut all = Vec::new();
                 for d in &dates {
                     let what = format!("/equities/bars/daily?date={d}");
                     // All pages of the day, or an error: never a partial day.
                     let rows = client.get_all("/equities/bars/daily", &[("date", d.to_string())], "data")?;
                     for r in &rows {
-                        let rd = row_date(r, &what)?;
-                        if rd != *d {
-                            return Err(bad(format!("J-Quants {what}: returned a row for {rd}")));
+                        let bar = bars::parse(r, &what)?;
+                        if bar.date != *d {
+                            return Err(bad(format!("J-Quants {what}: returned a row for {}", bar.date)));
                         }
-                        date.push(rd);
-                        code.push(text(Some(require(r, "Code", &what)?)).unwrap_or_default());
-                        for (k, f) in BAR_NUMBERS.iter().enumerate() {
-                            nums[k].push(number(r.get(*f)));
-                        }
-                        ul.push(text(r.get("UL")).filter(|s| s == "1").map(|_| "1").unwrap_or("0"));
-                        ll.push(text(r.get("LL")).filter(|s| s == "1").map(|_| "1").unwrap_or("0"));
+                        all.push(bar);
                     }
                 }
-                let mut cols = vec![Column::new("Date".into(), date), Column::new("Code".into(), code)];
-                for (k, f) in BAR_NUMBERS.iter().enumerate() {
-                    cols.push(Column::new((*f).into(), std::mem::take(&mut nums[k])));
-                }
-                cols.insert(6, Column::new("UL".into(), ul));
-                cols.insert(7, Column::new("LL".into(), ll));
-                Ok(DataFrame::new_infer_height(cols)?)
+                bars::to_frame(&all)
             }
             "listed_info" => {
                 let mut date = vec![];

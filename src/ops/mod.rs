@@ -96,6 +96,29 @@ pub trait Op: Send + Sync {
     fn table_properties(&self, _params: &Value) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// A source that can notice its upstream changing data it published before (a
+    /// split re-adjusting a code's history), after `run` produced `fresh` for
+    /// `ctx.partitions`: the earlier partitions to publish again, read from
+    /// `ctx.published` and corrected. Never partitions of the batch itself.
+    fn restate(&self, _ctx: &OpContext, _fresh: &DataFrame) -> Result<Option<Restated>> {
+        Ok(None)
+    }
+}
+
+/// Earlier partitions a source publishes again (see `Op::restate`).
+pub struct Restated {
+    /// The complete new rows of every restated partition.
+    pub rows: DataFrame,
+    /// One entry per upstream event, with the partitions it changed.
+    pub events: Vec<RestatementEvent>,
+}
+
+pub struct RestatementEvent {
+    /// Stable and unique: it enters the key of every partition it restates.
+    pub id: String,
+    /// What happened upstream, in a sentence.
+    pub reason: String,
+    pub partitions: Vec<PartitionId>,
 }
 
 /// Hex blake3 of an op's source text, and of any other source files (paths relative
@@ -196,6 +219,9 @@ pub struct OpContext<'a> {
     /// files, so a rerun of the same work finds it, and removed once the op succeeds.
     pub resume: PathBuf,
     pub sources: &'a [SourceFile],
+    /// The asset's own partitions as published before this step (id, parquet file),
+    /// for a source that compares a re-fetch with what it published (`Op::restate`).
+    pub published: Vec<(PartitionId, PathBuf)>,
 }
 
 impl OpContext<'_> {

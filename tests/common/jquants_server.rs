@@ -1,10 +1,13 @@
 //! A J-Quants-compatible test server on 127.0.0.1: v2 JSON shapes with paging, an API key
 //! check, a request log, and fault injection (429 with Retry-After, 5xx, a connection
 //! dropped mid-body, a slow response, malformed JSON, a row missing a field, a repeated
-//! pagination_key, 403).
+//! pagination_key, 403). Its market can change like the real one: a code listed later than
+//! the others, a split (AdjFactor on the day, every earlier adjusted price re-adjusted), a
+//! silent revision of a code's adjusted history. Bars can be asked for by `date` or by
+//! `code` with `from`/`to`.
 #![allow(dead_code)]
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -22,9 +25,21 @@ pub enum Fault {
 
 #[derive(Default)]
 struct State {
-    /// (path prefix, date or "" for any, fault), applied once each, in order.
+    /// (path prefix, date or code queried or "" for any, fault), applied once each, in order.
     faults: VecDeque<(String, String, Fault)>,
     log: Vec<String>,
+    market: Market,
+}
+
+/// How the served market differs from the plain one.
+#[derive(Default, Clone)]
+struct Market {
+    /// Codes listed later than the others: code -> first date (YYYY-MM-DD).
+    listed_from: HashMap<String, String>,
+    /// Splits: (code, date it takes effect, AdjFactor).
+    splits: Vec<(String, String, f64)>,
+    /// Codes whose whole adjusted history is multiplied by a factor (no AdjFactor).
+    revised: HashMap<String, f64>,
 }
 
 pub struct Server {
@@ -69,6 +84,29 @@ impl Server {
         self.state.lock().map(|s| s.log.clone()).unwrap_or_default()
     }
 
+    /// `code` trades only from `date` on.
+    pub fn list_from(&self, code: &str, date: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.market.listed_from.insert(code.into(), date.into());
+        }
+    }
+
+    /// A split of `code` taking effect on `date`: its raw prices from then on are
+    /// multiplied by `factor`, and its adjusted prices before then too.
+    pub fn split(&self, code: &str, date: &str, factor: f64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.market.splits.push((code.into(), date.into(), factor));
+        }
+    }
+
+    /// J-Quants revises `code`'s adjusted history (every adjusted price times `factor`)
+    /// without an AdjFactor.
+    pub fn revise(&self, code: &str, factor: f64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.market.revised.insert(code.into(), factor);
+        }
+    }
+
     pub fn clear_log(&self) {
         if let Ok(mut s) = self.state.lock() {
             s.log.clear();
@@ -83,25 +121,67 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// A deterministic day of bars: prices vary by code and day; one code has sentinels.
-fn bars(date: &str) -> Vec<serde_json::Value> {
+fn bars(date: &str, market: &Market) -> Vec<serde_json::Value> {
     let day: u32 = date.replace('-', "").parse::<u32>().unwrap_or(0) % 97;
     CODES
         .iter()
         .enumerate()
+        .filter(|(_, code)| {
+            market
+                .listed_from
+                .get(**code)
+                .is_none_or(|from| from.as_str() <= date)
+        })
         .map(|(i, code)| {
             let c = 1000.0 + (i as f64) * 250.0 + day as f64;
             if *code == "86970" {
                 // A no-trade day: nulls and sentinel strings.
-                serde_json::json!({"Date": date, "Code": code, "O": null, "H": "", "L": "-", "C": null,
+                return serde_json::json!({"Date": date, "Code": code, "O": null, "H": "", "L": "-", "C": null,
                     "UL": "0", "LL": "0", "Vo": 0, "Va": 0, "AdjFactor": 1, "AdjO": null, "AdjH": null,
-                    "AdjL": null, "AdjC": null, "AdjVo": 0})
-            } else {
-                serde_json::json!({"Date": date, "Code": code, "O": c - 5.0, "H": c + 10.0, "L": c - 10.0, "C": c,
-                    "UL": "0", "LL": "0", "Vo": 1000 + i, "Va": (1000 + i) as f64 * c, "AdjFactor": 1.0,
-                    "AdjO": c - 5.0, "AdjH": c + 10.0, "AdjL": c - 10.0, "AdjC": c, "AdjVo": 1000 + i})
+                    "AdjL": null, "AdjC": null, "AdjVo": 0});
             }
+            // Splits up to today scale the raw bar; later ones only the adjusted one.
+            let (mut raw, mut later, mut factor) = (1.0, 1.0, 1.0);
+            for (_, d, f) in market.splits.iter().filter(|(s, _, _)| s == code) {
+                if d.as_str() <= date {
+                    raw *= f;
+                } else {
+                    later *= f;
+                }
+                if d == date {
+                    factor = *f;
+                }
+            }
+            let adj = later * market.revised.get(*code).copied().unwrap_or(1.0);
+            let p = |x: f64| x * raw;
+            let vo = (1000 + i) as f64 / raw;
+            serde_json::json!({"Date": date, "Code": code, "O": p(c - 5.0), "H": p(c + 10.0), "L": p(c - 10.0), "C": p(c),
+                "UL": "0", "LL": "0", "Vo": vo, "Va": vo * p(c), "AdjFactor": factor,
+                "AdjO": p(c - 5.0) * adj, "AdjH": p(c + 10.0) * adj, "AdjL": p(c - 10.0) * adj, "AdjC": p(c) * adj,
+                "AdjVo": vo / later})
         })
         .collect()
+}
+
+/// A code's bars on every weekday from `from` to `to`.
+fn history(code: &str, from: &str, to: &str, market: &Market) -> Vec<serde_json::Value> {
+    let parse = |d: &str| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok();
+    let (Some(mut d), Some(to)) = (parse(from), parse(to)) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    while d <= to {
+        use chrono::Datelike;
+        if d.weekday().number_from_monday() <= 5 {
+            let day = d.format("%Y-%m-%d").to_string();
+            out.extend(bars(&day, market).into_iter().filter(|r| r["Code"] == code));
+        }
+        match d.succ_opt() {
+            Some(next) => d = next,
+            None => break,
+        }
+    }
+    out
 }
 
 fn respond(conn: &mut TcpStream, status: &str, extra: &str, body: &str) -> std::io::Result<()> {
@@ -139,22 +219,22 @@ fn handle(
     let path = path.strip_prefix("/v2").unwrap_or(path).to_string();
     let query = query.to_string();
     let date = query_param(&query, "date").unwrap_or("").to_string();
-    let fault = {
+    let (fault, market) = {
         let mut s = state
             .lock()
             .map_err(|_| std::io::Error::other("poisoned"))?;
         s.log.push(format!("{path}?{query}"));
-        let pos = s
-            .faults
-            .iter()
-            .position(|(p, d, _)| path.starts_with(p.as_str()) && (d.is_empty() || *d == date));
+        let pos = s.faults.iter().position(|(p, d, _)| {
+            path.starts_with(p.as_str())
+                && (d.is_empty() || *d == date || Some(d.as_str()) == query_param(&query, "code"))
+        });
         let taken = pos.and_then(|i| s.faults.remove(i));
         // A looping server keeps looping.
         if let Some((p, d, Fault::RepeatPaginationKey)) = &taken {
             s.faults
                 .push_front((p.clone(), d.clone(), Fault::RepeatPaginationKey));
         }
-        taken.map(|(_, _, f)| f)
+        (taken.map(|(_, _, f)| f), s.market.clone())
     };
     if api_key != key {
         return respond(
@@ -169,9 +249,18 @@ fn handle(
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     let mut rows: Vec<serde_json::Value> = match path.as_str() {
-        "/equities/bars/daily" => bars(&date),
+        "/equities/bars/daily" => match query_param(&query, "code") {
+            Some(code) => history(
+                code,
+                query_param(&query, "from").unwrap_or(""),
+                query_param(&query, "to").unwrap_or(""),
+                &market,
+            ),
+            None => bars(&date, &market),
+        },
         "/equities/master" => CODES
             .iter()
+            .filter(|c| market.listed_from.get(**c).is_none_or(|from| from.as_str() <= date.as_str()))
             .map(|c| serde_json::json!({"Date": date, "Code": c, "CoName": format!("Co {c}"), "CoNameEn": format!("Co {c}"),
                 "S17": "9", "S17Nm": "Electric Appliances & Precision Instruments", "S33": "3650", "S33Nm": "Electric Appliances",
                 "ScaleCat": "TOPIX Mid400", "Mkt": "0111", "MktNm": "Prime"}))
