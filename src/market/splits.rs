@@ -191,24 +191,37 @@ pub fn restate(
     if patches.is_empty() {
         return Ok(None);
     }
-    // Each changed day, whole: its published bars with the re-fetched ones in place.
-    let mut restated: Vec<Bar> = Vec::new();
-    for (day, new) in patches {
-        let Some(file) = past.get(&day).cloned() else {
-            continue;
-        };
-        let replaced: BTreeSet<&str> = new.iter().map(|b| b.code.as_str()).collect();
-        restated.extend(
-            read_bars(&[file], None)?
-                .into_iter()
-                .filter(|b| !replaced.contains(b.code.as_str())),
-        );
-        restated.extend(new);
+    // Each changed day, whole: its published rows with the re-fetched bars in place.
+    let days: Vec<(PathBuf, Vec<Bar>)> = patches
+        .into_iter()
+        .filter_map(|(day, new)| Some((past.get(&day)?.clone(), new)))
+        .collect();
+    let mut rows = bars::to_frame(&[])?;
+    for (file, new) in days {
+        rows.vstack_mut(&patch_day(&file, &new)?)?;
     }
     Ok(Some(Restated {
-        rows: bars::to_frame(&restated)?,
+        rows,
         events: out_events,
     }))
+}
+
+/// One published day with the bars of `new`'s codes replaced by `new`.
+fn patch_day(file: &std::path::Path, new: &[Bar]) -> Result<DataFrame> {
+    let new = bars::to_frame(new)?;
+    let codes = new.column("Code")?.as_materialized_series().clone();
+    let kept = scan_files(&[file.to_path_buf()])?
+        .filter(col("Code").is_in(lit(codes).implode(false), false).not())
+        .collect()?;
+    // In the schema of a fetch, whatever the file's column order.
+    let columns = new
+        .schema()
+        .iter()
+        .map(|(name, dtype)| Ok(kept.column(name)?.cast(dtype)?))
+        .collect::<Result<Vec<Column>>>()?;
+    let mut out = DataFrame::new_infer_height(columns)?;
+    out.vstack_mut(&new)?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -153,7 +153,8 @@ impl Op for SyntheticMarketOp {
     }
 }
 
-fn frame(m: &Market, table: &str, idx: &[(NaiveDate, usize)]) -> Result<DataFrame> {
+/// The rows of `table` on the given (date, day index) pairs of a market advanced past them.
+pub fn frame(m: &Market, table: &str, idx: &[(NaiveDate, usize)]) -> Result<DataFrame> {
     Ok(match table {
         "trading_calendar" => {
             let dates: Vec<NaiveDate> = idx.iter().map(|(d, _)| *d).collect();
