@@ -551,3 +551,45 @@ fn splits_found_in_successive_batches_of_one_build_both_restate_the_same_days() 
     assert!(server.log().is_empty(), "{:?}", server.log());
     Ok(())
 }
+
+#[test]
+fn a_build_killed_while_re_fetching_a_split_codes_history_publishes_nothing_and_the_next_completes()
+-> R {
+    let server = Server::start(KEY, 5)?;
+    let p = project(&server, "")?;
+    let out = build(&p, "2026-09-04")?;
+    assert!(out.status.success(), "{}", text(&out));
+    let before = keyed(&p, "raw_stock_data")?;
+    server.split("72030", "2026-09-07", 0.5);
+    // The history query is slow: the build is killed while it waits.
+    server.inject(
+        "/equities/bars/daily",
+        "72030",
+        Fault::Slow(Duration::from_secs(20)),
+    );
+    server.clear_log();
+    let mut child = p
+        .cmd(&["build"])
+        .env("LAKEBUILD_NOW", "2026-09-07")
+        .env("JQUANTS_API_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let t0 = std::time::Instant::now();
+    while !server.log().iter().any(|l| l.contains("code=72030")) {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no history query");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill()?; // SIGKILL
+    child.wait()?;
+    // Neither the new day nor any restated one was published.
+    assert_eq!(keyed(&p, "raw_stock_data")?, before);
+    let out = build(&p, "2026-09-07")?;
+    assert!(out.status.success(), "{}", text(&out));
+    let after = keyed(&p, "raw_stock_data")?;
+    assert_eq!(after.len(), 5);
+    for (day, k) in &before {
+        assert_ne!(after[day].0, k.0, "{day} restated by the completed build");
+    }
+    Ok(())
+}

@@ -63,7 +63,7 @@ const PARAMS: &[ParamSpec] = &[
         name: "recheck_days",
         ty: ParamType::Int,
         required: false,
-        doc: "fetch the latest N trading days again on every build, for late corrections (default 0)",
+        doc: "fetch the latest N trading days again on every build: late corrections, and adjusted histories revised without a split (default 0)",
     },
 ];
 
