@@ -2,8 +2,7 @@
 //! from API rows, turned into a frame, and read back from a published frame so that a
 //! re-fetch can be compared with what was published, bar by bar.
 
-use crate::error::{OpError, Transience};
-use crate::market::jquants::{number, text};
+use crate::market::jquants::{number, require, row_date, text};
 use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -45,31 +44,6 @@ impl Bar {
     pub fn adjustment(&self) -> Option<f64> {
         self.numbers[ADJ_FACTOR].filter(|f| *f != 1.0)
     }
-}
-
-/// A permanent error about the data a query returned.
-pub fn bad(msg: String) -> anyhow::Error {
-    OpError {
-        transience: Transience::Permanent,
-        message: msg,
-    }
-    .into()
-}
-
-/// A field that must be present and not null.
-pub fn require<'a>(row: &'a Value, field: &str, what: &str) -> Result<&'a Value> {
-    row.get(field).filter(|v| !v.is_null()).ok_or_else(|| {
-        bad(format!(
-            "J-Quants {what}: a row has no '{field}' field; nothing was published for it"
-        ))
-    })
-}
-
-/// The row's `Date` ("YYYY-MM-DD").
-pub fn row_date(row: &Value, what: &str) -> Result<NaiveDate> {
-    let s = text(Some(require(row, "Date", what)?)).unwrap_or_default();
-    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-        .map_err(|_| bad(format!("J-Quants {what}: Date '{s}' is not YYYY-MM-DD")))
 }
 
 /// One row of `/equities/bars/daily`; `what` names the query in errors.

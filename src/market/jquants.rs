@@ -7,6 +7,7 @@
 
 use crate::error::{OpError, Transience};
 use anyhow::Result;
+use chrono::NaiveDate;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
@@ -299,6 +300,27 @@ pub fn text(v: Option<&Value>) -> Option<String> {
         Value::Bool(b) => Some(if *b { "1".into() } else { "0".into() }),
         _ => None,
     }
+}
+
+/// A permanent error about the data a query returned.
+pub fn bad(msg: String) -> anyhow::Error {
+    permanent(msg)
+}
+
+/// A field that must be present and not null.
+pub fn require<'a>(row: &'a Value, field: &str, what: &str) -> Result<&'a Value> {
+    row.get(field).filter(|v| !v.is_null()).ok_or_else(|| {
+        bad(format!(
+            "J-Quants {what}: a row has no '{field}' field; nothing was published for it"
+        ))
+    })
+}
+
+/// The row's `Date` ("YYYY-MM-DD").
+pub fn row_date(row: &Value, what: &str) -> Result<NaiveDate> {
+    let s = text(Some(require(row, "Date", what)?)).unwrap_or_default();
+    NaiveDate::parse_from_str(&s, "%Y-%m-%d")
+        .map_err(|_| bad(format!("J-Quants {what}: Date '{s}' is not YYYY-MM-DD")))
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ pub fn restate(
         for r in &rows {
             let b = bars::parse(r, &what)?;
             if b.code != *code {
-                return Err(bars::bad(format!(
+                return Err(crate::market::jquants::bad(format!(
                     "J-Quants {what}: returned a row for code {}",
                     b.code
                 )));

@@ -5,8 +5,10 @@
 
 use super::{Op, OpContext, ParamSpec, ParamType, Restated};
 use crate::error::UsageError;
-use crate::market::bars::{self, bad, require, row_date};
-use crate::market::jquants::{Client, ClientConfig, DEFAULT_BASE_URL, number, plan_rate, text};
+use crate::market::bars;
+use crate::market::jquants::{
+    Client, ClientConfig, DEFAULT_BASE_URL, bad, number, plan_rate, require, row_date, text,
+};
 use crate::market::splits;
 use crate::partition::PartitionId;
 use anyhow::Result;
