@@ -11,7 +11,7 @@ use crate::lake::log::AssetState;
 use crate::lake::parquet::{normalize_for_delta, schema_from_record, schema_record};
 use crate::lake::record::{
     CommitRecord, PartitionOutcome, PartitionRecord, RECORD_FORMAT, RestatementRecord,
-    RuleIngredients,
+    RuleIngredients, restatement_digest,
 };
 use crate::lake::runs::{RunRow, unique_suffix};
 use crate::lake::{lock, parquet, runs, table};
@@ -161,14 +161,31 @@ pub struct Prepared<'a> {
     pub targets: Vec<PartitionId>,
     /// Whether `targets` is the whole domain (so partitions outside it are removed).
     pub full_domain: bool,
-    /// The restatements covering each target (only those covered by one).
-    pub restated: BTreeMap<PartitionId, Vec<String>>,
+    /// The digest of the restatements covering each partition (only those covered).
+    pub restated: BTreeMap<PartitionId, String>,
 }
 
 impl Prepared<'_> {
-    /// The ids of the restatements that cover partition `id` (part of its key).
-    pub fn restated_ids(&self, id: PartitionId) -> &[String] {
-        self.restated.get(&id).map(Vec::as_slice).unwrap_or(&[])
+    /// The digest of the restatements that cover partition `id` (part of its key).
+    pub fn restated_digest(&self, id: PartitionId) -> Option<&str> {
+        self.restated.get(&id).map(String::as_str)
+    }
+
+    /// Names the restatements in a `Reason::Restated` of `a`: those published after the
+    /// version its current materialization was made at.
+    pub fn name_restatements(&self, a: &mut Assessment) {
+        let since = self.state.current.get(&a.id).map(|c| c.version);
+        for r in &mut a.reasons {
+            if let Reason::Restated { restatements } = r {
+                *restatements = self
+                    .state
+                    .restatements_covering(a.id, None)
+                    .into_iter()
+                    .filter(|(v, _)| since.is_none_or(|s| *v > s))
+                    .map(|(_, r)| r.id.clone())
+                    .collect();
+            }
+        }
     }
 
     fn readings(&self) -> Vec<Reading<'_>> {
@@ -202,9 +219,12 @@ impl Prepared<'_> {
                     self.state.current.get(id),
                     &self.ingredients,
                     &readings,
-                    self.restated_ids(*id),
+                    self.restated_digest(*id),
                     explain,
                 );
+                if explain {
+                    self.name_restatements(&mut a);
+                }
                 if force && a.reasons.is_empty() {
                     a.reasons.push(Reason::Forced);
                 }
@@ -1544,14 +1564,29 @@ fn publish(
         .into_par_iter()
         .map(|mut p| {
             let current = prep.state.current.get(&p.id);
-            let mut restated = prep.restated_ids(p.id).to_vec();
-            restated.extend(p.restated_by.iter().cloned());
-            restated.sort();
-            restated.dedup();
+            // Restated now: the restatements covering it so far, and the new ones.
+            let restated = if p.restated_by.is_empty() {
+                prep.restated_digest(p.id).map(String::from)
+            } else {
+                let before = prep.state.restatements_covering(p.id, None);
+                Some(restatement_digest(
+                    before
+                        .iter()
+                        .map(|(_, r)| r.id.as_str())
+                        .chain(p.restated_by.iter().map(String::as_str)),
+                ))
+            };
+            let restated_ref = restated.as_deref();
             let (key, reads) = match by_id.get(&p.id) {
                 Some(a) if p.restated_by.is_empty() => (a.key.clone(), a.reads.clone()),
                 Some(a) => (
-                    partition_key(asset, p.id, &prep.ingredients.digest, &a.reads, &restated),
+                    partition_key(
+                        asset,
+                        p.id,
+                        &prep.ingredients.digest,
+                        &a.reads,
+                        restated_ref,
+                    ),
                     a.reads.clone(),
                 ),
                 // Restated by its source: what it read before, under its restatements.
@@ -1560,13 +1595,13 @@ fn publish(
                         .map(|c| c.record().inputs.clone())
                         .unwrap_or_default();
                     (
-                        partition_key(asset, p.id, &prep.ingredients.digest, &reads, &restated),
+                        partition_key(asset, p.id, &prep.ingredients.digest, &reads, restated_ref),
                         reads,
                     )
                 }
                 // A discovered import: no inputs, the rule digest and the id make the key.
                 None => (
-                    partition_key(asset, p.id, &prep.ingredients.digest, &[], &restated),
+                    partition_key(asset, p.id, &prep.ingredients.digest, &[], restated_ref),
                     vec![],
                 ),
             };

@@ -127,17 +127,10 @@ fn provenance(
         run_id: commit.run_id.clone(),
         committed_at: commit.committed_at.clone(),
         outcome: rec.outcome,
-        restated: rec
-            .restated
-            .iter()
-            .map(|r| {
-                let reason = state
-                    .restatements()
-                    .find(|x| x.id == *r)
-                    .map(|x| x.reason.clone())
-                    .unwrap_or_default();
-                (r.clone(), reason)
-            })
+        restated: state
+            .restatements_covering(id, Some(version))
+            .into_iter()
+            .map(|(_, r)| (r.id.clone(), r.reason.clone()))
             .collect(),
         inputs,
     }))
@@ -214,15 +207,16 @@ pub fn why(
                     state: s,
                 })
                 .collect();
-            let a = assess(
+            let mut a = assess(
                 &asset,
                 id,
                 state.current.get(&id),
                 &prep.ingredients,
                 &readings,
-                prep.restated_ids(id),
+                prep.restated_digest(id),
                 true,
             );
+            prep.name_restatements(&mut a);
             (
                 if a.fresh() { "fresh" } else { "stale" }.to_string(),
                 a.reasons,

@@ -166,7 +166,7 @@ pub fn partition_key(
     id: PartitionId,
     rule_digest: &str,
     inputs: &[InputRead],
-    restated: &[String],
+    restated: Option<&str>,
 ) -> String {
     let mut h = CanonicalHasher::new("key");
     h.str(asset).str(&id.to_string()).str(rule_digest);
@@ -175,11 +175,8 @@ pub fn partition_key(
         h.str(&i.asset).str(&i.digest);
     }
     // Absent for partitions never restated, so their keys are as before restatements.
-    if !restated.is_empty() {
-        h.str("restated").i64(restated.len() as i64);
-        for r in restated {
-            h.str(r);
-        }
+    if let Some(r) = restated {
+        h.str("restated").str(r);
     }
     h.finish().to_hex().to_string()
 }
@@ -427,7 +424,8 @@ pub enum Reason {
     Recheck {
         days: usize,
     },
-    /// The source restated it (its upstream changed data it had published).
+    /// The source restated it (its upstream changed data it had published): the
+    /// restatements published since it was built.
     Restated {
         restatements: Vec<String>,
     },
@@ -533,7 +531,7 @@ pub fn assess(
     current: Option<&Current>,
     rule: &RuleIngredients,
     readings: &[Reading],
-    restated: &[String],
+    restated: Option<&str>,
     explain: bool,
 ) -> Assessment {
     let ranges: Vec<(usize, usize)> = readings
@@ -556,7 +554,7 @@ pub fn assess(
     };
     // Fast path: same rule, same covered ids, and nothing covered changed since it was read.
     let same_rule = cur.commit.rule.digest == rule.digest;
-    let same_restatements = cur.record().restated == restated;
+    let same_restatements = cur.record().restated.as_deref() == restated;
     if same_rule && same_restatements && cur.record().inputs.len() == readings.len() {
         let untouched =
             readings
@@ -612,12 +610,10 @@ pub fn assess(
             }
         }
         if !same_restatements {
-            let new: Vec<String> = restated
-                .iter()
-                .filter(|r| !cur.record().restated.contains(r))
-                .cloned()
-                .collect();
-            reasons.push(Reason::Restated { restatements: new });
+            // The caller, which knows the asset's restatements, names them.
+            reasons.push(Reason::Restated {
+                restatements: vec![],
+            });
         }
     }
     if reasons.is_empty() {
@@ -735,26 +731,20 @@ mod tests {
             digest: d.into(),
         };
         let d = PartitionId::Day(chrono::NaiveDate::from_ymd_opt(2024, 1, 2).unwrap_or_default());
-        let base = partition_key("x", d, "rule", &[read("i")], &[]);
-        assert_ne!(base, partition_key("y", d, "rule", &[read("i")], &[]));
+        let base = partition_key("x", d, "rule", &[read("i")], None);
+        assert_ne!(base, partition_key("y", d, "rule", &[read("i")], None));
         assert_ne!(
             base,
-            partition_key("x", PartitionId::Whole, "rule", &[read("i")], &[])
+            partition_key("x", PartitionId::Whole, "rule", &[read("i")], None)
         );
-        assert_ne!(base, partition_key("x", d, "rule2", &[read("i")], &[]));
-        assert_ne!(base, partition_key("x", d, "rule", &[read("j")], &[]));
-        assert_eq!(base, partition_key("x", d, "rule", &[read("i")], &[]));
-        let split = partition_key("x", d, "rule", &[read("i")], &["split".into()]);
+        assert_ne!(base, partition_key("x", d, "rule2", &[read("i")], None));
+        assert_ne!(base, partition_key("x", d, "rule", &[read("j")], None));
+        assert_eq!(base, partition_key("x", d, "rule", &[read("i")], None));
+        let split = partition_key("x", d, "rule", &[read("i")], Some("split"));
         assert_ne!(base, split, "a restatement re-keys the partition");
         assert_ne!(
             split,
-            partition_key(
-                "x",
-                d,
-                "rule",
-                &[read("i")],
-                &["split".into(), "fix".into()]
-            )
+            partition_key("x", d, "rule", &[read("i")], Some("split+fix"))
         );
     }
 }

@@ -5,7 +5,7 @@
 //! lakebuild keeps every commit JSON (`delta.enableExpiredLogCleanup=false`), so the
 //! replay reads JSON only; checkpoints exist for other readers' speed.
 
-use super::record::{CommitRecord, PartitionRecord, RestatementRecord};
+use super::record::{CommitRecord, PartitionRecord, RestatementRecord, set_digest};
 use crate::partition::PartitionId;
 use anyhow::{Context, Result};
 use serde::Deserialize;
@@ -282,23 +282,44 @@ impl AssetState {
         self.commits.values().flat_map(|c| c.restatements.iter())
     }
 
-    /// For each of `ids`, the (sorted) ids of the restatements that cover it; partitions
-    /// no restatement covers are left out.
-    pub fn restated(&self, ids: &[PartitionId]) -> BTreeMap<PartitionId, Vec<String>> {
-        let mut out: BTreeMap<PartitionId, Vec<String>> = BTreeMap::new();
+    /// The restatements that cover partition `id`, published at or before `version`
+    /// (all when `None`), with the version that published each, oldest first.
+    pub fn restatements_covering(
+        &self,
+        id: PartitionId,
+        version: Option<i64>,
+    ) -> Vec<(i64, &RestatementRecord)> {
+        self.commits
+            .range(..=version.unwrap_or(i64::MAX))
+            .flat_map(|(v, c)| c.restatements.iter().map(move |r| (*v, r)))
+            .filter(|(_, r)| r.covers(id))
+            .collect()
+    }
+
+    /// For each of `ids`, the digest of the restatements that cover it
+    /// (`restatement_digest`); partitions no restatement covers are left out.
+    pub fn restated(&self, ids: &[PartitionId]) -> BTreeMap<PartitionId, String> {
+        let all: Vec<&RestatementRecord> = self.restatements().collect();
+        if all.is_empty() {
+            return BTreeMap::new();
+        }
+        let hashes: Vec<[u8; 32]> = all
+            .iter()
+            .map(|r| *blake3::hash(r.id.as_bytes()).as_bytes())
+            .collect();
         let sorted: std::collections::BTreeSet<PartitionId> = ids.iter().copied().collect();
-        for r in self.restatements() {
+        let mut cover: BTreeMap<PartitionId, Vec<usize>> = BTreeMap::new();
+        for (i, r) in all.iter().enumerate() {
             for (a, b) in &r.ranges {
                 for id in sorted.range(*a..=*b) {
-                    out.entry(*id).or_default().push(r.id.clone());
+                    cover.entry(*id).or_default().push(i);
                 }
             }
         }
-        for v in out.values_mut() {
-            v.sort();
-            v.dedup();
-        }
-        out
+        cover
+            .into_iter()
+            .map(|(id, idx)| (id, set_digest(idx.into_iter().map(|i| hashes[i]))))
+            .collect()
     }
 
     /// The most recent commit record, if any.

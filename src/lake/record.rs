@@ -60,9 +60,10 @@ pub struct PartitionRecord {
     pub bytes: u64,
     pub outcome: PartitionOutcome,
     pub inputs: Vec<InputRead>,
-    /// Ids of the restatements that cover it (sorted); they are part of its key.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub restated: Vec<String>,
+    /// Digest of the set of restatements that cover it (`restatement_digest`); part of
+    /// its key. Absent when none does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restated: Option<String>,
 }
 
 /// A source publishing new content for partitions it had already published: J-Quants
@@ -84,6 +85,29 @@ impl RestatementRecord {
     }
 }
 
+/// The digest of a set of restatement ids: order-free, so that a partition's key depends
+/// on which restatements cover it, not on how they were found. A partition records this
+/// rather than the ids, which a long history of splits would make large.
+pub fn restatement_digest<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    set_digest(
+        ids.into_iter()
+            .map(|id| *blake3::hash(id.as_bytes()).as_bytes()),
+    )
+}
+
+/// `restatement_digest` from the ids' own blake3 hashes.
+pub fn set_digest(hashes: impl IntoIterator<Item = [u8; 32]>) -> String {
+    let mut hashes: Vec<[u8; 32]> = hashes.into_iter().collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let mut h = blake3::Hasher::new();
+    h.update(b"lakebuild restatements 1");
+    for x in &hashes {
+        h.update(x);
+    }
+    h.finalize().to_hex().to_string()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitRecord {
     pub format: u32,
@@ -101,4 +125,20 @@ pub struct CommitRecord {
     /// Restatements this commit published.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restatements: Vec<RestatementRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restatement_digest_is_a_function_of_the_set() {
+        let a = restatement_digest(["split of A", "revised B"]);
+        assert_eq!(
+            a,
+            restatement_digest(["revised B", "split of A", "split of A"])
+        );
+        assert_ne!(a, restatement_digest(["split of A"]));
+        assert_ne!(a, restatement_digest(["split of A", "revised C"]));
+    }
 }
