@@ -1469,27 +1469,17 @@ fn group_rows(
     }
 }
 
-/// Write, (audit already done), publish: data files, then one atomic commit.
-#[allow(clippy::too_many_arguments)]
-fn publish(
+/// The restatements a publish records: the source's own (each named by a unique id), and a
+/// correction for every batch partition that came back different under the key it has
+/// (a re-check, `--force`). Marks each produced partition with the ones that cover it.
+fn restatements_of(
     prep: &Prepared,
     asset: &str,
-    table_dir: &std::path::Path,
     run_id: &str,
-    output: Output,
-    gone: &[PartitionId],
-    batch: &[Assessment],
-    summary: &mut StepSummary,
-    rows: &mut Vec<RunRow>,
-    opts: &BuildOptions,
-    started: i64,
-) -> Result<()> {
-    let Output {
-        mut produced,
-        events,
-        checks,
-    } = output;
-    let by_id: HashMap<PartitionId, &Assessment> = batch.iter().map(|a| (a.id, a)).collect();
+    by_id: &HashMap<PartitionId, &Assessment>,
+    produced: &mut [Produced],
+    events: Vec<RestatementEvent>,
+) -> Vec<RestatementRecord> {
     // An id is never reused: one the table already has gets the run's id appended.
     let unique = |id: String| {
         if prep.state.restatements().any(|r| r.id == id) {
@@ -1507,7 +1497,7 @@ fn publish(
             (id, e.reason, BTreeSet::new())
         })
         .collect();
-    for p in &mut produced {
+    for p in produced.iter_mut() {
         for r in &mut p.restated_by {
             if let Some(new) = renamed.get(r) {
                 *r = new.clone();
@@ -1556,6 +1546,31 @@ fn publish(
             }
         })
         .collect();
+    restatements
+}
+
+/// Write, (audit already done), publish: data files, then one atomic commit.
+#[allow(clippy::too_many_arguments)]
+fn publish(
+    prep: &Prepared,
+    asset: &str,
+    table_dir: &std::path::Path,
+    run_id: &str,
+    output: Output,
+    gone: &[PartitionId],
+    batch: &[Assessment],
+    summary: &mut StepSummary,
+    rows: &mut Vec<RunRow>,
+    opts: &BuildOptions,
+    started: i64,
+) -> Result<()> {
+    let Output {
+        mut produced,
+        events,
+        checks,
+    } = output;
+    let by_id: HashMap<PartitionId, &Assessment> = batch.iter().map(|a| (a.id, a)).collect();
+    let restatements = restatements_of(prep, asset, run_id, &by_id, &mut produced, events);
     let schema = produced
         .first()
         .map(|p| (**p.frame.schema()).clone())
