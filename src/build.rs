@@ -159,6 +159,8 @@ pub struct Prepared<'a> {
     pub discovered: bool,
     /// Partitions to build (restricted by --from/--to), when not discovered.
     pub targets: Vec<PartitionId>,
+    /// Every partition the asset should have, whatever --from/--to select.
+    pub domain: Vec<PartitionId>,
     /// Whether `targets` is the whole domain (so partitions outside it are removed).
     pub full_domain: bool,
     /// The digest of the restatements covering each partition (only those covered).
@@ -318,7 +320,8 @@ pub fn prepare<'a>(
         domain(rule, &daily_inputs, opts.today)
     };
     let discovered = dom.is_none();
-    let mut targets = dom.unwrap_or_default();
+    let domain_ids = dom.unwrap_or_default();
+    let mut targets = domain_ids.clone();
     let full_domain = opts.from.is_none() && opts.to.is_none();
     if rule.daily {
         targets.retain(|p| {
@@ -327,7 +330,7 @@ pub fn prepare<'a>(
                 && opts.to.is_none_or(|t| d.is_some_and(|d| d <= t))
         });
     }
-    let known: Vec<PartitionId> = targets
+    let known: Vec<PartitionId> = domain_ids
         .iter()
         .chain(state.current.keys())
         .copied()
@@ -342,6 +345,7 @@ pub fn prepare<'a>(
         inputs,
         discovered,
         targets,
+        domain: domain_ids,
         full_domain,
         restated,
     })
@@ -933,6 +937,11 @@ fn run_step(
             opts,
             started,
         )?;
+        if !compute.is_empty() {
+            // The batches see the table as restored: a source may restate what was
+            // restored, and keys against it.
+            prep = reprepare(project, states, asset, opts, &prep.ingredients.digest)?;
+        }
     }
     if compute.is_empty() {
         states.reload(asset)?;
@@ -966,10 +975,8 @@ fn run_step(
     let total: usize = batches.iter().map(|b| b.len()).sum();
     let bar = progress.step(asset, total as u64);
     // What a source may not restate: the partitions this step recomputes (other batches
-    // fetch them now), restores or removes.
-    let mut settled: BTreeSet<PartitionId> = batches.iter().flatten().map(|a| a.id).collect();
-    settled.extend(restores.iter().map(|(a, _)| a.id));
-    settled.extend(obsolete.iter().copied());
+    // fetch them now).
+    let settled: BTreeSet<PartitionId> = batches.iter().flatten().map(|a| a.id).collect();
     for batch in batches {
         let ids: Vec<PartitionId> = batch.iter().map(|a| a.id).collect();
         bar.set_message(format!("{}..{}", ids[0], ids[ids.len() - 1]));
@@ -1001,8 +1008,7 @@ fn run_step(
                 )?;
                 if restated {
                     // Later batches restate from, and key against, what this one published.
-                    states.reload(asset)?;
-                    prep = prepare(project, states, asset, opts)?;
+                    prep = reprepare(project, states, asset, opts, &prep.ingredients.digest)?;
                 }
                 bar.inc(ids.len() as u64);
             }
@@ -1016,6 +1022,25 @@ fn run_step(
     states.reload(asset)?;
     summary.duration_ms = t0.elapsed().as_millis() as i64;
     Ok((summary, rows))
+}
+
+/// `prepare` again after a commit of the step, which must not find the rule changed (the
+/// remaining batches were assessed under it).
+fn reprepare<'a>(
+    project: &'a Project,
+    states: &States,
+    asset: &str,
+    opts: &BuildOptions,
+    digest: &str,
+) -> Result<Prepared<'a>> {
+    states.reload(asset)?;
+    let prep = prepare(project, states, asset, opts)?;
+    if prep.ingredients.digest != digest {
+        bail!(
+            "the rule of '{asset}' or one of its source files changed during the build: build again"
+        );
+    }
+    Ok(prep)
 }
 
 /// The inputs an op sees for a batch: the union of the windows, with each one's range.
@@ -1480,13 +1505,19 @@ fn restatements_of(
     produced: &mut [Produced],
     events: Vec<RestatementEvent>,
 ) -> Vec<RestatementRecord> {
-    // An id is never reused: one the table already has gets the run's id appended.
+    // An id is never reused: one the table already has gets the run's id (and a count).
+    let taken = |id: &str| prep.state.restatements().any(|r| r.id == id);
     let unique = |id: String| {
-        if prep.state.restatements().any(|r| r.id == id) {
-            format!("{id} [run {run_id}]")
-        } else {
-            id
+        if !taken(&id) {
+            return id;
         }
+        (1..)
+            .map(|n| match n {
+                1 => format!("{id} [run {run_id}]"),
+                n => format!("{id} [run {run_id} #{n}]"),
+            })
+            .find(|c| !taken(c))
+            .unwrap_or(id)
     };
     let mut renamed: HashMap<String, String> = HashMap::new();
     let mut restatements: Vec<(String, String, BTreeSet<PartitionId>)> = events
@@ -1497,26 +1528,38 @@ fn restatements_of(
             (id, e.reason, BTreeSet::new())
         })
         .collect();
+    // Partitions run again under the key they have (a re-check, --force) whose content
+    // came back different: corrections upstream, one restatement for the batch. They get
+    // keys of their own, so that a key never names two contents.
+    let revised: Vec<PartitionId> = produced
+        .iter()
+        .filter(|p| {
+            let current = prep.state.current.get(&p.id).map(|c| c.record());
+            matches!((by_id.get(&p.id), current),
+                (Some(a), Some(c)) if a.key == c.key && c.content_hash != p.content_hash)
+        })
+        .map(|p| p.id)
+        .collect();
+    if let (Some(first), Some(last)) = (revised.first(), revised.last()) {
+        let id = unique(if first == last {
+            format!("revised {first} on a re-run")
+        } else {
+            format!("revised {first}..{last} on a re-run")
+        });
+        let reason = format!(
+            "the source returned new content for {} partition(s) run again under the same key",
+            revised.len()
+        );
+        restatements.push((id.clone(), reason, BTreeSet::new()));
+        for p in produced.iter_mut().filter(|p| revised.contains(&p.id)) {
+            p.restated_by.push(id.clone());
+        }
+    }
     for p in produced.iter_mut() {
         for r in &mut p.restated_by {
             if let Some(new) = renamed.get(r) {
                 *r = new.clone();
             }
-        }
-        // A partition run again under the key it has (a re-check, --force) whose content
-        // came back different: a correction upstream. It gets a key of its own.
-        let current = prep.state.current.get(&p.id).map(|c| c.record());
-        if let (Some(a), Some(c)) = (by_id.get(&p.id), current)
-            && a.key == c.key
-            && c.content_hash != p.content_hash
-        {
-            let id = unique(format!("revised {} ({})", p.id, &p.content_hash[..12]));
-            let reason = format!(
-                "the source returned new content for {} on a re-run under the same key",
-                p.id
-            );
-            restatements.push((id.clone(), reason, BTreeSet::new()));
-            p.restated_by.push(id);
         }
         for r in &p.restated_by {
             if let Some(e) = restatements.iter_mut().find(|e| e.0 == *r) {
@@ -1530,7 +1573,7 @@ fn restatements_of(
         .state
         .current
         .keys()
-        .chain(&prep.targets)
+        .chain(&prep.domain)
         .chain(produced.iter().map(|p| &p.id))
         .copied()
         .collect();

@@ -16,14 +16,16 @@ fn project(server: &Server, extra: &str) -> R<Proj> {
         "trading_calendar",
         "op = \"synthetic_market\"\npartitioned = \"daily\"\ndates = { from = \"2026-09-01\", to = \"today\", calendar = \"jpx\" }\n[params]\ntable = \"trading_calendar\"\nstart = \"2026-09-01\"\n",
     )?;
-    p.rule(
-        "raw_stock_data",
-        &format!(
-            "op = \"jquants\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\ninputs = [{{ asset = \"trading_calendar\", window = [0, 0] }}]\n[params]\ntable = \"raw_stock_data\"\nbase_url = \"{}\"\nplan = \"premium\"\ntimeout = \"1s\"\nbackoff = \"20ms\"\nattempts = 4\n{extra}\n[[checks]]\nkind = \"unique\"\ncolumns = [\"Code\", \"Date\"]\n",
-            server.url
-        ),
-    )?;
+    p.rule("raw_stock_data", &raw_rule(server, extra))?;
     Ok(p)
+}
+
+/// The `raw_stock_data` rule against `server`, with `extra` params.
+fn raw_rule(server: &Server, extra: &str) -> String {
+    format!(
+        "op = \"jquants\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\ninputs = [{{ asset = \"trading_calendar\", window = [0, 0] }}]\n[params]\ntable = \"raw_stock_data\"\nbase_url = \"{}\"\nplan = \"premium\"\ntimeout = \"1s\"\nbackoff = \"20ms\"\nattempts = 4\n{extra}\n[[checks]]\nkind = \"unique\"\ncolumns = [\"Code\", \"Date\"]\n",
+        server.url
+    )
 }
 
 fn build(p: &Proj, now: &str) -> R<std::process::Output> {
@@ -599,5 +601,28 @@ fn a_build_killed_while_re_fetching_a_split_codes_history_publishes_nothing_and_
     for (day, k) in &before {
         assert_ne!(after[day].0, k.0, "{day} restated by the completed build");
     }
+    Ok(())
+}
+
+#[test]
+fn days_restored_by_a_build_are_restated_by_a_split_it_finds() -> R {
+    let server = Server::start(KEY, 5)?;
+    let p = project(&server, "")?;
+    let out = build(&p, "2026-09-04")?;
+    assert!(out.status.success(), "{}", text(&out));
+    let (adj, close) = closes_of(&p, "72030", "2026-09-02")?;
+    // A param changed and changed back: the next build restores the first days by key...
+    p.rule("raw_stock_data", &raw_rule(&server, "max_pages = 999"))?;
+    let out = build(&p, "2026-09-04")?;
+    assert!(out.status.success(), "{}", text(&out));
+    p.rule("raw_stock_data", &raw_rule(&server, ""))?;
+    // ...and fetches a new day that carries a split: the restored days are restated too.
+    server.split("72030", "2026-09-07", 0.5);
+    let out = build(&p, "2026-09-07")?;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("restored 4"), "{}", text(&out));
+    assert_eq!(closes_of(&p, "72030", "2026-09-02")?, (adj * 0.5, close));
+    let state = p.state("raw_stock_data")?;
+    assert_eq!(state.active_files.len(), state.current.len());
     Ok(())
 }

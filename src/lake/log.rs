@@ -310,7 +310,8 @@ impl AssetState {
         let sorted: std::collections::BTreeSet<PartitionId> = ids.iter().copied().collect();
         let mut cover: BTreeMap<PartitionId, Vec<usize>> = BTreeMap::new();
         for (i, r) in all.iter().enumerate() {
-            for (a, b) in &r.ranges {
+            // A reversed range (a log edited by hand) covers nothing.
+            for (a, b) in r.ranges.iter().filter(|(a, b)| a <= b) {
                 for id in sorted.range(*a..=*b) {
                     cover.entry(*id).or_default().push(i);
                 }

@@ -145,6 +145,7 @@ pub fn restate(
             "data",
         )?;
         let mut changed = Vec::new();
+        let mut seen = BTreeSet::new();
         let mut digest = blake3::Hasher::new();
         for r in &rows {
             let b = bars::parse(r, &what)?;
@@ -152,6 +153,12 @@ pub fn restate(
                 return Err(crate::market::jquants::bad(format!(
                     "J-Quants {what}: returned a row for code {}",
                     b.code
+                )));
+            }
+            if !seen.insert(b.date) {
+                return Err(crate::market::jquants::bad(format!(
+                    "J-Quants {what}: returned two bars for {}",
+                    b.date
                 )));
             }
             // Only days published before; a bar the re-fetch lacks is left as it was.
@@ -213,11 +220,19 @@ fn patch_day(file: &std::path::Path, new: &[Bar]) -> Result<DataFrame> {
     let kept = scan_files(&[file.to_path_buf()])?
         .filter(col("Code").is_in(lit(codes).implode(false), false).not())
         .collect()?;
-    // In the schema of a fetch, whatever the file's column order.
+    // In the schema of a fetch, whatever the file's column order; a file with other
+    // columns or types is an error, not a silent conversion.
+    if kept.width() != new.width() {
+        anyhow::bail!(
+            "{} has columns {:?}, not those of a J-Quants fetch",
+            file.display(),
+            kept.get_column_names()
+        );
+    }
     let columns = new
         .schema()
         .iter()
-        .map(|(name, dtype)| Ok(kept.column(name)?.cast(dtype)?))
+        .map(|(name, dtype)| Ok(kept.column(name)?.strict_cast(dtype)?))
         .collect::<Result<Vec<Column>>>()?;
     let mut out = DataFrame::new_infer_height(columns)?;
     out.vstack_mut(&new)?;
