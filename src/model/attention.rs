@@ -335,7 +335,9 @@ pub fn attention_backward<T: Real>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::gradcheck::{assert_close_grads, numeric_grad, rand_vec};
+    use super::super::gradcheck::{
+        assert_close_grads, numeric_grad, on_threads, rand_f32, rand_vec,
+    };
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
@@ -513,20 +515,10 @@ mod tests {
         let (n, t) = (300, 20);
         let mut p = vec![0f32; s.n_params()];
         s.init(&mut p, &mut ChaCha8Rng::seed_from_u64(8));
-        let x: Vec<f32> = rand_vec(n * t * s.h, 9, 1.0)
-            .iter()
-            .map(|v| *v as f32)
-            .collect();
-        let dy: Vec<f32> = rand_vec(n * t * s.h, 10, 1.0)
-            .iter()
-            .map(|v| *v as f32)
-            .collect();
+        let x: Vec<f32> = rand_f32(n * t * s.h, 9, 1.0);
+        let dy: Vec<f32> = rand_f32(n * t * s.h, 10, 1.0);
         let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("pool");
-            pool.install(|| {
+            on_threads(threads, || {
                 let (y, cache) = attention_forward(&s, &p, &x, n, t);
                 let mut g = vec![0f32; s.n_params()];
                 let dx = attention_backward(&s, &p, &cache, &dy, &mut g);

@@ -421,7 +421,9 @@ pub fn fan_backward<T: Real>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::gradcheck::{assert_close_grads, numeric_grad, rand_vec};
+    use super::super::gradcheck::{
+        assert_close_grads, numeric_grad, on_threads, rand_f32, rand_vec,
+    };
     use super::*;
     use std::f64::consts::PI;
 
@@ -713,27 +715,14 @@ mod tests {
     fn fan_is_deterministic_at_any_thread_count() {
         let s = FanShape { t: 20, f: 7, k: 2 };
         let n = 64;
-        let x: Vec<f32> = rand_vec(n * 20 * 7, 61, 1.0)
-            .iter()
-            .map(|v| *v as f32)
-            .collect();
-        let dy: Vec<f32> = rand_vec(n * 20 * 7, 62, 1.0)
-            .iter()
-            .map(|v| *v as f32)
-            .collect();
-        let da: Vec<f32> = rand_vec(n * 7 * 2, 63, 1.0)
-            .iter()
-            .map(|v| *v as f32)
-            .collect();
+        let x: Vec<f32> = rand_f32(n * 20 * 7, 61, 1.0);
+        let dy: Vec<f32> = rand_f32(n * 20 * 7, 62, 1.0);
+        let da: Vec<f32> = rand_f32(n * 7 * 2, 63, 1.0);
         let mut p = vec![0f32; s.n_params()];
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
         s.init(&mut p, &mut rng);
         let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("pool");
-            pool.install(|| {
+            on_threads(threads, || {
                 let (y, amp, cache) = fan_forward(&s, &p, &x, n);
                 let mut g = vec![0f32; s.n_params()];
                 let dx = fan_backward(&s, &p, &cache, &dy, &da, &mut g);

@@ -477,7 +477,9 @@ pub fn gat_backward<T: Real>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::gradcheck::{assert_close_grads, numeric_grad, rand_vec};
+    use super::super::gradcheck::{
+        assert_close_grads, numeric_grad, on_threads, rand_f32, rand_vec,
+    };
     use super::super::graph::{GraphConfig, build_graph};
     use super::*;
     use rand::SeedableRng;
@@ -659,8 +661,8 @@ mod tests {
         let sector: Vec<u32> = (0..n as u32).map(|i| (i * 13) % 33).collect();
         let graph = build_graph(&returns, &sector, &GraphConfig::default());
         assert!(graph.n_edges() > 2 * linalg::CHUNK);
-        let x: Vec<f32> = rand_vec(n * h, 8, 1.0).iter().map(|v| *v as f32).collect();
-        let dy: Vec<f32> = rand_vec(n * h, 9, 1.0).iter().map(|v| *v as f32).collect();
+        let x: Vec<f32> = rand_f32(n * h, 8, 1.0);
+        let dy: Vec<f32> = rand_f32(n * h, 9, 1.0);
         for s in [
             GatShape {
                 h,
@@ -682,11 +684,7 @@ mod tests {
                 *v += r as f32;
             }
             let run = |threads| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .expect("pool");
-                pool.install(|| {
+                on_threads(threads, || {
                     let (y, cache) = gat_forward(&s, &p, &x, &graph);
                     let mut g = vec![0f32; s.n_params()];
                     let dx = gat_backward(&s, &p, &cache, &graph, &dy, &mut g);

@@ -16,6 +16,23 @@ pub fn rand_vec(len: usize, seed: u64, scale: f64) -> Vec<f64> {
     (0..len).map(|_| rng.random_range(-scale..scale)).collect()
 }
 
+/// `rand_vec` in f32, for the training-precision tests.
+pub fn rand_f32(len: usize, seed: u64, scale: f64) -> Vec<f32> {
+    rand_vec(len, seed, scale)
+        .iter()
+        .map(|v| *v as f32)
+        .collect()
+}
+
+/// Runs `f` on a pool of `threads` threads: results must be bit-identical at any count.
+pub fn on_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool")
+        .install(f)
+}
+
 /// Central-difference gradient of a scalar function at `x`.
 pub fn numeric_grad(x: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
     let mut x = x.to_vec();

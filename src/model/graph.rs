@@ -228,7 +228,7 @@ pub fn build_graph(returns: &[f64], sector: &[u32], cfg: &GraphConfig) -> Graph 
 
 #[cfg(test)]
 mod tests {
-    use super::super::gradcheck::rand_vec;
+    use super::super::gradcheck::{on_threads, rand_vec};
     use super::*;
 
     fn edge(g: &Graph, from: usize, to: usize) -> Option<[f64; 2]> {
@@ -506,13 +506,7 @@ mod tests {
         let returns = factor_returns(n, t, 10, 1.0, 21);
         let sector: Vec<u32> = (0..n as u32).map(|i| (i * 13) % 33).collect();
         let cfg = GraphConfig::default();
-        let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("pool");
-            pool.install(|| build_graph(&returns, &sector, &cfg))
-        };
+        let run = |threads| on_threads(threads, || build_graph(&returns, &sector, &cfg));
         let a = run(1);
         assert_eq!(a, run(2));
         assert_eq!(a, build_graph(&returns, &sector, &cfg));

@@ -419,7 +419,7 @@ pub fn vsn_backward<T: Real>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::gradcheck::{assert_close_grads, numeric_grad, rand_vec};
+    use super::super::gradcheck::{assert_close_grads, numeric_grad, rand_f32, rand_vec};
     use super::*;
 
     fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -581,10 +581,7 @@ mod tests {
         let mut p = vec![0f32; s.n_params()];
         let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
         s.init(&mut p, &mut rng);
-        let x: Vec<f32> = rand_vec(m * s.f, 11, 3.0)
-            .iter()
-            .map(|v| *v as f32)
-            .collect();
+        let x: Vec<f32> = rand_f32(m * s.f, 11, 3.0);
         let (y, cache) = vsn_forward(&s, &p, &x, m, None);
         assert_eq!(y.len(), m * s.h);
         assert_eq!(cache.weights.len(), m * s.f);

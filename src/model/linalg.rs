@@ -144,6 +144,7 @@ pub fn linear_backward<T: Real>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::gradcheck::on_threads;
     use super::*;
 
     fn naive(x: &[f64], w: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
@@ -205,11 +206,7 @@ mod tests {
         let x: Vec<f32> = data(m * k, 4).iter().map(|v| *v as f32).collect();
         let dy: Vec<f32> = data(m * n, 5).iter().map(|v| *v as f32).collect();
         let run = |threads| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .expect("pool");
-            pool.install(|| {
+            on_threads(threads, || {
                 let mut dw = vec![0f32; k * n];
                 matmul_at_acc(&x, &dy, m, k, n, &mut dw);
                 dw
