@@ -157,6 +157,15 @@ mod f32_bytes {
     }
 }
 
+/// A `Checkpoint` as `Checkpoints::save` writes it: borrowed, the same JSON.
+#[derive(Serialize)]
+struct CheckpointView<'a> {
+    fingerprint: &'a str,
+    folds: &'a [FoldReport],
+    best_epochs: &'a [usize],
+    fit: Option<&'a FitState>,
+}
+
 /// Where checkpoints go (`None`: not saved).
 pub struct Checkpoints<'a> {
     pub file: Option<&'a std::path::Path>,
@@ -177,9 +186,21 @@ impl Checkpoints<'_> {
     }
 
     /// Written to a temporary file and renamed, so a kill never leaves half a checkpoint.
-    fn save(&self, c: &Checkpoint) {
+    fn save(
+        &self,
+        fingerprint: &str,
+        folds: &[FoldReport],
+        best_epochs: &[usize],
+        fit: Option<&FitState>,
+    ) {
         let Some(file) = self.file else { return };
-        let written = serde_json::to_vec(c)
+        let c = CheckpointView {
+            fingerprint,
+            folds,
+            best_epochs,
+            fit,
+        };
+        let written = serde_json::to_vec(&c)
             .map_err(anyhow::Error::from)
             .and_then(|bytes| crate::lake::state::write_atomically(file, &bytes));
         if let Err(e) = written {
@@ -540,14 +561,7 @@ pub fn train(
                 cfg.epochs,
                 resume,
                 on,
-                &mut |state| {
-                    checkpoints.save(&Checkpoint {
-                        fingerprint: fingerprint.clone(),
-                        folds: folds.clone(),
-                        best_epochs: best_epochs.clone(),
-                        fit: Some(state),
-                    })
-                },
+                &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
             )?;
             let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); model.horizons];
             let mut days = Vec::new();
@@ -586,12 +600,7 @@ pub fn train(
                 horizons,
                 days,
             });
-            checkpoints.save(&Checkpoint {
-                fingerprint: fingerprint.clone(),
-                folds: folds.clone(),
-                best_epochs: best_epochs.clone(),
-                fit: None,
-            });
+            checkpoints.save(&fingerprint, &folds, &best_epochs, None);
         }
     }
     let final_epochs = if best_epochs.is_empty() {
@@ -608,14 +617,7 @@ pub fn train(
         final_epochs,
         resume,
         on,
-        &mut |state| {
-            checkpoints.save(&Checkpoint {
-                fingerprint: fingerprint.clone(),
-                folds: folds.clone(),
-                best_epochs: best_epochs.clone(),
-                fit: Some(state),
-            })
-        },
+        &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
     )?;
     Ok(Trained {
         params,
