@@ -10,20 +10,15 @@
 //! - the same feature set computed with pandas (`benches/features_pandas.py`, the way
 //!   the replaced Python system did it) on the same data, and lakebuild's speed-up.
 
+mod common;
 use chrono::{Datelike, NaiveDate};
+use common::{bench_root, env_or};
 use lakebuild::lake::Lake;
 use lakebuild::lake::runs::{self, RunRow};
 use lakebuild::market::calendar::trading_days;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Runs lakebuild; returns its wall time and the milliseconds the features op itself
 /// spent computing (from its debug log), summed over batches.
@@ -94,13 +89,7 @@ fn main() -> anyhow::Result<()> {
     let days = trading_days(start, end);
     let (prev, last) = (days[days.len() - 2], days[days.len() - 1]);
 
-    let kept = std::env::var("LAKEBUILD_BENCH_DIR").ok();
-    let tmp = tempfile::tempdir()?;
-    let root = kept
-        .as_deref()
-        .map(Path::new)
-        .unwrap_or(tmp.path())
-        .to_path_buf();
+    let (_tmp, root) = bench_root()?;
     std::fs::create_dir_all(root.join("rules"))?;
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     for asset in [

@@ -6,23 +6,8 @@
 //! x ~3 years) and at full scale (4,000 stocks x 10 years), the oracle IC per horizon at
 //! both sizes, and the size of the lake the default market produces.
 
-use chrono::NaiveDate;
-use lakebuild::market::synthetic::{Market, MarketParams};
-use std::time::Instant;
-
-fn generate(stocks: usize, years: i32) -> (Market, f64) {
-    let start = NaiveDate::from_ymd_opt(2016, 1, 4).unwrap_or_default();
-    let end = NaiveDate::from_ymd_opt(2016 + years, 1, 4).unwrap_or_default();
-    let mut m = Market::new(MarketParams {
-        seed: 42,
-        stocks,
-        start,
-    });
-    let last = m.days.partition_point(|d| *d < end).saturating_sub(1);
-    let t = Instant::now();
-    m.advance_to(last);
-    (m, t.elapsed().as_secs_f64())
-}
+mod common;
+use common::generate;
 
 fn main() {
     for (label, stocks, years) in [

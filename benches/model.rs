@@ -15,6 +15,8 @@
 //! `LAKEBUILD_BENCH_THROUGHPUT=0` skips the throughput part; `LAKEBUILD_BENCH_PARAMS` (a
 //! JSON object) overrides the rule's params, for experiments.
 
+mod common;
+use common::bench_root;
 use lakebuild::features::manifest::Manifest;
 use lakebuild::lake::Lake;
 use lakebuild::lake::log::AssetState;
@@ -287,13 +289,7 @@ fn oracle(root: &Path, t: &Trained, horizons: &[String]) -> anyhow::Result<Vec<f
 
 fn main() -> anyhow::Result<()> {
     let now = std::env::var("LAKEBUILD_BENCH_NOW").unwrap_or_else(|_| "2026-10-30".into());
-    let kept = std::env::var("LAKEBUILD_BENCH_DIR").ok();
-    let tmp = tempfile::tempdir()?;
-    let root = kept
-        .as_deref()
-        .map(Path::new)
-        .unwrap_or(tmp.path())
-        .to_path_buf();
+    let (_tmp, root) = bench_root()?;
     std::fs::create_dir_all(root.join("rules"))?;
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     for entry in std::fs::read_dir(&rules)? {

@@ -10,12 +10,13 @@
 //! the engine's canonical hashing and writing of those days. The baseline, measured in the
 //! same run, is an ordinary daily fetch: one day's bars fetched, parsed, hashed, written.
 
+mod common;
 use chrono::NaiveDate;
+use common::{env_or, generate};
 use lakebuild::lake::content_hash::{canonical_order, hash_sorted};
 use lakebuild::lake::parquet;
 use lakebuild::market::bars::{self, Bar, NUMBERS};
 use lakebuild::market::jquants::{Client, ClientConfig};
-use lakebuild::market::synthetic::{Market, MarketParams};
 use lakebuild::partition::PartitionId;
 use polars::prelude::*;
 use std::collections::HashMap;
@@ -26,13 +27,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn json(b: &Bar) -> serde_json::Value {
     let mut o = serde_json::Map::new();
@@ -100,17 +94,10 @@ fn publish(df: &DataFrame, dir: &std::path::Path) -> R<(usize, u64)> {
 }
 
 fn main() -> R {
-    let stocks = env("LAKEBUILD_BENCH_STOCKS", 4000);
-    let years = env("LAKEBUILD_BENCH_YEARS", 10) as i32;
-    let start = NaiveDate::from_ymd_opt(2016, 1, 4).unwrap_or_default();
-    let end = NaiveDate::from_ymd_opt(2016 + years, 1, 4).unwrap_or_default();
-    let mut m = Market::new(MarketParams {
-        seed: 42,
-        stocks,
-        start,
-    });
-    let last = m.days.partition_point(|d| *d < end).saturating_sub(1);
-    m.advance_to(last);
+    let stocks = env_or("LAKEBUILD_BENCH_STOCKS", 4000);
+    let years = env_or("LAKEBUILD_BENCH_YEARS", 10) as i32;
+    let (m, _) = generate(stocks, years);
+    let last = m.simulated() - 1;
     let days: Vec<(NaiveDate, usize)> = m.days[..=last]
         .iter()
         .enumerate()
