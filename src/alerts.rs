@@ -95,6 +95,14 @@ impl Problem {
             None => format!("failed:{}", self.asset),
         }
     }
+
+    /// The asset, with the check's name for a check problem: `raw_stock_data 'unique'`.
+    fn subject(&self) -> String {
+        match &self.check {
+            Some(c) => format!("{} '{c}'", self.asset),
+            None => self.asset.clone(),
+        }
+    }
 }
 
 /// The JSON an alert is sent as (webhook body and command stdin).
@@ -258,15 +266,11 @@ fn transitions(
         if state.open.contains_key(&key) {
             continue;
         }
-        let what = p
-            .check
-            .as_ref()
-            .map_or(String::new(), |c| format!(" '{c}'"));
         alerts.push(Alert {
             text: format!(
-                "lakebuild: {} — {}{what}: {}",
+                "lakebuild: {} — {}: {}",
                 p.kind.describe(),
-                p.asset,
+                p.subject(),
                 first_line(&p.detail)
             ),
             status: "firing".into(),
@@ -281,14 +285,10 @@ fn transitions(
     }
     for key in healthy {
         if let Some(p) = state.open.remove(key) {
-            let what = p
-                .check
-                .as_ref()
-                .map_or(String::new(), |c| format!(" '{c}'"));
             alerts.push(Alert {
                 text: format!(
-                    "lakebuild: resolved — {}{what} ({} since {})",
-                    p.asset,
+                    "lakebuild: resolved — {} ({} since {})",
+                    p.subject(),
                     p.kind.describe(),
                     p.since.format("%Y-%m-%d %H:%M UTC")
                 ),
