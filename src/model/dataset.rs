@@ -10,7 +10,7 @@
 use super::graph::{GraphConfig, build_graph};
 use super::metrics::MIN_STOCKS;
 use super::network::DayInput;
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use chrono::NaiveDate;
 use polars::prelude::*;
 use std::collections::HashMap;
@@ -67,6 +67,21 @@ pub(crate) fn f64_values(df: &DataFrame, name: &str) -> Result<Vec<f64>> {
         .cast(&DataType::Float64)
         .map_err(|_| anyhow!("column {name} is not numeric"))?;
     Ok(s.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+}
+
+/// The rows of `a` and `b` on the same (Code, Date), by day then code, as the daily
+/// metrics read them; `what` names the two in the error.
+pub(crate) fn join_stock_days(a: LazyFrame, b: LazyFrame, what: &str) -> Result<DataFrame> {
+    a.join(
+        b,
+        [col("Code"), col("Date")],
+        [col("Code"), col("Date")],
+        JoinArgs::new(JoinType::Inner),
+    )
+    .sort(["Date", "Code"], SortMultipleOptions::default())
+    .collect()
+    .map_err(anyhow::Error::from)
+    .with_context(|| format!("cannot join {what}"))
 }
 
 /// The `Date` column (a null date is an error).

@@ -7,7 +7,7 @@
 use super::train::input_name;
 use super::{Op, OpContext, ParamSpec, ParamType};
 use crate::error::UsageError;
-use crate::model::dataset::f64_values;
+use crate::model::dataset::{f64_values, join_stock_days};
 use crate::model::metrics::{daily_pairs, pearson};
 use crate::model::store::StoredModel;
 use crate::rule::Rule;
@@ -44,23 +44,16 @@ fn oracle(
     labels: DataFrame,
     label_cols: &[String],
 ) -> Result<HashMap<(i32, String), f64>> {
-    let joined = truth
-        .lazy()
-        .select([
-            col("Code"),
-            col("Date"),
-            col("planted_next").cast(DataType::Float64),
-        ])
-        .join(
-            labels.lazy(),
-            [col("Code"), col("Date")],
-            [col("Code"), col("Date")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .sort(["Date", "Code"], SortMultipleOptions::default())
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("cannot join the planted component with the labels")?;
+    let truth = truth.lazy().select([
+        col("Code"),
+        col("Date"),
+        col("planted_next").cast(DataType::Float64),
+    ]);
+    let joined = join_stock_days(
+        truth,
+        labels.lazy(),
+        "the planted component with the labels",
+    )?;
     let dates: Vec<i32> = joined
         .column("Date")?
         .cast(&DataType::Int32)?

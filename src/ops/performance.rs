@@ -9,11 +9,11 @@ use super::predict::horizon_tag;
 use super::train::input_name;
 use super::{Op, OpContext, ParamSpec, ParamType};
 use crate::error::UsageError;
-use crate::model::dataset::{dates_of, f64_values};
+use crate::model::dataset::{dates_of, f64_values, join_stock_days};
 use crate::model::metrics::{daily_pairs, day_metrics};
 use crate::partition::Coverage;
 use crate::rule::Rule;
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -95,17 +95,7 @@ impl Op for PerformanceOp {
         if !in_sample {
             preds = preds.filter(col("in_sample").not());
         }
-        let joined = preds
-            .join(
-                l_in.scan()?,
-                [col("Code"), col("Date")],
-                [col("Code"), col("Date")],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .sort(["Date", "Code"], SortMultipleOptions::default())
-            .collect()
-            .map_err(anyhow::Error::from)
-            .context("cannot join the predictions with the labels")?;
+        let joined = join_stock_days(preds, l_in.scan()?, "the predictions with the labels")?;
         let labels: Vec<String> = joined
             .get_column_names()
             .iter()
