@@ -35,6 +35,14 @@ fn build(p: &Proj, now: &str) -> R<std::process::Output> {
         .output()?)
 }
 
+/// `build`, which must succeed; its output.
+fn build_ok(p: &Proj, now: &str) -> R<String> {
+    let out = build(p, now)?;
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    Ok(t)
+}
+
 fn text(o: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -76,8 +84,7 @@ fn bar_dates(server: &Server) -> Vec<String> {
 fn pages_parse_and_incremental_fetches_only_missing_days() -> R {
     let server = Server::start(KEY, 2)?;
     let p = project(&server, "")?;
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-04")?;
     let h = p.hashes("raw_stock_data")?;
     assert_eq!(h.len(), 4);
     let rows: u64 = p
@@ -94,8 +101,7 @@ fn pages_parse_and_incremental_fetches_only_missing_days() -> R {
     // Three pages per day (5 codes, 2 per page).
     assert_eq!(bar_dates(&server).len(), 12);
     server.clear_log();
-    let out = build(&p, "2026-09-08")?;
-    assert!(out.status.success(), "{}", text(&out));
+    let out = build_ok(&p, "2026-09-08")?;
     let mut days = bar_dates(&server);
     days.dedup();
     assert_eq!(
@@ -103,7 +109,7 @@ fn pages_parse_and_incremental_fetches_only_missing_days() -> R {
         ["2026-09-07", "2026-09-08"],
         "only the days the lake lacks"
     );
-    assert_no_secret(&p, &text(&out))
+    assert_no_secret(&p, &out)
 }
 
 #[test]
@@ -114,14 +120,12 @@ fn recent_days_are_fetched_again_and_cut_off_when_unchanged() -> R {
         "closes",
         "op = \"sql\"\npartitioned = \"daily\"\ninputs = [{ asset = \"raw_stock_data\", window = [0, 0] }]\n[params]\nquery = \"SELECT Date, Code, C FROM raw_stock_data\"\n",
     )?;
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-04")?;
     let before = p.hashes("raw_stock_data")?;
     let closes = p.version("closes")?;
     server.clear_log();
     // No new day: the latest two days are asked for again, nothing changes.
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    let out = build_ok(&p, "2026-09-04")?;
     let mut days = bar_dates(&server);
     days.dedup();
     assert_eq!(days, ["2026-09-03", "2026-09-04"]);
@@ -147,7 +151,7 @@ fn recent_days_are_fetched_again_and_cut_off_when_unchanged() -> R {
         "{}",
         text(&dry)
     );
-    assert_no_secret(&p, &text(&out))
+    assert_no_secret(&p, &out)
 }
 
 #[test]
@@ -177,8 +181,7 @@ fn transient_faults_recover() -> R {
     );
     server.inject("/equities/bars/daily", "2026-09-04", Fault::MalformedJson);
     let t = std::time::Instant::now();
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    let out = build_ok(&p, "2026-09-04")?;
     assert!(
         t.elapsed() >= Duration::from_secs(1),
         "Retry-After was honoured"
@@ -191,15 +194,14 @@ fn transient_faults_recover() -> R {
         .map(|c| c.record().rows)
         .sum();
     assert_eq!(rows, 4 * CODES.len() as u64);
-    assert_no_secret(&p, &text(&out))
+    assert_no_secret(&p, &out)
 }
 
 #[test]
 fn permanent_faults_fail_clearly_and_publish_no_partial_day() -> R {
     let server = Server::start(KEY, 2)?;
     let p = project(&server, "")?;
-    let out = build(&p, "2026-09-02")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-02")?;
     let committed = p.hashes("raw_stock_data")?;
 
     // A page missing a field (on the second page of the new day).
@@ -275,8 +277,7 @@ fn forbidden_is_permanent_and_names_the_request() -> R {
 fn alphanumeric_codes_and_sentinels_round_trip() -> R {
     let server = Server::start(KEY, 100)?;
     let p = project(&server, "")?;
-    let out = build(&p, "2026-09-01")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-01")?;
     let df = p.frame("raw_stock_data")?;
     let codes: Vec<String> = df
         .column("Code")?
@@ -381,8 +382,7 @@ fn a_split_restates_only_the_days_it_changed_and_only_their_dependents_rebuild()
     server.list_from("131A0", "2026-09-03");
     let p = project(&server, "")?;
     closes_rule(&p)?;
-    let out = build(&p, "2026-09-07")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-07")?;
     let before = keyed(&p, "raw_stock_data")?;
     let closes_before = p.state("closes")?;
     let (adj, close) = closes_of(&p, "131A0", "2026-09-04")?;
@@ -399,8 +399,7 @@ fn a_split_restates_only_the_days_it_changed_and_only_their_dependents_rebuild()
     assert!(text(&out).contains("code=131A0"), "{}", text(&out));
     assert_eq!(keyed(&p, "raw_stock_data")?, before);
     server.clear_log();
-    let out = build(&p, "2026-09-08")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-08")?;
     let log = server.log();
     let history: Vec<&String> = log
         .iter()
@@ -445,33 +444,29 @@ fn a_split_restates_only_the_days_it_changed_and_only_their_dependents_rebuild()
         "{why}"
     );
     server.clear_log();
-    let out = build(&p, "2026-09-08")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-08")?;
     assert!(server.log().is_empty(), "{:?}", server.log());
     assert_eq!(keyed(&p, "raw_stock_data")?, after);
 
     // Incremental = full: a lake fetched in one go now holds the same content.
     let full = project(&server, "")?;
-    let out = build(&full, "2026-09-08")?;
-    assert!(out.status.success(), "{}", text(&out));
+    let out = build_ok(&full, "2026-09-08")?;
     assert_eq!(full.hashes("raw_stock_data")?, p.hashes("raw_stock_data")?);
-    assert_no_secret(&p, &text(&out))
+    assert_no_secret(&p, &out)
 }
 
 #[test]
 fn a_revised_history_seen_on_a_recheck_restates_the_code_and_a_correction_gets_a_new_key() -> R {
     let server = Server::start(KEY, 5)?;
     let p = project(&server, "recheck_days = 1")?;
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-04")?;
     let before = keyed(&p, "raw_stock_data")?;
     let (_, close) = closes_of(&p, "72030", "2026-09-02")?;
 
     // J-Quants revises 72030's adjusted history without an AdjFactor.
     server.revise("72030", 0.8);
     server.clear_log();
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-04")?;
     assert!(
         server
             .log()
@@ -504,18 +499,16 @@ fn a_revised_history_seen_on_a_recheck_restates_the_code_and_a_correction_gets_a
         assert_eq!(contents.len(), 1, "key {k} names {contents:?}");
     }
     // A re-check that finds nothing new changes nothing.
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    let out = build_ok(&p, "2026-09-04")?;
     assert_eq!(keyed(&p, "raw_stock_data")?, after);
-    assert_no_secret(&p, &text(&out))
+    assert_no_secret(&p, &out)
 }
 
 #[test]
 fn splits_found_in_successive_batches_of_one_build_both_restate_the_same_days() -> R {
     let server = Server::start(KEY, 5)?;
     let p = project(&server, "")?;
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-04")?;
     let before: Vec<(f64, f64)> = ["72030", "131A0"]
         .iter()
         .map(|c| closes_of(&p, c, "2026-09-02"))
@@ -556,8 +549,7 @@ fn splits_found_in_successive_batches_of_one_build_both_restate_the_same_days() 
         Some(lakebuild::lake::record::restatement_digest(covering))
     );
     server.clear_log();
-    let out = build(&p, "2026-09-08")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-08")?;
     assert!(server.log().is_empty(), "{:?}", server.log());
     Ok(())
 }
@@ -567,8 +559,7 @@ fn a_build_killed_while_re_fetching_a_split_codes_history_publishes_nothing_and_
 -> R {
     let server = Server::start(KEY, 5)?;
     let p = project(&server, "")?;
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-04")?;
     let before = keyed(&p, "raw_stock_data")?;
     server.split("72030", "2026-09-07", 0.5);
     // The history query is slow: the build is killed while it waits.
@@ -594,8 +585,7 @@ fn a_build_killed_while_re_fetching_a_split_codes_history_publishes_nothing_and_
     child.wait()?;
     // Neither the new day nor any restated one was published.
     assert_eq!(keyed(&p, "raw_stock_data")?, before);
-    let out = build(&p, "2026-09-07")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-07")?;
     let after = keyed(&p, "raw_stock_data")?;
     assert_eq!(after.len(), 5);
     for (day, k) in &before {
@@ -608,19 +598,16 @@ fn a_build_killed_while_re_fetching_a_split_codes_history_publishes_nothing_and_
 fn days_restored_by_a_build_are_restated_by_a_split_it_finds() -> R {
     let server = Server::start(KEY, 5)?;
     let p = project(&server, "")?;
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-04")?;
     let (adj, close) = closes_of(&p, "72030", "2026-09-02")?;
     // A param changed and changed back: the next build restores the first days by key...
     p.rule("raw_stock_data", &raw_rule(&server, "max_pages = 999"))?;
-    let out = build(&p, "2026-09-04")?;
-    assert!(out.status.success(), "{}", text(&out));
+    build_ok(&p, "2026-09-04")?;
     p.rule("raw_stock_data", &raw_rule(&server, ""))?;
     // ...and fetches a new day that carries a split: the restored days are restated too.
     server.split("72030", "2026-09-07", 0.5);
-    let out = build(&p, "2026-09-07")?;
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("restored 4"), "{}", text(&out));
+    let out = build_ok(&p, "2026-09-07")?;
+    assert!(out.contains("restored 4"), "{out}");
     assert_eq!(closes_of(&p, "72030", "2026-09-02")?, (adj * 0.5, close));
     let state = p.state("raw_stock_data")?;
     assert_eq!(state.active_files.len(), state.current.len());
