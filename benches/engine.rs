@@ -7,7 +7,7 @@
 //! runs), one-new-day incremental build time and its ratio to the full build, and blake3
 //! hashing throughput against `b3sum` on the same files when `b3sum` is on PATH.
 
-use lakebuild::source::hash_file;
+use lakebuild::engine::sources::hash_file;
 use polars::prelude::*;
 use std::path::Path;
 use std::process::Command;

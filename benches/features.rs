@@ -13,9 +13,9 @@
 mod common;
 use chrono::{Datelike, NaiveDate};
 use common::{bench_root, env_or};
+use lakebuild::jp_equity::market::calendar::trading_days;
 use lakebuild::lake::Lake;
 use lakebuild::lake::runs::{self, RunRow};
-use lakebuild::market::calendar::trading_days;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -29,7 +29,7 @@ fn lakebuild(root: &Path, today: NaiveDate, args: &[&str]) -> anyhow::Result<(f6
         .args(args)
         .env("LAKEBUILD_NOW", today.to_string())
         .env("NO_COLOR", "1")
-        .env("RUST_LOG", "lakebuild::ops::features=debug")
+        .env("RUST_LOG", "lakebuild::jp_equity::ops::features=debug")
         .output()?;
     if !out.status.success() {
         anyhow::bail!(

@@ -22,7 +22,7 @@ fn main() {
             stock_days,
             secs,
             stock_days / secs / 1e6,
-            lakebuild::resources::peak_memory_bytes() as f64 / (1 << 20) as f64
+            lakebuild::engine::resources::peak_memory_bytes() as f64 / (1 << 20) as f64
         );
         let ics: Vec<String> = [1, 5, 10, 20]
             .iter()

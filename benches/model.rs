@@ -17,18 +17,17 @@
 
 mod common;
 use common::bench_root;
-use lakebuild::features::manifest::Manifest;
+use lakebuild::jp_equity::features::manifest::Manifest;
+use lakebuild::jp_equity::model::dataset::Panel;
+use lakebuild::jp_equity::model::graph::build_graph;
+use lakebuild::jp_equity::model::loss::{LossConfig, loss_and_grad};
+use lakebuild::jp_equity::model::metrics::{day_metrics, pearson, summarize};
+use lakebuild::jp_equity::model::network::{DayInput, ModelConfig, Network};
+use lakebuild::jp_equity::model::optim::{AdamW, AdamWConfig};
+use lakebuild::jp_equity::model::train::{Checkpoints, TrainConfig, Trained, train};
+use lakebuild::jp_equity::model::walk_forward::WalkForward;
+use lakebuild::jp_equity::ops::train::{model_columns, model_config, train_config};
 use lakebuild::lake::Lake;
-use lakebuild::lake::log::AssetState;
-use lakebuild::model::dataset::Panel;
-use lakebuild::model::graph::build_graph;
-use lakebuild::model::loss::{LossConfig, loss_and_grad};
-use lakebuild::model::metrics::{day_metrics, pearson, summarize};
-use lakebuild::model::network::{DayInput, ModelConfig, Network};
-use lakebuild::model::optim::{AdamW, AdamWConfig};
-use lakebuild::model::train::{Checkpoints, TrainConfig, Trained, train};
-use lakebuild::model::walk_forward::WalkForward;
-use lakebuild::ops::train::{model_columns, model_config, train_config};
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
@@ -38,7 +37,7 @@ use std::time::Instant;
 
 fn frame(root: &Path, asset: &str) -> anyhow::Result<DataFrame> {
     let table = Lake::new(root.join("lake")).table(asset);
-    let files: Vec<_> = AssetState::load(&table)?
+    let files: Vec<_> = lakebuild::lake::log::load(&table)?
         .active_files
         .keys()
         .map(|f| table.join(f))
@@ -135,7 +134,7 @@ fn ridge(panel: &Panel, cfg: &ModelConfig, tc: &TrainConfig, lambda: f64) -> Vec
         return vec![f64::NAN; hz];
     };
     let graph = cfg.graph();
-    let row = |s: &lakebuild::model::dataset::Sample, i: usize| -> Vec<f64> {
+    let row = |s: &lakebuild::jp_equity::model::dataset::Sample, i: usize| -> Vec<f64> {
         let t = cfg.t;
         let mut r: Vec<f64> = s.input.x[(i * t + t - 1) * cfg.features..(i * t + t) * cfg.features]
             .iter()
@@ -149,7 +148,7 @@ fn ridge(panel: &Panel, cfg: &ModelConfig, tc: &TrainConfig, lambda: f64) -> Vec
         r.push(1.0);
         r
     };
-    let mut per: Vec<Vec<lakebuild::model::metrics::DayMetrics>> = vec![Vec::new(); hz];
+    let mut per: Vec<Vec<lakebuild::jp_equity::model::metrics::DayMetrics>> = vec![Vec::new(); hz];
     for f in folds {
         for (h, per_h) in per.iter_mut().enumerate() {
             let k = width + 1;

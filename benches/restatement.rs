@@ -13,11 +13,11 @@
 mod common;
 use chrono::NaiveDate;
 use common::{env_or, generate};
+use lakebuild::core::partition::PartitionId;
+use lakebuild::jp_equity::market::bars::{self, Bar, NUMBERS};
+use lakebuild::jp_equity::market::jquants::{Client, ClientConfig};
 use lakebuild::lake::content_hash::{canonical_order, hash_sorted};
 use lakebuild::lake::parquet;
-use lakebuild::market::bars::{self, Bar, NUMBERS};
-use lakebuild::market::jquants::{Client, ClientConfig};
-use lakebuild::partition::PartitionId;
 use polars::prelude::*;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -116,7 +116,8 @@ fn main() -> R {
     let mut last_day: Vec<Bar> = Vec::new();
     let mut lake_bytes = 0u64;
     for (i, (d, t)) in days.iter().enumerate() {
-        let mut df = lakebuild::ops::synthetic_market::frame(&m, "raw_stock_data", &[(*d, *t)])?;
+        let mut df =
+            lakebuild::jp_equity::ops::synthetic_market::frame(&m, "raw_stock_data", &[(*d, *t)])?;
         if code.is_empty() {
             code = df
                 .column("Code")?
@@ -205,8 +206,9 @@ fn main() -> R {
     fresh.date = split_day;
     fresh.numbers[6] = Some(0.5);
     let t = Instant::now();
-    let restated = lakebuild::market::splits::restate(&client, &[split_day], &[fresh], &published)?
-        .ok_or("the split restated nothing")?;
+    let restated =
+        lakebuild::jp_equity::market::splits::restate(&client, &[split_day], &[fresh], &published)?
+            .ok_or("the split restated nothing")?;
     let detect = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let (n, bytes) = publish(&restated.rows, &out)?;
@@ -223,7 +225,7 @@ fn main() -> R {
         write,
         detect + write,
         (detect + write) / baseline,
-        lakebuild::resources::peak_memory_bytes() as f64 / (1 << 20) as f64
+        lakebuild::engine::resources::peak_memory_bytes() as f64 / (1 << 20) as f64
     );
     Ok(())
 }

@@ -1,42 +1,47 @@
 //! lakebuild: a make-like, content-addressed build system for a Delta Lake lakehouse.
 //!
-//! Where things live (the nouns of ARCHITECTURE.md):
-//! - rules and their validation: [`rule`], [`rule_set`]; partitions and windows: [`partition`]
-//! - keys, staleness and their reasons (pure): [`canonical`], [`plan`]
-//! - the lake (Delta tables, content hashes, run history, lock, gc): [`lake`]
-//! - ops (`files`, `sql`, `command`, `synthetic_market`, `jquants`, `features`, `labels`): [`ops`];
-//!   market data: [`market`]; the feature set and its manifest: [`features`]; source files:
-//!   [`source`]; checks: [`checks`]
-//! - the build (execution, restore, early cutoff, dry run): [`build`]
-//! - lineage (`why`): [`explain`]; `status`, `graph`, `history`/`stats`: [`status`], [`graph`], [`history`]
-//! - the command line: [`cli`]
+//! The layers, each depending only on those above it in this list (`tests/layers.rs`
+//! keeps it so; `docs/ARCHITECTURE.md` maps every noun to its file):
+//! - [`clock`]: the injectable clock, read by every layer.
+//! - [`core`] (the crate `lakebuild-core`, so the compiler keeps it below everything): pure,
+//!   no I/O, no finance: rules and the rule set, partitions, windows and calendars, the
+//!   catalog rule loading is handed, keys and staleness (`plan`), a table's state and
+//!   lineage, the build record's data model, canonical encodings, error kinds.
+//! - [`lake`]: Delta tables, log replay, content hashes, parquet, the lock, gc, the run
+//!   history, aliases, state files.
+//! - [`op`]: the op interface (`Op`, its context) and the [`op::Registry`].
+//! - [`ops`]: the generic ops (`files`, `sql`, `command`).
+//! - [`engine`]: the build (plan, restore, execute, audit, publish, early cutoff, dry run),
+//!   the project, checks, source hashing.
+//! - [`jp_equity`]: the flagship pipeline (JPX calendar, market sources, features, the
+//!   ATFT-GAT-FAN model and its ops), on the engine's public API.
+//! - [`orchestration`]: jobs, schedules, sensors, SLAs, alerts, metrics export.
+//! - [`query`]: `status`, `graph`, `history` / `stats`, lineage (`why`).
+//! - [`cli`]: argument parsing, dispatch and printing.
 
-pub mod alerts;
-pub mod build;
-pub mod canonical;
-pub mod checks;
 pub mod cli;
-pub mod error;
-pub mod explain;
-pub mod features;
-pub mod graph;
-pub mod history;
-pub mod jobs;
+pub mod clock;
+/// The pure core, its own crate (`crates/core`): it cannot name anything of this one.
+pub use lakebuild_core as core;
+pub mod engine;
+pub mod jp_equity;
 pub mod lake;
-pub mod market;
-pub mod model;
-pub mod model_versions;
+pub mod op;
 pub mod ops;
-pub mod partition;
-pub mod plan;
-pub mod progress;
-pub mod project;
-pub mod prometheus;
-pub mod resources;
-pub mod rule;
-pub mod rule_set;
-pub mod schedule;
-pub mod sensors;
-pub mod sla;
-pub mod source;
-pub mod status;
+pub mod orchestration;
+pub mod query;
+
+use std::sync::{Arc, OnceLock};
+
+/// The registry of this program: the generic ops and the flagship pipeline.
+pub fn registry() -> Arc<op::Registry> {
+    static REGISTRY: OnceLock<Arc<op::Registry>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| {
+            let mut r = op::Registry::new();
+            ops::register(&mut r);
+            jp_equity::register(&mut r);
+            Arc::new(r)
+        })
+        .clone()
+}

@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use lakebuild::alerts::Alert;
+use lakebuild::orchestration::alerts::Alert;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};

@@ -5,10 +5,10 @@
 mod common;
 use chrono::NaiveDate;
 use common::*;
-use lakebuild::features::manifest::Manifest;
-use lakebuild::features::{Family, catalog};
-use lakebuild::market::calendar::trading_days;
-use lakebuild::partition::PartitionId;
+use lakebuild::core::partition::PartitionId;
+use lakebuild::jp_equity::features::manifest::Manifest;
+use lakebuild::jp_equity::features::{Family, catalog};
+use lakebuild::jp_equity::market::calendar::trading_days;
 use polars::prelude::{DataType, IntoLazy, col, lit};
 use std::collections::BTreeMap;
 

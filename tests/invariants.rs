@@ -3,12 +3,12 @@
 
 mod common;
 use common::*;
-use lakebuild::lake::record::PartitionOutcome;
-use lakebuild::partition::PartitionId;
+use lakebuild::core::partition::PartitionId;
+use lakebuild::core::record::PartitionOutcome;
 use std::collections::BTreeSet;
 
 fn ids_with(
-    rec: &lakebuild::lake::record::CommitRecord,
+    rec: &lakebuild::core::record::CommitRecord,
     outcome: PartitionOutcome,
 ) -> BTreeSet<PartitionId> {
     rec.partitions
@@ -220,6 +220,170 @@ fn crash_safety_sigkill_mid_build_leaves_committed_tables() -> R {
     p.ok(&["gc"])?;
     let out = p.ok(&["build"])?;
     assert!(out.contains("nothing to do"), "{out}");
+    Ok(())
+}
+
+/// `pipeline(6)` with a summary of exact aggregates. (polars' AVG over a group is not
+/// reproducible to the last bit across runs at 2 threads — a known issue of the `sql` op
+/// noted in docs/ARCHITECTURE.md — and this test compares content hashes across runs.)
+fn crash_pipeline() -> R<Proj> {
+    let p = pipeline(6)?;
+    p.rule(
+        "summary",
+        r#"
+op = "sql"
+key_columns = ["Code"]
+inputs = [{ asset = "ma" }]
+[params]
+query = "SELECT Code, COUNT(*) AS days, SUM(ma3) AS total_ma FROM ma GROUP BY Code"
+"#,
+    )?;
+    Ok(p)
+}
+
+/// The content hashes of every table of `p` (prices, ma, summary).
+fn all_hashes(p: &Proj) -> R<Vec<std::collections::BTreeMap<PartitionId, String>>> {
+    ["prices", "ma", "summary"]
+        .iter()
+        .map(|a| p.hashes(a))
+        .collect()
+}
+
+/// Every table opens at a committed version (its log replays and every file it lists is
+/// on disk).
+fn tables_open_at_committed_versions(p: &Proj, why: &str) -> R {
+    for a in ["prices", "ma", "summary", "_lakebuild/runs"] {
+        let state = p
+            .state(a)
+            .map_err(|e| format!("{why}: {a} does not open: {e}"))?;
+        for f in state.active_files.keys() {
+            assert!(
+                p.path(&format!("lake/{a}/{f}")).exists(),
+                "{why}: {a} lists {f}, which is missing"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Every commit of every table, the killed run's included, has a row in the run history.
+fn every_commit_has_its_history_row(p: &Proj, why: &str) -> R {
+    let rows = p.history()?;
+    for a in ["prices", "ma", "summary"] {
+        for c in p.state(a)?.commits.values() {
+            assert!(
+                rows.iter().any(|r| r.run_id == c.run_id && r.asset == a),
+                "{why}: {a}'s commit of run {} has no history row: {rows:?}",
+                c.run_id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Crash safety at many points of a real build, not only while an op sleeps: SIGKILL
+/// after a data file is written, between the files and their commit, between a commit and
+/// its history row, inside the history append, and at random instants. After each kill
+/// every table is at a committed version, and the next build reaches exactly the content
+/// hashes of an uninterrupted build, then has nothing to do.
+#[test]
+fn crash_safety_sigkill_at_every_failpoint_and_at_random_instants() -> R {
+    use std::os::unix::process::ExitStatusExt;
+    let reference = crash_pipeline()?;
+    reference.ok(&["build"])?;
+    let want = all_hashes(&reference)?;
+    for point in [
+        "publish.file_written",
+        "publish.file_written@4",
+        "publish.before_commit",
+        "publish.before_commit@2",
+        "publish.after_commit",
+        "publish.after_commit@3",
+        "history.file_written",
+        "history.file_written@2",
+    ] {
+        let p = crash_pipeline()?;
+        let out = p
+            .cmd(&["build"])
+            .env("LAKEBUILD_FAILPOINT", point)
+            .output()?;
+        assert_eq!(
+            out.status.signal(),
+            Some(9),
+            "{point}: the build was not killed there: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tables_open_at_committed_versions(&p, point)?;
+        p.ok(&["build"])?;
+        assert_eq!(all_hashes(&p)?, want, "{point}: the rebuild differs");
+        every_commit_has_its_history_row(&p, point)?;
+        let out = p.ok(&["build"])?;
+        assert!(out.contains("nothing to do"), "{point}: {out}");
+    }
+    // A restore killed before its commit: change a day, build, change it back, kill the
+    // restore.
+    let p = crash_pipeline()?;
+    p.ok(&["build"])?;
+    p.write(
+        "data/prices.csv",
+        &prices_csv(6, &|d, _, x| if d == 3 { x + 1.0 } else { x }),
+    )?;
+    p.ok(&["build"])?;
+    p.write("data/prices.csv", &prices_csv(6, &|_, _, x| x))?;
+    let out = p
+        .cmd(&["build"])
+        .env("LAKEBUILD_FAILPOINT", "restore.before_commit")
+        .output()?;
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "the restore was not killed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    tables_open_at_committed_versions(&p, "restore.before_commit")?;
+    p.ok(&["build"])?;
+    assert_eq!(all_hashes(&p)?, want, "after the killed restore");
+
+    // At random instants (a fixed sequence of delays, so a failure reproduces).
+    let p = crash_pipeline()?;
+    for (i, delay_ms) in [15u64, 60, 5, 120, 35, 250, 90, 180]
+        .into_iter()
+        .enumerate()
+    {
+        let mut child = p.cmd(&["build", "--force"]).spawn()?;
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill()?; // SIGKILL (or nothing, if it already finished)
+        child.wait()?;
+        tables_open_at_committed_versions(&p, &format!("kill {i} after {delay_ms} ms"))?;
+    }
+    p.ok(&["build"])?;
+    assert_eq!(all_hashes(&p)?, want, "after random kills");
+    Ok(())
+}
+
+/// The run history survives a kill: a step that committed before the SIGKILL has its row,
+/// so `history`, `stats` and SLAs never lose a committed step.
+#[test]
+fn history_keeps_the_steps_a_killed_run_committed() -> R {
+    let p = slow_project(30.0)?;
+    // `prices` commits first; `slow` (which reads it) then sleeps until the kill.
+    let mut child = p.cmd(&["build", "prices", "slow", "-j", "1"]).spawn()?;
+    wait_for(&p.path("started.marker"), 60)?;
+    child.kill()?; // SIGKILL
+    child.wait()?;
+    assert!(
+        p.version("prices")?.is_some(),
+        "prices was committed before the kill"
+    );
+    let rows = p.history()?;
+    let prices: Vec<_> = rows.iter().filter(|r| r.asset == "prices").collect();
+    assert_eq!(prices.len(), 1, "{rows:?}");
+    assert_eq!(prices[0].outcome, "built", "{rows:?}");
+    assert_eq!(prices[0].partitions, 5, "{rows:?}");
+    assert!(rows.iter().all(|r| r.asset != "slow"), "{rows:?}");
+    // The run is counted by `stats` like any other.
+    let stats = p.ok(&["stats", "--json"])?;
+    assert!(stats.contains("\"prices\""), "{stats}");
     Ok(())
 }
 

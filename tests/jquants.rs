@@ -5,7 +5,7 @@
 mod common;
 use common::jquants_server::{CODES, Fault, Server};
 use common::*;
-use lakebuild::partition::PartitionId;
+use lakebuild::core::partition::PartitionId;
 use std::time::Duration;
 
 const KEY: &str = "test-key-SECRET-9f8e7d";
@@ -546,7 +546,7 @@ fn splits_found_in_successive_batches_of_one_build_both_restate_the_same_days() 
     assert_eq!(covering.len(), 2, "{covering:?}");
     assert_eq!(
         state.current[&day].record().restated,
-        Some(lakebuild::lake::record::restatement_digest(covering))
+        Some(lakebuild::core::record::restatement_digest(covering))
     );
     server.clear_log();
     build_ok(&p, "2026-09-08")?;

@@ -25,7 +25,7 @@ fn market_project() -> R<Proj> {
 
 fn all_hashes(
     p: &Proj,
-) -> R<BTreeMap<String, BTreeMap<lakebuild::partition::PartitionId, String>>> {
+) -> R<BTreeMap<String, BTreeMap<lakebuild::core::partition::PartitionId, String>>> {
     let mut out = BTreeMap::new();
     for a in [
         "trading_calendar",
@@ -128,6 +128,52 @@ fn codes_are_strings_and_bars_are_sane() -> R {
         df.column("AdjC")?.dtype(),
         &polars::prelude::DataType::Float64
     );
+    // Every bar is a sane bar: on a traded day L <= O, C <= H, all positive, volume > 0;
+    // a no-trade day has null prices and zero volume. The adjusted prices scale the raw
+    // ones by one factor per bar.
+    let col = |n: &str| -> R<Vec<Option<f64>>> {
+        Ok(df
+            .column(n)?
+            .cast(&polars::prelude::DataType::Float64)?
+            .f64()?
+            .iter()
+            .collect())
+    };
+    let (o, h, l, c, v) = (col("O")?, col("H")?, col("L")?, col("C")?, col("Vo")?);
+    let (ao, ah, al, ac) = (col("AdjO")?, col("AdjH")?, col("AdjL")?, col("AdjC")?);
+    assert!(df.height() >= 500, "{} bars", df.height());
+    let (mut traded, mut idle) = (0, 0);
+    for i in 0..df.height() {
+        match (o[i], h[i], l[i], c[i]) {
+            (Some(o), Some(h), Some(l), Some(c)) => {
+                traded += 1;
+                assert!(
+                    l > 0.0 && l <= o.min(c) && h >= o.max(c),
+                    "bar {i}: O {o} H {h} L {l} C {c}"
+                );
+                assert!(
+                    v[i].is_some_and(|v| v > 0.0),
+                    "bar {i}: traded with volume {:?}",
+                    v[i]
+                );
+                // Adjusted prices are rounded to 1e-4: one factor per bar up to that.
+                let f = ac[i].ok_or("AdjC")? / c;
+                for (adj, raw) in [(ao[i], o), (ah[i], h), (al[i], l)] {
+                    let adj = adj.ok_or("adjusted price")?;
+                    assert!(
+                        (adj - raw * f).abs() <= 1e-4 * (1.0 + raw / c) + 1e-9,
+                        "bar {i}: adjusted {adj} vs raw {raw} × {f}"
+                    );
+                }
+            }
+            (None, None, None, None) => {
+                idle += 1;
+                assert_eq!(v[i], Some(0.0), "bar {i}: a no-trade day has zero volume");
+            }
+            other => return Err(format!("bar {i}: partly null prices {other:?}").into()),
+        }
+    }
+    assert!(traded > 0 && idle > 0, "traded {traded}, no-trade {idle}");
     Ok(())
 }
 
@@ -148,7 +194,7 @@ fn files_source_imports_v1_and_v2_dumps_into_one_schema() -> R {
     )?;
     p.rule(
         "raw_stock_data",
-        "op = \"files\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\n[params]\npath = \"dumps/*.csv\"\njquants = true\n",
+        "op = \"jquants_files\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\n[params]\npath = \"dumps/*.csv\"\n",
     )?;
     p.ok(&["build"])?;
     assert_eq!(p.state("raw_stock_data")?.current.len(), 2);

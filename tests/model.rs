@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use lakebuild::model::store::StoredModel;
+use lakebuild::jp_equity::model::store::StoredModel;
 use polars::prelude::*;
 
 const ASSETS: [&str; 11] = [
@@ -427,6 +427,7 @@ fn a_training_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_model(
         "{out}"
     );
     let (a, b) = (model(&reference)?, model(&p)?);
+    assert_eq!(a.params.len(), b.params.len(), "the same parameter count");
     assert!(
         a.params
             .iter()
@@ -435,6 +436,14 @@ fn a_training_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_model(
         "a resumed training must give the same weights"
     );
     assert_eq!(a.metrics, b.metrics);
+    // The whole stored model, not only the weights: every f64 of the validation metrics
+    // round-trips the checkpoint exactly, so the content hash (and every key downstream)
+    // is the uninterrupted build's.
+    assert_eq!(
+        p.hashes("trained_model")?,
+        reference.hashes("trained_model")?,
+        "a resumed training stores exactly what an uninterrupted one stores"
+    );
     assert!(
         checkpoints(&p).is_empty(),
         "the checkpoint is removed once the model is published"

@@ -40,6 +40,14 @@ fn a_bad_model_promoted_over_a_good_one_is_detected_as_decay_and_alerted_once() 
     p.ok(&["build"])?;
     let f = p.frame("prediction_performance")?;
     let ric = f.column("rank_ic_20d")?.f64()?.clone();
+    // Not vacuous: the rolling RankIC exists on most rows (an all-null column would pass
+    // the check below).
+    assert!(
+        ric.len() > 0 && ric.null_count() * 2 < ric.len(),
+        "rank_ic_20d is null on {} of {} rows",
+        ric.null_count(),
+        ric.len()
+    );
     assert!(
         ric.iter().flatten().all(|v| (v - 1.0).abs() < 1e-9),
         "a perfect model's rolling RankIC is 1"

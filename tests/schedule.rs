@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use lakebuild::schedule::{TickRecord, read_ticks};
+use lakebuild::orchestration::schedule::{TickRecord, read_ticks};
 
 fn job(p: &Proj, name: &str, text: &str) -> R {
     p.write(&format!("rules/jobs/{name}.toml"), text)

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use chrono::NaiveDate;
-use lakebuild::market::synthetic::{Market, MarketParams};
+use lakebuild::jp_equity::market::synthetic::{Market, MarketParams};
 use std::path::PathBuf;
 use std::time::Instant;
 

@@ -16,7 +16,7 @@ fn file(lake_root: &Path) -> PathBuf {
 
 /// Every alias of the lake (empty when none was ever set).
 pub fn load(lake_root: &Path) -> Result<Aliases> {
-    super::state::read_json(&file(lake_root))
+    super::state_file::read_json(&file(lake_root))
 }
 
 /// The version `alias` of `asset` points to.
@@ -34,17 +34,11 @@ pub fn set(lake_root: &Path, asset: &str, alias: &str, version: i64) -> Result<O
         .entry(asset.to_string())
         .or_default()
         .insert(alias.to_string(), version);
-    super::state::write_json(&file(lake_root), &all)?;
+    super::state_file::write_json(&file(lake_root), &all)?;
     Ok(old)
 }
 
-/// A valid alias name: lowercase letters, digits, `_` and `-`, starting with a letter.
-pub fn valid_name(name: &str) -> bool {
-    name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-}
+pub use crate::core::rule::valid_alias_name as valid_name;
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,6 @@
 //! crash or a failed check) and files that left the current version longer ago than the
 //! retention period. Runs under the lake lock, so no writer is mid-commit.
 
-use super::log::AssetState;
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::time::Duration;
@@ -29,14 +28,14 @@ pub fn collect_keeping(
     dry_run: bool,
     pinned: &[i64],
 ) -> Result<GcReport> {
-    let state = AssetState::load(table)?;
+    let state = crate::lake::log::load(table)?;
     let asset = table
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let pinned_files: std::collections::BTreeSet<String> = pinned
         .iter()
-        .flat_map(|v| crate::plan::InputView::at(&asset, &state, *v).files)
+        .flat_map(|v| crate::core::plan::InputView::at(&asset, &state, *v).files)
         .collect();
     let mut report = GcReport {
         table: table.display().to_string(),
@@ -45,7 +44,7 @@ pub fn collect_keeping(
     if state.version.is_none() {
         return Ok(report);
     }
-    let now_ms = crate::resources::now_ms();
+    let now_ms = crate::clock::now_ms();
     for entry in walkdir::WalkDir::new(table).min_depth(1) {
         let entry = entry.with_context(|| format!("walking {}", table.display()))?;
         let rel = entry.path().strip_prefix(table).unwrap_or(entry.path());
@@ -87,4 +86,52 @@ pub fn collect_keeping(
         report.bytes_freed += size;
     }
     Ok(report)
+}
+/// `lakebuild gc`: every asset's table (keeping the versions an alias pins), the run
+/// history, the scratch folder, and training checkpoints of work that never finished (its
+/// inputs changed since) once older than the retention. Takes the lake lock.
+pub fn collect_lake(
+    lake: &super::Lake,
+    assets: &[String],
+    retention: Duration,
+    dry_run: bool,
+) -> Result<Vec<GcReport>> {
+    let _lock = super::lock::acquire(&lake.root, "gc", Duration::from_secs(600))?;
+    let aliases = super::aliases::load(&lake.root)?;
+    let mut reports = Vec::new();
+    for a in assets {
+        let pinned: Vec<i64> = aliases
+            .get(a)
+            .map(|m| m.values().copied().collect())
+            .unwrap_or_default();
+        reports.push(collect_keeping(
+            &lake.table(a),
+            retention,
+            dry_run,
+            &pinned,
+        )?);
+    }
+    reports.push(collect(&lake.runs_table(), retention, dry_run)?);
+    if dry_run {
+        return Ok(reports);
+    }
+    let tmp = lake.root.join("_lakebuild").join("tmp");
+    if tmp.exists() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    let resume = lake.root.join("_lakebuild").join("resume");
+    if let Ok(entries) = std::fs::read_dir(&resume) {
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= retention);
+            if old {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(reports)
 }

@@ -1,86 +1,23 @@
-//! Reading a table's Delta log: the JSON commits replayed in order into the current
-//! partitions (with their keys and content hashes) and the history of every partition,
-//! which answers "what did partition p hold at version v" and "which old file has key k".
+//! Reading a table's Delta log: the JSON commits replayed in order into the table's
+//! [`AssetState`] (the core's data model of what the log records).
 //!
 //! lakebuild keeps every commit JSON (`delta.enableExpiredLogCleanup=false`), so the
 //! replay reads JSON only; checkpoints exist for other readers' speed.
 
-use super::record::{CommitRecord, PartitionRecord, RestatementRecord, set_digest};
-use crate::partition::PartitionId;
+use crate::core::record::CommitRecord;
+pub use crate::core::table_state::{AssetState, Current, KeyedFile, Past};
+use crate::core::table_state::{FileAction, LogEntry};
 use anyhow::{Context, Result};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
-
-/// A partition's current materialization: its record inside the commit that made it
-/// current (shared, not copied: a table holds thousands).
-#[derive(Debug, Clone)]
-pub struct Current {
-    /// The table version that made it current.
-    pub version: i64,
-    pub commit: Arc<CommitRecord>,
-    index: usize,
-}
-
-impl Current {
-    pub fn record(&self) -> &PartitionRecord {
-        &self.commit.partitions[self.index]
-    }
-}
-
-/// One add or remove of a data file, in log order.
-#[derive(Debug, Clone)]
-struct FileMove {
-    version: i64,
-    path: String,
-    size: i64,
-    added: bool,
-}
-
-/// One materialization in a partition's history: `None` content when it was removed.
-#[derive(Debug, Clone)]
-pub struct Past {
-    pub version: i64,
-    pub content_hash: Option<String>,
-}
-
-/// A file that held a given key at some version.
-#[derive(Debug, Clone)]
-pub struct KeyedFile {
-    pub version: i64,
-    pub id: PartitionId,
-    pub record: PartitionRecord,
-    pub commit: Arc<CommitRecord>,
-}
-
-/// The state of one asset's table as recorded by its Delta log.
-#[derive(Debug, Clone, Default)]
-pub struct AssetState {
-    pub table: PathBuf,
-    /// Latest version; `None` when the table does not exist yet.
-    pub version: Option<i64>,
-    pub current: BTreeMap<PartitionId, Current>,
-    /// Built on first use from `commits` (a no-op build never needs them).
-    history: OnceLock<BTreeMap<PartitionId, Vec<Past>>>,
-    by_key: OnceLock<HashMap<String, Vec<KeyedFile>>>,
-    /// Active data files (Delta replay), path -> size.
-    pub active_files: BTreeMap<String, i64>,
-    /// Every add and remove, in order; gc's maps are built from it on first use.
-    moves: Vec<FileMove>,
-    gc_maps: OnceLock<(BTreeMap<String, i64>, BTreeMap<String, i64>)>,
-    /// (version, lakebuild record) of each lakebuild commit.
-    pub commits: BTreeMap<i64, Arc<CommitRecord>>,
-    /// When each version was committed (ms since epoch), from commitInfo.
-    pub timestamps: BTreeMap<i64, i64>,
-}
 
 #[derive(Deserialize)]
 struct Line {
     #[serde(rename = "commitInfo")]
     commit_info: Option<CommitInfo>,
-    add: Option<FileAction>,
-    remove: Option<FileAction>,
+    add: Option<RawFileAction>,
+    remove: Option<RawFileAction>,
 }
 
 /// The parts of a commitInfo lakebuild reads (parsed straight into its record).
@@ -93,7 +30,7 @@ struct CommitInfo {
 }
 
 #[derive(Deserialize)]
-struct FileAction {
+struct RawFileAction {
     path: String,
     #[serde(default)]
     size: Option<i64>,
@@ -123,208 +60,175 @@ pub fn commit_files(table: &Path) -> Result<BTreeMap<i64, PathBuf>> {
     Ok(out)
 }
 
-impl AssetState {
-    /// Replays the table's log. A missing table gives an empty state.
-    pub fn load(table: &Path) -> Result<AssetState> {
-        let mut state = AssetState {
-            table: table.to_path_buf(),
-            ..Default::default()
-        };
-        for (version, path) in commit_files(table)? {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read Delta commit {}", path.display()))?;
-            state.apply(version, &text).with_context(|| {
-                format!(
-                    "Delta commit {} is not valid: the table may have been edited by hand",
-                    path.display()
-                )
-            })?;
+/// Replays the table's log. A missing table gives an empty state.
+pub fn load(table: &Path) -> Result<AssetState> {
+    let mut state = AssetState::empty(table.to_path_buf());
+    for (version, path) in commit_files(table)? {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read Delta commit {}", path.display()))?;
+        let entry = parse_commit(&text).with_context(|| {
+            format!(
+                "Delta commit {} is not valid: the table may have been edited by hand",
+                path.display()
+            )
+        })?;
+        state.apply(version, entry);
+    }
+    Ok(state)
+}
+
+/// One commit file's actions: its commitInfo (with lakebuild's record), adds and removes.
+fn parse_commit(text: &str) -> Result<LogEntry> {
+    let mut entry = LogEntry::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let line: Line = serde_json::from_str(line)?;
+        if let Some(info) = line.commit_info {
+            if info.timestamp.is_some() {
+                entry.timestamp = info.timestamp;
+            }
+            if info.lakebuild.is_some() {
+                entry.record = info.lakebuild;
+            }
         }
-        Ok(state)
+        if let Some(add) = line.add {
+            entry.files.push(FileAction::Add {
+                path: add.path,
+                size: add.size.unwrap_or(0),
+            });
+        }
+        if let Some(rm) = line.remove {
+            entry.files.push(FileAction::Remove { path: rm.path });
+        }
+    }
+    Ok(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROTOCOL: &str = r#"{"protocol":{"minReaderVersion":1,"minWriterVersion":2}}"#;
+
+    fn write_commit(table: &Path, version: i64, lines: &[&str]) {
+        let log = table.join("_delta_log");
+        std::fs::create_dir_all(&log).expect("log dir");
+        std::fs::write(log.join(format!("{version:020}.json")), lines.join("\n")).expect("commit");
     }
 
-    fn apply(&mut self, version: i64, text: &str) -> Result<()> {
-        let mut record: Option<CommitRecord> = None;
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let line: Line = serde_json::from_str(line)?;
-            if let Some(info) = line.commit_info {
-                if let Some(ts) = info.timestamp {
-                    self.timestamps.insert(version, ts);
-                }
-                if info.lakebuild.is_some() {
-                    record = info.lakebuild;
-                }
-            }
-            if let Some(add) = line.add {
-                let size = add.size.unwrap_or(0);
-                self.active_files.insert(add.path.clone(), size);
-                self.moves.push(FileMove {
-                    version,
-                    path: add.path,
-                    size,
-                    added: true,
-                });
-            }
-            if let Some(rm) = line.remove
-                && self.active_files.remove(&rm.path).is_some()
-            {
-                self.moves.push(FileMove {
-                    version,
-                    path: rm.path,
-                    size: 0,
-                    added: false,
-                });
-            }
-        }
-        self.version = Some(version);
-        let Some(record) = record else { return Ok(()) };
-        let record = Arc::new(record);
-        for (index, p) in record.partitions.iter().enumerate() {
-            self.current.insert(
-                p.id,
-                Current {
-                    version,
-                    commit: record.clone(),
-                    index,
-                },
-            );
-        }
-        for id in &record.removed {
-            self.current.remove(id);
-        }
-        self.commits.insert(version, record);
+    fn record(run: &str, parts: &[(&str, &str)]) -> String {
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|(day, hash)| {
+                format!(
+                    r#"{{"id":"{day}","key":"k-{day}","content_hash":"{hash}","file":"part-{day}.parquet","rows":1,"bytes":10,"outcome":"built","inputs":[]}}"#
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"commitInfo":{{"timestamp":1700000000000,"lakebuild":{{"format":1,"run_id":"{run}","asset":"t","rule":{{"op":"sql","code_version":"c","params":{{}},"sources":[],"inputs":[],"daily":true,"key_columns":[],"digest":"d"}},"schema":[],"partitions":[{}],"committed_at":"2024-01-01T00:00:00Z"}}}}}}"#,
+            parts.join(",")
+        )
+    }
+
+    #[test]
+    fn a_missing_table_is_an_empty_state() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let s = load(&dir.path().join("nothing"))?;
+        assert_eq!(s.version, None);
+        assert!(s.current.is_empty() && s.active_files.is_empty() && s.commits.is_empty());
         Ok(())
     }
 
-    fn gc_maps(&self) -> &(BTreeMap<String, i64>, BTreeMap<String, i64>) {
-        self.gc_maps.get_or_init(|| {
-            let (mut ever, mut removed) = (BTreeMap::new(), BTreeMap::new());
-            for m in &self.moves {
-                if m.added {
-                    removed.remove(&m.path);
-                    ever.insert(m.path.clone(), m.size);
-                } else {
-                    removed.insert(m.path.clone(), m.version);
-                }
-            }
-            (ever, removed)
-        })
-    }
-
-    /// Every file ever added (path -> size), for gc.
-    pub fn ever_added(&self) -> &BTreeMap<String, i64> {
-        &self.gc_maps().0
-    }
-
-    /// When each inactive file stopped being active (version), for gc retention.
-    pub fn removed_at(&self) -> &BTreeMap<String, i64> {
-        &self.gc_maps().1
-    }
-
-    /// Every partition's materializations and removals, by version.
-    pub fn history(&self) -> &BTreeMap<PartitionId, Vec<Past>> {
-        self.history.get_or_init(|| {
-            let mut h: BTreeMap<PartitionId, Vec<Past>> = BTreeMap::new();
-            for (v, c) in &self.commits {
-                for p in &c.partitions {
-                    h.entry(p.id).or_default().push(Past {
-                        version: *v,
-                        content_hash: Some(p.content_hash.clone()),
-                    });
-                }
-                for id in &c.removed {
-                    h.entry(*id).or_default().push(Past {
-                        version: *v,
-                        content_hash: None,
-                    });
-                }
-            }
-            h
-        })
-    }
-
-    /// Every file that ever held a key, oldest first.
-    pub fn by_key(&self) -> &HashMap<String, Vec<KeyedFile>> {
-        self.by_key.get_or_init(|| {
-            let mut m: HashMap<String, Vec<KeyedFile>> = HashMap::new();
-            for (v, c) in &self.commits {
-                for p in &c.partitions {
-                    m.entry(p.key.clone()).or_default().push(KeyedFile {
-                        version: *v,
-                        id: p.id,
-                        record: p.clone(),
-                        commit: c.clone(),
-                    });
-                }
-            }
-            m
-        })
-    }
-
-    /// The content hash partition `id` held at `version`.
-    pub fn content_hash_at(&self, id: PartitionId, version: i64) -> Option<&str> {
-        let past = self.history().get(&id)?;
-        let i = past.partition_point(|p| p.version <= version);
-        past.get(i.checked_sub(1)?)?.content_hash.as_deref()
-    }
-
-    /// Partition ids that existed at `version`, ascending.
-    pub fn partition_ids_at(&self, version: i64) -> Vec<PartitionId> {
-        self.history()
+    #[test]
+    fn replay_follows_adds_removes_and_lakebuild_records_in_version_order() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let t = dir.path().join("t");
+        let add = |f: &str| {
+            format!(
+                r#"{{"add":{{"path":"{f}","size":10,"partitionValues":{{}},"modificationTime":0,"dataChange":true}}}}"#
+            )
+        };
+        let rm = |f: &str| {
+            format!(r#"{{"remove":{{"path":"{f}","deletionTimestamp":0,"dataChange":true}}}}"#)
+        };
+        let r0 = record("run0", &[("2024-01-01", "h1"), ("2024-01-02", "h2")]);
+        write_commit(
+            &t,
+            0,
+            &[
+                PROTOCOL,
+                &add("part-2024-01-01.parquet"),
+                &add("part-2024-01-02.parquet"),
+                &r0,
+                "",
+            ],
+        );
+        // Another writer's commit: a file, no lakebuild record.
+        write_commit(
+            &t,
+            1,
+            &[
+                r#"{"commitInfo":{"timestamp":1700000001000,"operation":"WRITE"}}"#,
+                &add("foreign.parquet"),
+            ],
+        );
+        let r2 = record("run2", &[("2024-01-02", "h2b")]);
+        write_commit(
+            &t,
+            2,
+            &[
+                &rm("part-2024-01-02.parquet"),
+                &rm("never-added.parquet"),
+                &add("part-2024-01-02.parquet"),
+                &r2,
+            ],
+        );
+        // Files that are not commits are ignored.
+        std::fs::write(t.join("_delta_log").join("_last_checkpoint"), "{}")?;
+        std::fs::write(
+            t.join("_delta_log")
+                .join("00000000000000000002.checkpoint.parquet"),
+            "x",
+        )?;
+        std::fs::write(t.join("_delta_log").join("not-a-commit.json"), "garbage")?;
+        let s = load(&t)?;
+        assert_eq!(s.version, Some(2));
+        assert_eq!(s.commits.keys().copied().collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(s.timestamps.get(&1), Some(&1_700_000_001_000));
+        assert_eq!(
+            s.active_files.keys().cloned().collect::<Vec<_>>(),
+            [
+                "foreign.parquet",
+                "part-2024-01-01.parquet",
+                "part-2024-01-02.parquet"
+            ]
+        );
+        let cur: Vec<(String, i64, String)> = s
+            .current
             .iter()
-            .filter(|(id, _)| self.content_hash_at(**id, version).is_some())
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    /// Every restatement ever published to the table, oldest first.
-    pub fn restatements(&self) -> impl Iterator<Item = &RestatementRecord> {
-        self.commits.values().flat_map(|c| c.restatements.iter())
-    }
-
-    /// The restatements that cover partition `id`, published at or before `version`
-    /// (all when `None`), with the version that published each, oldest first.
-    pub fn restatements_covering(
-        &self,
-        id: PartitionId,
-        version: Option<i64>,
-    ) -> Vec<(i64, &RestatementRecord)> {
-        self.commits
-            .range(..=version.unwrap_or(i64::MAX))
-            .flat_map(|(v, c)| c.restatements.iter().map(move |r| (*v, r)))
-            .filter(|(_, r)| r.covers(id))
-            .collect()
-    }
-
-    /// For each of `ids`, the digest of the restatements that cover it
-    /// (`restatement_digest`); partitions no restatement covers are left out.
-    pub fn restated(&self, ids: &[PartitionId]) -> BTreeMap<PartitionId, String> {
-        let all: Vec<&RestatementRecord> = self.restatements().collect();
-        if all.is_empty() {
-            return BTreeMap::new();
-        }
-        let hashes: Vec<[u8; 32]> = all
-            .iter()
-            .map(|r| *blake3::hash(r.id.as_bytes()).as_bytes())
+            .map(|(id, c)| (id.to_string(), c.version, c.record().content_hash.clone()))
             .collect();
-        let sorted: std::collections::BTreeSet<PartitionId> = ids.iter().copied().collect();
-        let mut cover: BTreeMap<PartitionId, Vec<usize>> = BTreeMap::new();
-        for (i, r) in all.iter().enumerate() {
-            // A reversed range (a log edited by hand) covers nothing.
-            for (a, b) in r.ranges.iter().filter(|(a, b)| a <= b) {
-                for id in sorted.range(*a..=*b) {
-                    cover.entry(*id).or_default().push(i);
-                }
-            }
-        }
-        cover
-            .into_iter()
-            .map(|(id, idx)| (id, set_digest(idx.into_iter().map(|i| hashes[i]))))
-            .collect()
+        assert_eq!(
+            cur,
+            [
+                ("2024-01-01".to_string(), 0, "h1".to_string()),
+                ("2024-01-02".to_string(), 2, "h2b".to_string())
+            ]
+        );
+        // A removed file that was never active leaves no trace in gc's maps.
+        assert!(!s.removed_at().contains_key("never-added.parquet"));
+        Ok(())
     }
 
-    /// The most recent commit record, if any.
-    pub fn last_commit(&self) -> Option<(i64, &Arc<CommitRecord>)> {
-        self.commits.iter().next_back().map(|(v, r)| (*v, r))
+    #[test]
+    fn a_garbled_commit_is_an_error_naming_the_file() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let t = dir.path().join("t");
+        write_commit(&t, 0, &[PROTOCOL]);
+        write_commit(&t, 1, &["{not json"]);
+        let e = format!("{:#}", load(&t).unwrap_err());
+        assert!(e.contains("00000000000000000001.json is not valid"), "{e}");
+        assert!(e.contains("edited by hand"), "{e}");
+        Ok(())
     }
 }

@@ -3,13 +3,14 @@
 
 pub mod aliases;
 pub mod content_hash;
+pub mod failpoint;
+pub mod format;
 pub mod gc;
 pub mod lock;
 pub mod log;
 pub mod parquet;
-pub mod record;
 pub mod runs;
-pub mod state;
+pub mod state_file;
 pub mod table;
 
 use std::path::PathBuf;

@@ -2,11 +2,11 @@
 //! attempt (run id, trigger, asset, partition range, key, outcome, timings, sizes,
 //! memory, error). Written once per step, read by `history` and `stats`.
 
-use super::{Lake, log::AssetState, parquet, table};
+use super::{Lake, parquet, table};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunRow {
@@ -78,13 +78,45 @@ fn rows_to_frame(rows: &[RunRow]) -> Result<DataFrame> {
 /// that reading it stays fast after years of cron runs.
 const COMPACT_ABOVE: usize = 64;
 
+impl RunRow {
+    /// Whether this step ended without its work done: it failed, or it was skipped
+    /// because an input failed. The one definition `history`, `stats`, SLAs and
+    /// `retry` use.
+    pub fn failed(&self) -> bool {
+        self.outcome == "failed" || self.outcome == "skipped"
+    }
+}
+
+/// Outcome and span of each run of `asset`, oldest first: (run id, ok, ms).
+pub fn runs_of<'a>(rows: &'a [RunRow], asset: &str) -> Vec<(&'a str, bool, i64)> {
+    let mut per: BTreeMap<&str, (i64, i64, bool, i64)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.asset == asset) {
+        let e = per
+            .entry(&r.run_id)
+            .or_insert((r.started_at, r.ended_at, true, r.started_at));
+        e.0 = e.0.min(r.started_at);
+        e.1 = e.1.max(r.ended_at);
+        // The run's outcome is its last row's.
+        if r.started_at >= e.3 {
+            e.3 = r.started_at;
+            e.2 = !r.failed();
+        }
+    }
+    let mut v: Vec<(&str, bool, i64, i64)> = per
+        .into_iter()
+        .map(|(id, (s, e, ok, _))| (id, ok, e - s, s))
+        .collect();
+    v.sort_by_key(|x| x.3);
+    v.into_iter().map(|(id, ok, ms, _)| (id, ok, ms)).collect()
+}
+
 /// Appends rows to the run history (one commit).
 pub fn append(lake: &Lake, rows: &[RunRow]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     let dir = lake.runs_table();
-    let state = AssetState::load(&dir)?;
+    let state = crate::lake::log::load(&dir)?;
     let mut removes = Vec::new();
     let mut df = rows_to_frame(rows)?;
     if state.active_files.len() >= COMPACT_ABOVE {
@@ -104,6 +136,7 @@ pub fn append(lake: &Lake, rows: &[RunRow]) -> Result<()> {
     }
     let name = format!("part-{}-{}.parquet", rows[0].run_id, unique_suffix());
     let bytes = parquet::write(&mut df, &dir.join(&name))?;
+    super::failpoint::hit("history.file_written");
     let add = table::NewFile {
         path: name,
         size: bytes as i64,
@@ -160,7 +193,7 @@ fn read_files(files: &[std::path::PathBuf]) -> Result<DataFrame> {
 /// Every row of the run history, oldest first.
 pub fn read_all(lake: &Lake) -> Result<Vec<RunRow>> {
     let dir = lake.runs_table();
-    let state = AssetState::load(&dir)?;
+    let state = crate::lake::log::load(&dir)?;
     if state.active_files.is_empty() {
         return Ok(Vec::new());
     }
@@ -281,7 +314,9 @@ mod tests {
         }
         let back = read_all(&lake)?;
         assert_eq!(back, (0..n).map(row).collect::<Vec<_>>());
-        let files = AssetState::load(&lake.runs_table())?.active_files.len();
+        let files = crate::lake::log::load(&lake.runs_table())?
+            .active_files
+            .len();
         assert!(files < 10, "{files} files: the history was not compacted");
         Ok(())
     }

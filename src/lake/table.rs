@@ -3,7 +3,7 @@
 //! Every commit is atomic (a conditional put of the next log file): a crash before it
 //! leaves the table at its previous version, with at most some unreferenced files.
 
-use super::record::CommitRecord;
+use crate::core::record::CommitRecord;
 use anyhow::{Context, Result, anyhow, bail};
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{
@@ -180,7 +180,7 @@ async fn commit_async(
             }
             actions.push(Action::Metadata(md));
         }
-        let ts = crate::resources::now_ms();
+        let ts = crate::clock::now_ms();
         for r in removes {
             actions.push(Action::Remove(Remove {
                 path: r.path.clone(),
@@ -244,4 +244,147 @@ async fn commit_async(
         "gave up committing to {} after 10 conflicting attempts",
         dir.display()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::{Column, DataFrame, Field};
+
+    fn frame(n: i64) -> DataFrame {
+        DataFrame::new_infer_height(vec![Column::new("v".into(), (0..n).collect::<Vec<i64>>())])
+            .expect("frame")
+    }
+
+    fn add(dir: &Path, name: &str, n: i64) -> NewFile {
+        let mut df = frame(n);
+        let size = super::super::parquet::write(&mut df, &dir.join(name)).expect("write") as i64;
+        NewFile {
+            path: name.into(),
+            size,
+            rows: n as u64,
+            tags: vec![("lakebuild.partition".into(), name.into())],
+            data_change: true,
+        }
+    }
+
+    fn app(run: &str) -> HashMap<String, serde_json::Value> {
+        HashMap::from([(
+            "lakebuild_runs".to_string(),
+            serde_json::json!({ "run_id": run }),
+        )])
+    }
+
+    #[test]
+    fn the_first_commit_creates_the_table_and_later_ones_replace_files() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let t = dir.path().join("t");
+        let schema = frame(1).schema().as_ref().clone();
+        let a = add(&t, "a.parquet", 3);
+        assert_eq!(
+            commit_with(&t, &schema, &[a], &[], app("r1"))?,
+            1,
+            "version 0 creates the table"
+        );
+        let b = add(&t, "b.parquet", 2);
+        let old = OldFile {
+            path: "a.parquet".into(),
+            size: 0,
+        };
+        assert_eq!(commit_with(&t, &schema, &[b], &[old], app("r2"))?, 2);
+        let s = super::super::log::load(&t)?;
+        assert_eq!(s.version, Some(2));
+        assert_eq!(
+            s.active_files.keys().cloned().collect::<Vec<_>>(),
+            ["b.parquet"]
+        );
+        // The log is never expired, and the table is created with that setting.
+        assert_eq!(
+            property(&t, "delta.enableExpiredLogCleanup")?.as_deref(),
+            Some("false")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_schema_or_property_change_is_committed_with_the_files() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let t = dir.path().join("t");
+        let schema = frame(1).schema().as_ref().clone();
+        commit_with(&t, &schema, &[add(&t, "a.parquet", 1)], &[], app("r1"))?;
+        let wider = Schema::from_iter([
+            Field::new("v".into(), DataType::Int64),
+            Field::new("w".into(), DataType::Float64),
+        ]);
+        let rec = CommitRecord {
+            format: 1,
+            run_id: "r2".into(),
+            asset: "t".into(),
+            rule: crate::core::record::RuleIngredients {
+                op: "sql".into(),
+                code_version: "c".into(),
+                params: serde_json::json!({}),
+                sources: vec![],
+                inputs: vec![],
+                daily: false,
+                key_columns: vec![],
+                digest: "d".into(),
+            },
+            schema: vec![],
+            partitions: vec![],
+            removed: vec![],
+            committed_at: "2024-01-01T00:00:00Z".into(),
+            restatements: vec![],
+        };
+        commit(
+            &t,
+            &wider,
+            &[],
+            &[],
+            &rec,
+            &[("lakebuild.x".into(), "1".into())],
+        )?;
+        assert_eq!(property(&t, "lakebuild.x")?.as_deref(), Some("1"));
+        let s = super::super::log::load(&t)?;
+        assert_eq!(s.commits.get(&2).map(|c| c.run_id.as_str()), Some("r2"));
+        Ok(())
+    }
+
+    #[test]
+    fn concurrent_writers_both_commit_on_distinct_versions() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let t = dir.path().join("t");
+        let schema = frame(1).schema().as_ref().clone();
+        commit_with(&t, &schema, &[add(&t, "seed.parquet", 1)], &[], app("r0"))?;
+        let files: Vec<NewFile> = (0..4)
+            .map(|i| add(&t, &format!("f{i}.parquet"), 1))
+            .collect();
+        let versions: Vec<i64> = std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    let (t, schema) = (&t, &schema);
+                    s.spawn(move || {
+                        commit_with(
+                            t,
+                            schema,
+                            std::slice::from_ref(f),
+                            &[],
+                            app(&format!("r{}", i + 1)),
+                        )
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let mut sorted = versions.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![2, 3, 4, 5], "{versions:?}");
+        assert_eq!(super::super::log::load(&t)?.active_files.len(), 5);
+        Ok(())
+    }
 }

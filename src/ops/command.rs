@@ -4,8 +4,8 @@
 //! (the program's scripts) are hashed into the key. A non-zero exit fails the step with
 //! the tail of its stderr; exit code 75 (EX_TEMPFAIL) marks the failure as transient.
 
-use super::{Op, OpContext, ParamSpec, ParamType};
-use crate::error::{OpError, Transience};
+use crate::core::error::{OpError, Transience};
+use crate::op::{Op, OpContext, OpSpec, ParamSpec, ParamType};
 use anyhow::{Context, Result, bail};
 use polars::prelude::*;
 use serde_json::{Value, json};
@@ -41,19 +41,25 @@ fn tail(path: &std::path::Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-impl Op for CommandOp {
+impl OpSpec for CommandOp {
     fn name(&self) -> &'static str {
         "command"
     }
+
     fn code_version(&self) -> &'static str {
         crate::op_code_version!()
     }
+
     fn params(&self) -> &'static [ParamSpec] {
         PARAMS
     }
+
     fn discovers_partitions(&self) -> bool {
         true
     }
+}
+
+impl Op for CommandOp {
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let out_dir = ctx.scratch.join("out");
         std::fs::create_dir_all(&out_dir)
@@ -145,7 +151,7 @@ impl Op for CommandOp {
         }
         let timeout = ctx
             .param_str("timeout")
-            .and_then(crate::rule::parse_duration)
+            .and_then(crate::core::rule::parse_duration)
             .unwrap_or(Duration::from_secs(24 * 3600));
         let mut child = cmd
             .spawn()

@@ -2,8 +2,8 @@
 //! content hashes enter the key); a daily asset learns its partitions from the date
 //! column, and only the days whose content changed get new content hashes.
 
-use super::{Op, OpContext, ParamSpec, ParamType};
-use crate::error::UsageError;
+use crate::core::error::UsageError;
+use crate::op::{Op, OpContext, OpSpec, ParamSpec, ParamType};
 use anyhow::{Context, Result};
 use globset::{Glob, GlobSetBuilder};
 use polars::prelude::*;
@@ -11,7 +11,8 @@ use serde_json::Value;
 
 pub struct FilesOp;
 
-const PARAMS: &[ParamSpec] = &[
+/// The params of `files`, and of every op that imports files through [`import`].
+pub const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: "path",
         ty: ParamType::StrOrStrList,
@@ -24,15 +25,10 @@ const PARAMS: &[ParamSpec] = &[
         required: false,
         doc: "\"csv\", \"parquet\" or \"auto\" (by extension)",
     },
-    ParamSpec {
-        name: "jquants",
-        ty: ParamType::Bool,
-        required: false,
-        doc: "J-Quants dumps: v1 column names become v2, codes stay strings",
-    },
 ];
 
-fn globs(params: &Value) -> Vec<String> {
+/// The `path` glob(s) of the params.
+pub fn globs(params: &Value) -> Vec<String> {
     match params.get("path") {
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(a)) => a
@@ -55,24 +51,6 @@ pub fn parse_dates(c: &Column) -> Result<Column> {
 pub fn read_file(path: &std::path::Path, format: &str) -> Result<DataFrame> {
     read_file_with(path, format, &[])
 }
-
-/// J-Quants v1 column names and their v2 equivalents.
-pub const JQUANTS_V1_TO_V2: &[(&str, &str)] = &[
-    ("Open", "O"),
-    ("High", "H"),
-    ("Low", "L"),
-    ("Close", "C"),
-    ("UpperLimit", "UL"),
-    ("LowerLimit", "LL"),
-    ("Volume", "Vo"),
-    ("TurnoverValue", "Va"),
-    ("AdjustmentFactor", "AdjFactor"),
-    ("AdjustmentOpen", "AdjO"),
-    ("AdjustmentHigh", "AdjH"),
-    ("AdjustmentLow", "AdjL"),
-    ("AdjustmentClose", "AdjC"),
-    ("AdjustmentVolume", "AdjVo"),
-];
 
 /// Reads one file; in a CSV, `text_columns` (when present) are read as strings, never
 /// inferred as numbers (codes such as "13010" must stay strings).
@@ -132,110 +110,86 @@ fn text_overrides(path: &std::path::Path, text_columns: &[&str]) -> Option<Schem
     (!fields.is_empty()).then(|| std::sync::Arc::new(Schema::from_iter(fields)))
 }
 
-/// Renames J-Quants v1 columns to v2 and makes `Code` a string.
-fn to_jquants_v2(mut df: DataFrame) -> Result<DataFrame> {
-    for (v1, v2) in JQUANTS_V1_TO_V2 {
-        if df.column(v1).is_ok() && df.column(v2).is_err() {
-            df.rename(v1, (*v2).into())?;
-        }
-    }
-    if let Ok(c) = df.column("Code")
-        && c.dtype() != &DataType::String
-    {
-        let s = c.cast(&DataType::String)?;
-        df.with_column(s)?;
-    }
-    // Prices and volumes are Float64 whatever a CSV's inference made of them, so that
-    // dumps of any vintage stack into the schema the API sources produce.
-    for (_, v2) in JQUANTS_V1_TO_V2
-        .iter()
-        .filter(|(_, v2)| !matches!(*v2, "UL" | "LL"))
-    {
-        if let Ok(c) = df.column(v2)
-            && c.dtype() != &DataType::Float64
-        {
-            let s = c.cast(&DataType::Float64)?;
-            df.with_column(s)?;
-        }
-    }
-    Ok(df)
-}
-
-impl Op for FilesOp {
+impl OpSpec for FilesOp {
     fn name(&self) -> &'static str {
         "files"
     }
+
     fn code_version(&self) -> &'static str {
         crate::op_code_version!()
     }
+
     fn params(&self) -> &'static [ParamSpec] {
         PARAMS
     }
+
     fn discovers_partitions(&self) -> bool {
         true
     }
+
     fn source_globs(&self, params: &Value) -> Vec<String> {
         globs(params)
     }
+}
+
+impl Op for FilesOp {
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let format = ctx.param_str("format").unwrap_or("auto");
-        let mut set = GlobSetBuilder::new();
-        for g in globs(&ctx.params) {
-            set.add(Glob::new(&g)?);
-        }
-        let set = set.build()?;
-        let mut frames = Vec::new();
-        for src in ctx.sources.iter().filter(|s| set.is_match(&s.path)) {
-            let path = src.absolute(ctx.project_root);
-            let jquants = ctx
-                .params
-                .get("jquants")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
-            let mut df = if jquants {
-                to_jquants_v2(read_file_with(
-                    &path,
-                    format,
-                    &["Code", "UpperLimit", "LowerLimit", "UL", "LL"],
-                )?)?
-            } else {
-                read_file(&path, format)?
+        import(ctx, &|path| read_file(path, format))
+    }
+}
+
+/// The import of `files` with `read` turning each matched file into a frame: the files of
+/// the `path` globs (the rule's sources), each with its date column parsed for a daily
+/// asset, stacked into one frame. An op with its own file dialect (the pipeline's J-Quants
+/// dumps) calls this with its reader.
+pub fn import(
+    ctx: &OpContext,
+    read: &dyn Fn(&std::path::Path) -> Result<DataFrame>,
+) -> Result<DataFrame> {
+    let mut set = GlobSetBuilder::new();
+    for g in globs(&ctx.params) {
+        set.add(Glob::new(&g)?);
+    }
+    let set = set.build()?;
+    let mut frames = Vec::new();
+    for src in ctx.sources.iter().filter(|s| set.is_match(&s.path)) {
+        let path = src.absolute(ctx.project_root);
+        let mut df = read(&path)?;
+        if ctx.rule.daily {
+            let dc = ctx.rule.date_column.as_str();
+            let Ok(c) = df.column(dc) else {
+                return Err(UsageError(format!(
+                    "{}: no '{dc}' column for daily asset '{}': add it or set date_column in {}",
+                    path.display(),
+                    ctx.rule.asset,
+                    ctx.rule.file.display()
+                ))
+                .into());
             };
-            if ctx.rule.daily {
-                let dc = ctx.rule.date_column.as_str();
-                let Ok(c) = df.column(dc) else {
+            if c.dtype() != &DataType::Date {
+                let parsed = parse_dates(c)?;
+                if parsed.null_count() > c.null_count() {
                     return Err(UsageError(format!(
-                        "{}: no '{dc}' column for daily asset '{}': add it or set date_column in {}",
-                        path.display(),
-                        ctx.rule.asset,
-                        ctx.rule.file.display()
+                        "{}: column '{dc}' has values that are not dates (YYYY-MM-DD)",
+                        path.display()
                     ))
                     .into());
-                };
-                if c.dtype() != &DataType::Date {
-                    let parsed = parse_dates(c)?;
-                    if parsed.null_count() > c.null_count() {
-                        return Err(UsageError(format!(
-                            "{}: column '{dc}' has values that are not dates (YYYY-MM-DD)",
-                            path.display()
-                        ))
-                        .into());
-                    }
-                    df.with_column(parsed)?;
                 }
+                df.with_column(parsed)?;
             }
-            frames.push(df);
         }
-        let Some(first) = frames.first().cloned() else {
-            return Ok(DataFrame::empty());
-        };
-        let mut out = first;
-        for f in &frames[1..] {
-            out.vstack_mut(f)
-                .map_err(anyhow::Error::from)
-                .context("the imported files have different columns or types")?;
-        }
-        out.rechunk_mut();
-        Ok(out)
+        frames.push(df);
     }
+    let Some(first) = frames.first().cloned() else {
+        return Ok(DataFrame::empty());
+    };
+    let mut out = first;
+    for f in &frames[1..] {
+        out.vstack_mut(f)
+            .map_err(anyhow::Error::from)
+            .context("the imported files have different columns or types")?;
+    }
+    out.rechunk_mut();
+    Ok(out)
 }

@@ -3,8 +3,8 @@
 //! windows, so the result is a pure function of the window (incremental = full).
 //! In a daily query, `{{date}}` is replaced by the partition's date (`DATE('YYYY-MM-DD')`).
 
-use super::{Op, OpContext, ParamSpec, ParamType};
-use crate::partition::PartitionId;
+use crate::core::partition::PartitionId;
+use crate::op::{Op, OpContext, OpSpec, ParamSpec, ParamType};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use polars::sql::SQLContext;
@@ -27,7 +27,16 @@ fn run_query(ctx: &OpContext, query: &str, part: PartitionId) -> Result<DataFram
         } else {
             input.scan_window(part)?
         };
-        sql.register(&input.asset, lf);
+        // Read the input into memory first, in partition order: a query over a lazy scan
+        // of many files aggregates its rows in whatever order the files' chunks arrive,
+        // and float sums (AVG, SUM) then differ in the last bit from run to run, breaking
+        // "same inputs, same content hash".
+        let mut rows = lf
+            .collect()
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("cannot read input '{}'", input.asset))?;
+        rows.rechunk_mut();
+        sql.register(&input.asset, rows.lazy());
     }
     let mut sql = sql;
     // `{{date}}` stands for the partition's date in a daily query.
@@ -56,16 +65,21 @@ fn run_query(ctx: &OpContext, query: &str, part: PartitionId) -> Result<DataFram
     Ok(df)
 }
 
-impl Op for SqlOp {
+impl OpSpec for SqlOp {
     fn name(&self) -> &'static str {
         "sql"
     }
+
     fn code_version(&self) -> &'static str {
         crate::op_code_version!()
     }
+
     fn params(&self) -> &'static [ParamSpec] {
         PARAMS
     }
+}
+
+impl Op for SqlOp {
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let query = ctx.param_str("query").unwrap_or_default();
         if !ctx.rule.daily {

@@ -2,11 +2,11 @@
 //! real `lakebuild` binary and inspected through the library.
 #![allow(dead_code)]
 
+use lakebuild::core::partition::PartitionId;
+use lakebuild::core::record::CommitRecord;
+use lakebuild::core::table_state::AssetState;
 use lakebuild::lake::Lake;
-use lakebuild::lake::log::AssetState;
-use lakebuild::lake::record::CommitRecord;
 use lakebuild::lake::runs::{self, RunRow};
-use lakebuild::partition::PartitionId;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -104,7 +104,7 @@ impl Proj {
     }
 
     pub fn state(&self, asset: &str) -> R<AssetState> {
-        Ok(AssetState::load(&self.lake().table(asset))?)
+        Ok(lakebuild::lake::log::load(&self.lake().table(asset))?)
     }
 
     pub fn version(&self, asset: &str) -> R<Option<i64>> {

@@ -1,0 +1,125 @@
+//! A rule's policies: `[retry]`, `dates = {...}` (a generated daily domain) and `[sla]`.
+
+use super::raw::{RawDates, RawRetry, RawSla};
+use super::{Backoff, DateSpec, Errors, RetryPolicy, Sla, parse_deadline, parse_duration};
+use crate::calendar::DayCalendar;
+use crate::catalog::{Catalog, quoted_alternatives};
+use chrono::NaiveDate;
+use toml::Spanned;
+
+pub(super) fn retry(raw: Option<&Spanned<RawRetry>>, errs: &mut Errors) -> RetryPolicy {
+    let mut retry = RetryPolicy::default();
+    if let Some(r) = raw {
+        let at = r.span().start;
+        let r = r.get_ref();
+        if let Some(a) = r.attempts {
+            if a == 0 {
+                errs.at(at, "retry.attempts must be at least 1");
+            }
+            retry.attempts = a.max(1);
+        }
+        match r.backoff.as_deref() {
+            None | Some("exponential") => {}
+            Some("linear") => retry.backoff = Backoff::Linear,
+            Some(b) => errs.at(
+                at,
+                format!("retry.backoff '{b}' is unknown: use \"exponential\" or \"linear\""),
+            ),
+        }
+        for (field, val, slot) in [
+            ("initial", &r.initial, &mut retry.initial),
+            ("max", &r.max, &mut retry.max),
+        ] {
+            if let Some(s) = val {
+                match parse_duration(s) {
+                    Some(d) => *slot = d,
+                    None => errs.at(at, format!("retry.{field} '{s}' is not a duration: write e.g. \"500ms\", \"5s\", \"2m\"")),
+                }
+            }
+        }
+        if let Some(j) = r.jitter {
+            retry.jitter = j;
+        }
+    }
+
+    retry
+}
+
+pub(super) fn dates(
+    raw: Option<&Spanned<RawDates>>,
+    daily: bool,
+    catalog: &dyn Catalog,
+    errs: &mut Errors,
+) -> Option<DateSpec> {
+    match raw {
+        None => None,
+        Some(d) => {
+            let at = d.span().start;
+            let r = d.get_ref();
+            if !daily {
+                errs.at(at, "dates = {...} needs partitioned = \"daily\"");
+            }
+            let parse = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok();
+            let from = parse(&r.from);
+            let to = if r.to == "today" {
+                Some(None)
+            } else {
+                parse(&r.to).map(Some)
+            };
+            let calendar = match (r.calendar.as_deref(), r.weekdays) {
+                (None, None | Some(true)) => DayCalendar::WEEKDAYS,
+                (None, Some(false)) => DayCalendar::ALL,
+                (Some(name), _) => catalog.calendar(name).unwrap_or_else(|| {
+                    errs.at(
+                        at,
+                        format!(
+                            "dates.calendar \"{name}\" is unknown: use {}",
+                            quoted_alternatives(&catalog.calendar_names())
+                        ),
+                    );
+                    DayCalendar::WEEKDAYS
+                }),
+            };
+            match (from, to) {
+                (Some(from), Some(to)) => Some(DateSpec { from, to, calendar }),
+                _ => {
+                    errs.at(
+                        at,
+                        "dates.from and dates.to must be YYYY-MM-DD (to may be \"today\")",
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn sla(raw: Option<&Spanned<RawSla>>, daily: bool, errs: &mut Errors) -> Option<Sla> {
+    raw.map(|spanned| {
+        let r = spanned.get_ref();
+        let at = spanned.span().start;
+        let max_duration = r.max_duration.as_ref().and_then(|d| {
+            let v = parse_duration(d);
+            if v.is_none() {
+                errs.at(at, format!("sla.max_duration = \"{d}\" is not a duration, e.g. \"30m\""));
+            }
+            v
+        });
+        if r.deadline.is_some() && !daily {
+            errs.at(at, "sla.deadline needs a daily asset (today's partition must exist by then): add partitioned = \"daily\" or use max_duration");
+        }
+        let deadline = r.deadline.as_ref().and_then(|d| {
+            let v = parse_deadline(d);
+            if v.is_none() {
+                errs.at(at, format!("sla.deadline = \"{d}\": write a local time and an IANA zone, e.g. \"07:30 Asia/Tokyo\""));
+            }
+            v
+        });
+        if let Some(x) = r.min_success_rate
+            && !(0.0..=1.0).contains(&x)
+        {
+            errs.at(at, format!("sla.min_success_rate = {x} must be between 0 and 1"));
+        }
+        Sla { max_duration, deadline, min_success_rate: r.min_success_rate, window: r.window.unwrap_or(20).max(1) }
+    })
+}

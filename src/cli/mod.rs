@@ -1,0 +1,313 @@
+//! The command line: argument parsing, dispatch and printing only. One file per command
+//! group: [`build`] (building and the dry run), [`read`] (status, why, graph, history,
+//! stats, metrics), [`orchestrate`] (run, retry, tick, watch, cron, jobs), [`model`]
+//! (model versions and aliases), [`gc`]. What the commands do lives in the layers below.
+
+mod build;
+mod gc;
+mod model;
+mod orchestrate;
+mod read;
+
+use crate::core::error::exit_code;
+use crate::engine::project::Project;
+use anyhow::Result;
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lakebuild",
+    version,
+    about = "A make-like, content-addressed build system for a Delta Lake lakehouse"
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// With no subcommand: build these targets (all assets when none).
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub(crate) struct Global {
+    /// Run as if started in DIR.
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    pub(crate) directory: Option<PathBuf>,
+    /// The rules folder [default: rules, or lakebuild.toml's `rules`].
+    #[arg(long, global = true, env = "LAKEBUILD_RULES")]
+    pub(crate) rules: Option<PathBuf>,
+    /// The lake folder [default: lake, or lakebuild.toml's `lake`].
+    #[arg(long, global = true, env = "LAKEBUILD_LAKE")]
+    pub(crate) lake: Option<PathBuf>,
+    /// The time zone whose date is "today", e.g. Asia/Tokyo [default: lakebuild.toml's
+    /// `timezone`, else the machine's].
+    #[arg(long, global = true, env = "LAKEBUILD_TIMEZONE", value_name = "ZONE")]
+    pub(crate) timezone: Option<String>,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// No progress bars.
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct BuildArgs {
+    /// Assets to build (with everything upstream of them).
+    pub(crate) targets: Vec<String>,
+    /// Print what would run and exactly why; run nothing.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Rebuild the targets even when fresh.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Steps run at once.
+    #[arg(short, long, default_value_t = 1)]
+    pub(crate) jobs: usize,
+    /// Build only the targets, not their upstream.
+    #[arg(long)]
+    pub(crate) only: bool,
+    /// First partition date to build (YYYY-MM-DD).
+    #[arg(long)]
+    pub(crate) from: Option<NaiveDate>,
+    /// Last partition date to build (YYYY-MM-DD).
+    #[arg(long)]
+    pub(crate) to: Option<NaiveDate>,
+    /// Keep building independent assets after a failure.
+    #[arg(long)]
+    pub(crate) keep_going: bool,
+    /// How long to wait for another lakebuild holding the lake (e.g. 30s, 10m).
+    #[arg(long, env = "LAKEBUILD_LOCK_TIMEOUT", default_value = "10m")]
+    pub(crate) lock_timeout: String,
+    /// Most partitions of a daily asset computed and committed together (default 500):
+    /// lower it to cap a step's memory.
+    #[arg(long, env = "LAKEBUILD_BATCH_SIZE")]
+    pub(crate) batch_size: Option<usize>,
+    /// What started this run (recorded in the history).
+    #[arg(long, default_value = "manual")]
+    pub(crate) trigger: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Build targets (all assets when none).
+    Build(BuildArgs),
+    /// Every asset: fresh / stale (why) / missing / failed.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lineage of ASSET[@VERSION] and why it is stale.
+    Why {
+        target: String,
+        /// The partition (YYYY-MM-DD); default the latest.
+        #[arg(long)]
+        partition: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The asset graph with status.
+    Graph {
+        #[arg(long, default_value = "dot", value_parser = ["dot", "mermaid", "json"])]
+        format: String,
+    },
+    /// The run history.
+    History {
+        #[arg(long)]
+        asset: Option<String>,
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a job (rules/jobs/JOB.toml): build exactly its selection.
+    Run {
+        job: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-run what failed (or was skipped) in RUN_ID, reusing everything that succeeded.
+    Retry {
+        run_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every scheduled job that fell due since the last tick (call from cron).
+    Tick,
+    /// Tick in the foreground every INTERVAL (schedules and sensors, near real time).
+    Watch {
+        #[arg(long, default_value = "60s")]
+        interval: String,
+        /// Stop after this many ticks.
+        #[arg(long)]
+        max_ticks: Option<usize>,
+    },
+    /// Print the crontab line and systemd units that call `lakebuild tick`.
+    Cron {
+        /// Minutes between ticks.
+        #[arg(long, default_value_t = 5)]
+        every: u32,
+    },
+    /// The jobs, their selections and schedules, and each schedule's next run.
+    Jobs {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Model versions and aliases.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// The run history's figures in the Prometheus text format.
+    Metrics {
+        /// Write here (atomically) instead of stdout, e.g. for node_exporter's textfile collector.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Success rates and duration percentiles per asset.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove data files no version references, and files out of the current version
+    /// for longer than the retention period.
+    Gc {
+        #[arg(long, default_value = "7d")]
+        retention: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ModelCommand {
+    /// Every version of the model: when, its id, training range, CV RankIC, aliases.
+    List {
+        #[arg(long, default_value = "trained_model")]
+        asset: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point ALIAS (e.g. production) at VERSION; inputs `trained_model@ALIAS` follow it.
+    Alias {
+        alias: String,
+        version: i64,
+        #[arg(long, default_value = "trained_model")]
+        asset: String,
+    },
+}
+
+impl Global {
+    /// Progress bars: on unless `--quiet` or `NO_COLOR`.
+    fn progress(&self) -> bool {
+        !self.quiet && std::env::var_os("NO_COLOR").is_none()
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "lakebuild=info",
+        _ => "lakebuild=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .try_init();
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    use std::io::Write;
+    let text = serde_json::to_string_pretty(v)?;
+    // A reader that stops early (`| head`) is not an error.
+    match writeln!(std::io::stdout(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let root = match &cli.global.directory {
+        Some(d) => d.clone(),
+        None => std::env::current_dir()?,
+    };
+    let g = &cli.global;
+    let given = crate::engine::settings::Given {
+        lake: g.lake.clone(),
+        rules: g.rules.clone(),
+        timezone: g.timezone.clone(),
+    };
+    let project = Project::open(crate::registry(), &root, given)?;
+    match cli.command {
+        None => build::run_build(&project, &cli.build, g),
+        Some(Command::Build(a)) => build::run_build(&project, &a, g),
+        Some(Command::Status { json }) => read::status(&project, g, json),
+        Some(Command::Why {
+            target,
+            partition,
+            json,
+        }) => read::why(&project, g, &target, partition.as_deref(), json),
+        Some(Command::Graph { format }) => read::graph(&project, g, &format),
+        Some(Command::History {
+            asset,
+            run,
+            limit,
+            json,
+        }) => read::history(&project, asset.as_deref(), run.as_deref(), limit, json),
+        Some(Command::Stats { json }) => read::stats(&project, json),
+        Some(Command::Metrics { output }) => read::metrics(&project, output.as_deref()),
+        Some(Command::Run { job, json }) => orchestrate::run_job(&project, g, &job, json),
+        Some(Command::Retry { run_id, json }) => orchestrate::retry(&project, g, &run_id, json),
+        Some(Command::Tick) => orchestrate::tick(&project, g),
+        Some(Command::Watch {
+            interval,
+            max_ticks,
+        }) => orchestrate::watch(&project, g, &interval, max_ticks),
+        Some(Command::Cron { every }) => orchestrate::cron(&project, every),
+        Some(Command::Jobs { json }) => orchestrate::jobs(&project, json),
+        Some(Command::Model { command }) => model::run(&project, command),
+        Some(Command::Gc {
+            retention,
+            dry_run,
+            json,
+        }) => gc::run(&project, &retention, dry_run, json),
+    }
+}
+
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    init_tracing(cli.global.verbose);
+    // Polars sorts and parquet writes recurse deeply on wide batches: give the rayon
+    // workers that run them the same roomy stacks as the build steps.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .stack_size(64 << 20)
+        .thread_name(|i| format!("lakebuild-{i}"))
+        .build_global();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            exit_code(&e)
+        }
+    }
+}

@@ -1,0 +1,818 @@
+//! Training: walk-forward cross-validation with early stopping on the mean validation
+//! RankIC over horizons, then the final fit on every labelled day (MODEL.md "Training").
+//! One step is one trading day; the order of days in an epoch and every dropout mask come
+//! from the seed, so the same seed and data give the same weights at any thread count.
+
+use super::dataset::{Panel, Sample};
+use super::loss::{LossConfig, loss_and_grad};
+use super::metrics::{DayMetrics, Summary, day_metrics, summarize};
+use super::network::{ModelConfig, Network};
+use super::optim::{AdamW, AdamWConfig};
+use super::walk_forward::WalkForward;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// How to train (stored with the model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub seed: u64,
+    /// Maximum epochs per fold.
+    pub epochs: usize,
+    /// Stop a fold after this many epochs without a better validation RankIC.
+    pub patience: usize,
+    /// Training days drawn per epoch (all when `None`).
+    pub days_per_epoch: Option<usize>,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub clip_norm: f64,
+    /// Share of a run's steps spent warming up the learning rate.
+    pub warmup: f64,
+    pub lambda: f64,
+    pub folds: usize,
+    pub embargo: usize,
+    pub min_train_days: usize,
+    /// Skip cross-validation (the final fit then runs `epochs` epochs).
+    pub cv: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            seed: 42,
+            epochs: 8,
+            patience: 2,
+            days_per_epoch: None,
+            lr: 5e-4,
+            weight_decay: 0.01,
+            clip_norm: 1.0,
+            warmup: 0.1,
+            lambda: 0.1,
+            folds: 5,
+            embargo: 20,
+            min_train_days: 252,
+            cv: true,
+        }
+    }
+}
+
+/// Progress events, for a progress bar.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A fold (or the final fit, `fold = None`) starts `epochs` epochs of `steps` days.
+    Start {
+        fold: Option<usize>,
+        epochs: usize,
+        steps: usize,
+    },
+    Step {
+        loss: f64,
+    },
+    Epoch {
+        fold: Option<usize>,
+        epoch: usize,
+        loss: f64,
+        valid_rank_ic: Option<f64>,
+    },
+    /// Training picked up a checkpoint: `folds` folds done, the current fit at `epoch`.
+    Resumed {
+        folds: usize,
+        fit: Option<(Option<usize>, usize)>,
+    },
+}
+
+/// Training state saved after every epoch, so that a killed build resumes where it
+/// stopped. Resuming is exact: the day order and dropout masks depend only on the seed,
+/// fold, epoch and step, and the optimiser state is saved with the weights.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// What the state belongs to (configs and data shape): another run ignores it.
+    pub fingerprint: String,
+    /// Folds already finished, with their best epochs.
+    pub folds: Vec<FoldReport>,
+    pub best_epochs: Vec<usize>,
+    /// The fit in progress.
+    pub fit: Option<FitState>,
+}
+
+/// A fit stopped after an epoch. The f32 vectors are stored as their exact bytes (hex of
+/// little-endian), so a resume continues from bit-identical weights and moments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitState {
+    pub fold: Option<usize>,
+    pub next_epoch: usize,
+    #[serde(with = "f32_bytes")]
+    pub params: Vec<f32>,
+    #[serde(with = "f32_bytes")]
+    pub m: Vec<f32>,
+    #[serde(with = "f32_bytes")]
+    pub v: Vec<f32>,
+    pub step: u64,
+    /// Best validation RankIC so far, its epoch and weights.
+    pub best: Option<Best>,
+    pub log: Vec<EpochLog>,
+}
+
+/// The best epoch of a fit so far.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Best {
+    pub rank_ic: f64,
+    pub epoch: usize,
+    #[serde(with = "f32_bytes")]
+    pub params: Vec<f32>,
+}
+
+/// Serde of a `Vec<f32>` as the hex of its little-endian bytes.
+mod f32_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let mut out = String::with_capacity(v.len() * 8);
+        for x in v {
+            for b in x.to_le_bytes() {
+                out.push_str(&format!("{b:02x}"));
+            }
+        }
+        s.serialize_str(&out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.len() % 8 != 0 {
+            return Err(serde::de::Error::custom("f32 bytes: odd length"));
+        }
+        let byte =
+            |i: usize| u8::from_str_radix(&text[i..i + 2], 16).map_err(serde::de::Error::custom);
+        (0..text.len() / 8)
+            .map(|k| {
+                Ok(f32::from_le_bytes([
+                    byte(k * 8)?,
+                    byte(k * 8 + 2)?,
+                    byte(k * 8 + 4)?,
+                    byte(k * 8 + 6)?,
+                ]))
+            })
+            .collect()
+    }
+}
+
+/// A `Checkpoint` as `Checkpoints::save` writes it: borrowed, the same JSON.
+#[derive(Serialize)]
+struct CheckpointView<'a> {
+    fingerprint: &'a str,
+    folds: &'a [FoldReport],
+    best_epochs: &'a [usize],
+    fit: Option<&'a FitState>,
+}
+
+/// Where checkpoints go (`None`: not saved).
+pub struct Checkpoints<'a> {
+    pub file: Option<&'a std::path::Path>,
+}
+
+impl Checkpoints<'_> {
+    fn load(&self, fingerprint: &str) -> Checkpoint {
+        let fresh = Checkpoint {
+            fingerprint: fingerprint.to_string(),
+            ..Checkpoint::default()
+        };
+        let Some(file) = self.file else { return fresh };
+        // An unreadable or foreign checkpoint is not resumed from: training starts afresh.
+        match crate::lake::state_file::read_json::<Checkpoint>(file) {
+            Ok(c) if c.fingerprint == fingerprint => c,
+            _ => fresh,
+        }
+    }
+
+    /// Written to a temporary file and renamed, so a kill never leaves half a checkpoint.
+    fn save(
+        &self,
+        fingerprint: &str,
+        folds: &[FoldReport],
+        best_epochs: &[usize],
+        fit: Option<&FitState>,
+    ) {
+        let Some(file) = self.file else { return };
+        let c = CheckpointView {
+            fingerprint,
+            folds,
+            best_epochs,
+            fit,
+        };
+        let written = serde_json::to_vec(&c)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| crate::lake::state_file::write_atomically(file, &bytes));
+        if let Err(e) = written {
+            tracing::warn!(
+                "cannot save the training checkpoint {}: {e:#}",
+                file.display()
+            );
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    /// Mean training loss of the epoch (`None` when no training day had a sample).
+    pub train_loss: Option<f64>,
+    pub valid_rank_ic: Option<f64>,
+}
+
+/// Validation figures of one fold and horizon.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HorizonReport {
+    pub horizon: String,
+    pub days: usize,
+    pub ic: f64,
+    pub rank_ic: f64,
+    pub icir: f64,
+    pub rank_icir: f64,
+    pub spread: f64,
+    pub spread_sharpe: f64,
+    pub hit_rate: f64,
+}
+
+impl HorizonReport {
+    fn of(horizon: &str, s: &Summary) -> Self {
+        HorizonReport {
+            horizon: horizon.to_string(),
+            days: s.days,
+            ic: s.ic,
+            rank_ic: s.rank_ic,
+            icir: s.icir,
+            rank_icir: s.rank_icir,
+            spread: s.spread,
+            spread_sharpe: s.spread_sharpe,
+            hit_rate: s.hit_rate,
+        }
+    }
+}
+
+/// One validated day's metrics (for `model_evaluation`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayReport {
+    pub date: chrono::NaiveDate,
+    pub horizon: String,
+    pub n: usize,
+    pub ic: f64,
+    pub rank_ic: f64,
+    pub spread: f64,
+    pub hit_rate: f64,
+}
+
+/// One fold's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldReport {
+    pub fold: usize,
+    pub train_first: chrono::NaiveDate,
+    pub train_last: chrono::NaiveDate,
+    pub valid_first: chrono::NaiveDate,
+    pub valid_last: chrono::NaiveDate,
+    pub train_days: usize,
+    pub valid_days: usize,
+    pub best_epoch: usize,
+    pub epochs: Vec<EpochLog>,
+    pub horizons: Vec<HorizonReport>,
+    pub days: Vec<DayReport>,
+}
+
+/// What training produces.
+#[derive(Debug, Clone)]
+pub struct Trained {
+    pub params: Vec<f32>,
+    pub folds: Vec<FoldReport>,
+    pub final_epochs: usize,
+    pub final_log: Vec<EpochLog>,
+    /// The last day the final fit trained on.
+    pub train_last: chrono::NaiveDate,
+}
+
+fn adamw(cfg: &TrainConfig, total_steps: u64) -> AdamWConfig {
+    AdamWConfig {
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        clip_norm: cfg.clip_norm,
+        warmup_steps: ((total_steps as f64 * cfg.warmup).ceil() as u64).max(1),
+        total_steps,
+        ..AdamWConfig::default()
+    }
+}
+
+/// Predicted medians `[n × horizons]` of one sample (dropout off).
+pub fn predict_median(net: &Network, p: &[f32], s: &Sample) -> Vec<f32> {
+    let (q, _) = net.forward(p, &s.input, None);
+    let hz = net.cfg.horizons;
+    (0..s.input.n * hz)
+        .map(|i| q[i * 5 + super::heads::MEDIAN])
+        .collect()
+}
+
+/// Metrics of the median prediction per horizon on one sample.
+fn evaluate(net: &Network, p: &[f32], s: &Sample) -> Vec<Option<DayMetrics>> {
+    let pred = predict_median(net, p, s);
+    let hz = net.cfg.horizons;
+    (0..hz)
+        .map(|h| {
+            let (a, b): (Vec<f64>, Vec<f64>) = (0..s.input.n)
+                .map(|i| (pred[i * hz + h] as f64, s.raw_y[i * hz + h]))
+                .filter(|(_, y)| y.is_finite())
+                .unzip();
+            day_metrics(&a, &b)
+        })
+        .collect()
+}
+
+struct Trainer<'a> {
+    net: &'a Network,
+    panel: &'a Panel,
+    cfg: &'a TrainConfig,
+    loss: LossConfig,
+    decay: Vec<bool>,
+}
+
+impl Trainer<'_> {
+    fn sample(&self, d: usize) -> Option<Sample> {
+        self.panel.sample(d, self.net.cfg.t, &self.net.cfg.graph())
+    }
+
+    /// Trains from `init` on `days` for up to `epochs` epochs. With validation days,
+    /// stops after `patience` epochs without improvement and returns the best epoch's
+    /// parameters.
+    #[allow(clippy::too_many_arguments)]
+    fn fit(
+        &self,
+        fold: Option<usize>,
+        days: &[usize],
+        valid: &[Sample],
+        epochs: usize,
+        resume: Option<FitState>,
+        on: &mut dyn FnMut(Event),
+        save: &mut dyn FnMut(FitState),
+    ) -> Result<(Vec<f32>, usize, Vec<EpochLog>), String> {
+        let net = self.net;
+        let per_epoch = self
+            .cfg
+            .days_per_epoch
+            .map_or(days.len(), |k| k.min(days.len()));
+        let opt_cfg = adamw(self.cfg, (per_epoch * epochs) as u64);
+        let stream = fold.map_or(u64::MAX, |f| f as u64);
+        let (mut p, mut opt, mut best, mut log, first) = match resume {
+            Some(r) => {
+                let best = r.best.map(|b| (b.rank_ic, b.epoch, b.params)).unwrap_or((
+                    f64::NEG_INFINITY,
+                    0,
+                    r.params.clone(),
+                ));
+                let opt = AdamW {
+                    m: r.m,
+                    v: r.v,
+                    step: r.step,
+                };
+                (r.params, opt, best, r.log, r.next_epoch)
+            }
+            None => {
+                let p: Vec<f32> = net.init(self.cfg.seed);
+                let opt = AdamW::new(p.len());
+                let best = (f64::NEG_INFINITY, 0usize, p.clone());
+                (p, opt, best, Vec::new(), 0)
+            }
+        };
+        on(Event::Start {
+            fold,
+            epochs,
+            steps: per_epoch,
+        });
+        for epoch in first..epochs {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed);
+            rng.set_stream(stream.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+            let mut order = days.to_vec();
+            order.shuffle(&mut rng);
+            order.truncate(per_epoch);
+            let mut total = 0.0;
+            let mut steps = 0usize;
+            for &d in &order {
+                let Some(s) = self.sample(d) else { continue };
+                let drop = net.dropout::<f32>(s.input.n, self.cfg.seed, opt.step ^ (stream << 40));
+                let (q, cache) = net.forward(&p, &s.input, drop.as_ref());
+                let (parts, dq) =
+                    loss_and_grad(&self.loss, &q, &s.y, &s.valid, s.input.n, net.cfg.horizons);
+                let mut g = vec![0f32; p.len()];
+                net.backward(&p, &cache, &s.input, &dq, &mut g);
+                if !parts.total.is_finite() {
+                    let at =
+                        fold.map_or("the final fit".to_string(), |f| format!("fold {}", f + 1));
+                    return Err(format!(
+                        "training diverged in {at}, epoch {} (the loss is {}): lower params.lr (now {})",
+                        epoch + 1,
+                        parts.total,
+                        self.cfg.lr
+                    ));
+                }
+                opt.step(&opt_cfg, &mut p, &mut g, Some(&self.decay));
+                total += parts.total;
+                steps += 1;
+                on(Event::Step { loss: parts.total });
+            }
+            let train_loss = (steps > 0).then(|| total / steps as f64);
+            let valid_rank_ic = (!valid.is_empty()).then(|| mean_rank_ic(net, &p, valid));
+            on(Event::Epoch {
+                fold,
+                epoch,
+                loss: train_loss.unwrap_or(f64::NAN),
+                valid_rank_ic,
+            });
+            log.push(EpochLog {
+                epoch,
+                train_loss,
+                valid_rank_ic,
+            });
+            match valid_rank_ic {
+                Some(ic) if ic > best.0 => best = (ic, epoch, p.clone()),
+                Some(_) if epoch >= best.1 + self.cfg.patience => break,
+                _ => {}
+            }
+            if epoch + 1 < epochs {
+                save(FitState {
+                    fold,
+                    next_epoch: epoch + 1,
+                    params: p.clone(),
+                    m: opt.m.clone(),
+                    v: opt.v.clone(),
+                    step: opt.step,
+                    best: best.0.is_finite().then(|| Best {
+                        rank_ic: best.0,
+                        epoch: best.1,
+                        params: best.2.clone(),
+                    }),
+                    log: log.clone(),
+                });
+            }
+        }
+        if valid.is_empty() {
+            let e = log.len().saturating_sub(1);
+            return Ok((p, e, log));
+        }
+        Ok((best.2, best.1, log))
+    }
+}
+
+/// Mean over horizons of the mean daily RankIC on `valid`.
+fn mean_rank_ic(net: &Network, p: &[f32], valid: &[Sample]) -> f64 {
+    let hz = net.cfg.horizons;
+    let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); hz];
+    for s in valid {
+        for (h, m) in evaluate(net, p, s).into_iter().enumerate() {
+            per[h].extend(m);
+        }
+    }
+    let ics: Vec<f64> = per
+        .iter()
+        .filter(|d| !d.is_empty())
+        .map(|d| summarize(d).rank_ic)
+        .collect();
+    if ics.is_empty() {
+        0.0
+    } else {
+        ics.iter().sum::<f64>() / ics.len() as f64
+    }
+}
+
+/// Walk-forward CV, then the final fit on every labelled day.
+pub fn train(
+    model: &ModelConfig,
+    cfg: &TrainConfig,
+    panel: &Panel,
+    checkpoints: &Checkpoints,
+    on: &mut dyn FnMut(Event),
+) -> Result<Trained, String> {
+    let net = Network::new(model.clone())?;
+    let trainer = Trainer {
+        net: &net,
+        panel,
+        cfg,
+        loss: LossConfig {
+            lambda: cfg.lambda,
+            ..LossConfig::default()
+        },
+        decay: net.decay_mask(),
+    };
+    // Days (panel positions) that can be samples at all.
+    let labelled: Vec<usize> = (0..panel.dates.len())
+        .filter(|&d| d + 1 >= model.t && panel.labelled(d))
+        .collect();
+    let Some(&last_labelled) = labelled.last() else {
+        return Err("no day has both a full input window and labels: build more history".into());
+    };
+    let fingerprint = {
+        let shape = (
+            model,
+            cfg,
+            panel.dates.len(),
+            panel.dates.first(),
+            panel.dates.last(),
+            panel.codes.len(),
+        );
+        blake3::hash(serde_json::to_string(&shape).unwrap_or_default().as_bytes())
+            .to_hex()
+            .to_string()
+    };
+    let mut ck = checkpoints.load(&fingerprint);
+    if !ck.folds.is_empty() || ck.fit.is_some() {
+        on(Event::Resumed {
+            folds: ck.folds.len(),
+            fit: ck.fit.as_ref().map(|f| (f.fold, f.next_epoch)),
+        });
+    }
+    let mut folds = std::mem::take(&mut ck.folds);
+    let mut best_epochs = std::mem::take(&mut ck.best_epochs);
+    if cfg.cv {
+        let wf = WalkForward {
+            folds: cfg.folds,
+            embargo: cfg.embargo,
+            min_train: cfg.min_train_days,
+        };
+        // Positions start at the first day with a full window.
+        let base = model.t - 1;
+        let span = last_labelled + 1 - base;
+        for (i, f) in wf.split(span)?.into_iter().enumerate() {
+            if i < folds.len() {
+                continue;
+            }
+            let train_days: Vec<usize> = f
+                .train
+                .clone()
+                .map(|d| d + base)
+                .filter(|d| panel.labelled(*d))
+                .collect();
+            let valid: Vec<Sample> = f
+                .valid
+                .clone()
+                .map(|d| d + base)
+                .filter_map(|d| trainer.sample(d))
+                .collect();
+            let resume = ck.fit.take().filter(|r| r.fold == Some(i));
+            let (p, best_epoch, epochs) = trainer.fit(
+                Some(i),
+                &train_days,
+                &valid,
+                cfg.epochs,
+                resume,
+                on,
+                &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
+            )?;
+            let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); model.horizons];
+            let mut days = Vec::new();
+            for s in &valid {
+                for (h, m) in evaluate(&net, &p, s).into_iter().enumerate() {
+                    if let Some(m) = m {
+                        days.push(DayReport {
+                            date: panel.dates[s.date],
+                            horizon: panel.horizons[h].clone(),
+                            n: m.n,
+                            ic: m.ic,
+                            rank_ic: m.rank_ic,
+                            spread: m.spread,
+                            hit_rate: m.hit_rate,
+                        });
+                        per[h].push(m);
+                    }
+                }
+            }
+            let horizons = per
+                .iter()
+                .enumerate()
+                .map(|(h, d)| HorizonReport::of(&panel.horizons[h], &summarize(d)))
+                .collect();
+            best_epochs.push(best_epoch);
+            folds.push(FoldReport {
+                fold: i,
+                train_first: panel.dates[f.train.start + base],
+                train_last: panel.dates[f.train.end - 1 + base],
+                valid_first: panel.dates[f.valid.start + base],
+                valid_last: panel.dates[f.valid.end - 1 + base],
+                train_days: train_days.len(),
+                valid_days: valid.len(),
+                best_epoch,
+                epochs,
+                horizons,
+                days,
+            });
+            checkpoints.save(&fingerprint, &folds, &best_epochs, None);
+        }
+    }
+    let final_epochs = if best_epochs.is_empty() {
+        cfg.epochs
+    } else {
+        let mean = best_epochs.iter().sum::<usize>() as f64 / best_epochs.len() as f64;
+        (mean.round() as usize + 1).min(cfg.epochs)
+    };
+    let resume = ck.fit.take().filter(|r| r.fold.is_none());
+    let (params, _, final_log) = trainer.fit(
+        None,
+        &labelled,
+        &[],
+        final_epochs,
+        resume,
+        on,
+        &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
+    )?;
+    Ok(Trained {
+        params,
+        folds,
+        final_epochs,
+        final_log,
+        train_last: panel.dates[last_labelled],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+    use rand::Rng;
+
+    /// A resumed training stores exactly what an uninterrupted one does, so every f64 a
+    /// checkpoint holds (epoch logs, best scores, fold metrics) must come back with the
+    /// same bits: serde_json parses floats exactly only with `float_roundtrip`.
+    #[test]
+    fn a_checkpoint_round_trips_every_f64_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let log: Vec<EpochLog> = (0..20_000)
+            .map(|epoch| EpochLog {
+                epoch,
+                train_loss: Some(rng.random::<f64>() * 10f64.powi(rng.random_range(-12..12))),
+                valid_rank_ic: Some(rng.random_range(-1.0..1.0)),
+            })
+            .collect();
+        let fit = FitState {
+            fold: Some(1),
+            next_epoch: 3,
+            params: vec![0.1, -2.5e-7],
+            m: vec![1e-9],
+            v: vec![3.0],
+            step: 42,
+            best: Some(Best {
+                rank_ic: 0.123_456_789_012_345_67,
+                epoch: 2,
+                params: vec![0.5],
+            }),
+            log,
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("checkpoint.json");
+        let ck = Checkpoints { file: Some(&file) };
+        ck.save("fp", &[], &[2], Some(&fit));
+        let back = ck.load("fp").fit.expect("a fit");
+        assert_eq!(back.log.len(), fit.log.len());
+        for (a, b) in fit.log.iter().zip(&back.log) {
+            let bits = |x: Option<f64>| x.map(f64::to_bits);
+            assert_eq!(bits(a.train_loss), bits(b.train_loss), "epoch {}", a.epoch);
+            assert_eq!(
+                bits(a.valid_rank_ic),
+                bits(b.valid_rank_ic),
+                "epoch {}",
+                a.epoch
+            );
+        }
+        let best = back.best.expect("best");
+        assert_eq!(
+            best.rank_ic.to_bits(),
+            0.123_456_789_012_345_67f64.to_bits()
+        );
+    }
+
+    /// 40 stocks × 160 days: feature 0 (the graph's return series too) is a signal, and
+    /// the next-day label is the signal plus noise (IC ≈ 0.6). With `shuffle`, each day
+    /// gets another day's labels: no feature can predict them.
+    fn panel(shuffle: bool) -> Panel {
+        let (days, stocks) = (160usize, 40usize);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut sig = vec![0f64; days * stocks];
+        let mut y = vec![0f64; days * stocks];
+        for i in 0..days * stocks {
+            sig[i] = rng.random_range(-1.0..1.0);
+            y[i] = sig[i] + 0.8 * rng.random_range(-1.0..1.0);
+        }
+        let mut perm: Vec<usize> = (0..days).collect();
+        if shuffle {
+            perm.shuffle(&mut rng);
+        }
+        let (mut code, mut date, mut f0, mut f1, mut m, mut label, mut sector) =
+            (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let start = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
+        for d in 0..days {
+            for s in 0..stocks {
+                code.push(format!("{:04}0", 1000 + s));
+                date.push(start + chrono::Duration::days(d as i64));
+                f0.push(sig[d * stocks + s]);
+                f1.push(rng.random_range(-1.0..1.0));
+                m.push(true);
+                label.push(y[perm[d] * stocks + s]);
+                sector.push(format!("{}", s % 4));
+            }
+        }
+        let features = df!("Code" => &code, "Date" => &date, "S33" => sector, "ret_1d_cs_z" => f0, "noise_cs_z" => f1, "valid_returns" => m)
+            .expect("frame");
+        let labels = df!("Code" => &code, "Date" => &date, "fwd_ret_1d" => label).expect("frame");
+        Panel::from_frames(
+            &features,
+            Some(&labels),
+            &["ret_1d_cs_z".into(), "noise_cs_z".into()],
+            &["valid_returns".into()],
+            &["fwd_ret_1d".into()],
+        )
+        .expect("panel")
+    }
+
+    fn fit(shuffle: bool) -> Trained {
+        let mut model = ModelConfig::new(10, 2, 1, 1);
+        model.hidden = 8;
+        model.heads = 2;
+        model.graph_k = 4;
+        model.dropout = 0.0;
+        let cfg = TrainConfig {
+            epochs: 6,
+            patience: 2,
+            lr: 3e-3,
+            folds: 2,
+            min_train_days: 60,
+            ..TrainConfig::default()
+        };
+        train(
+            &model,
+            &cfg,
+            &panel(shuffle),
+            &Checkpoints { file: None },
+            &mut |_| {},
+        )
+        .expect("training")
+    }
+
+    fn valid_rank_ic(t: &Trained) -> f64 {
+        let ics: Vec<f64> = t
+            .folds
+            .iter()
+            .flat_map(|f| f.horizons.iter().map(|h| h.rank_ic))
+            .collect();
+        ics.iter().sum::<f64>() / ics.len() as f64
+    }
+
+    #[test]
+    fn checkpoint_vectors_round_trip_bit_for_bit() {
+        let v = vec![
+            0.1f32,
+            -0.0,
+            f32::MIN_POSITIVE / 3.0,
+            1.0e-38,
+            3.4e38,
+            1.234_567_9e-16,
+            f32::NAN,
+        ];
+        let st = FitState {
+            fold: Some(1),
+            next_epoch: 2,
+            params: v.clone(),
+            m: v.clone(),
+            v: v.clone(),
+            step: 7,
+            best: None,
+            log: vec![],
+        };
+        let text = serde_json::to_string(&st).expect("json");
+        let back: FitState = serde_json::from_str(&text).expect("json");
+        for (a, b) in v.iter().zip(&back.params).chain(v.iter().zip(&back.v)) {
+            assert_eq!(a.to_bits(), b.to_bits());
+        }
+    }
+
+    #[test]
+    fn the_model_learns_a_planted_signal() {
+        let t = fit(false);
+        let ic = valid_rank_ic(&t);
+        // The planted signal's own IC is ≈ 0.58. Measured: 0.24 with FAN (which normalises
+        // each stock's 10-day series by its own mean and σ, so part of a purely
+        // cross-sectional signal is lost), above 0.3 without it. Shuffled labels give ≈ 0.
+        assert!(ic > 0.15, "validation RankIC {ic}");
+        for f in &t.folds {
+            assert!(f.valid_first > f.train_last);
+            assert!(
+                f.days
+                    .iter()
+                    .all(|d| d.date >= f.valid_first && d.date <= f.valid_last)
+            );
+        }
+    }
+
+    #[test]
+    fn with_labels_shuffled_across_days_the_validation_rank_ic_is_near_zero() {
+        let ic = valid_rank_ic(&fit(true));
+        // 2 folds × ~40 validation days × 40 stocks: the noise of a mean RankIC is ≈ 0.03.
+        assert!(
+            ic.abs() < 0.1,
+            "validation RankIC {ic} with shuffled labels: a leak"
+        );
+    }
+}

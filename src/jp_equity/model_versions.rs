@@ -1,0 +1,141 @@
+//! Model versions and aliases (`lakebuild model list`, `lakebuild model alias`): every
+//! materialization of a model asset is a version of its Delta table; an alias names one,
+//! and an input `trained_model@production` reads the version it names.
+
+use crate::core::partition::PartitionId;
+use crate::engine::project::Project;
+use crate::jp_equity::model::store::StoredModel;
+use crate::lake::aliases;
+use crate::lake::parquet;
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+/// One version of a model asset.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelVersion {
+    pub version: i64,
+    /// When it was committed (RFC 3339, UTC).
+    pub committed: Option<String>,
+    /// The weights' content id (what `predictions.model_id` records).
+    pub model_id: Option<String>,
+    /// The last day it trained on.
+    pub train_last: Option<chrono::NaiveDate>,
+    /// Mean validation RankIC over folds and horizons.
+    pub cv_rank_ic: Option<f64>,
+    pub aliases: Vec<String>,
+    pub current: bool,
+    /// Why the stored model could not be read (e.g. its file was garbage-collected).
+    pub unreadable: Option<String>,
+}
+
+/// Every version of `asset` that published a model, oldest first.
+pub fn list(project: &Project, asset: &str) -> Result<Vec<ModelVersion>> {
+    if project.rules.get(asset).is_none() {
+        bail!("unknown asset '{asset}': name a model asset such as trained_model");
+    }
+    let table = project.lake.table(asset);
+    let state = crate::lake::log::load(&table)?;
+    let all = aliases::load(&project.lake.root)?;
+    let names = all.get(asset);
+    let current = state.current.get(&PartitionId::Whole).map(|c| c.version);
+    let mut out = Vec::new();
+    for (version, commit) in &state.commits {
+        let Some(record) = commit
+            .partitions
+            .iter()
+            .find(|p| p.id == PartitionId::Whole)
+        else {
+            continue;
+        };
+        let stored = parquet::scan_files(&[table.join(&record.file)])
+            .and_then(|lf| Ok(lf.collect()?))
+            .and_then(|df| StoredModel::from_frame(&df));
+        let (model_id, train_last, cv_rank_ic, unreadable) = match stored {
+            Ok(m) => {
+                let ics: Vec<f64> = m
+                    .metrics
+                    .folds
+                    .iter()
+                    .flat_map(|f| f.horizons.iter().map(|h| h.rank_ic))
+                    .collect();
+                let ic = (!ics.is_empty()).then(|| ics.iter().sum::<f64>() / ics.len() as f64);
+                (Some(m.id()), Some(m.metrics.train_last), ic, None)
+            }
+            Err(e) => (None, None, None, Some(format!("{e:#}"))),
+        };
+        out.push(ModelVersion {
+            version: *version,
+            committed: state.timestamps.get(version).and_then(|ms| {
+                chrono::DateTime::from_timestamp_millis(*ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            }),
+            model_id,
+            train_last,
+            cv_rank_ic,
+            aliases: names
+                .map(|n| {
+                    n.iter()
+                        .filter(|(_, v)| **v == *version)
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            current: current == Some(*version),
+            unreadable,
+        });
+    }
+    Ok(out)
+}
+
+/// Points `alias` at `version` of `asset`, which must be a listed version.
+pub fn set_alias(project: &Project, asset: &str, alias: &str, version: i64) -> Result<Option<i64>> {
+    if !aliases::valid_name(alias) {
+        bail!("alias '{alias}': use lowercase letters, digits, _ and -, e.g. production");
+    }
+    let versions = list(project, asset)?;
+    if let Some(v) = versions.iter().find(|v| v.version == version)
+        && let Some(why) = &v.unreadable
+    {
+        bail!(
+            "{asset} version {version} cannot be read ({why}): choose another version (lakebuild model list)"
+        );
+    }
+    if !versions.iter().any(|v| v.version == version) {
+        let known: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
+        bail!(
+            "{asset} has no model at version {version}; its versions are: {} (see lakebuild model list)",
+            if known.is_empty() {
+                "none yet".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    aliases::set(&project.lake.root, asset, alias, version)
+}
+
+pub fn render(asset: &str, versions: &[ModelVersion]) -> String {
+    let mut s = format!(
+        "{:>7}  {:<20}  {:<16}  {:<10}  {:>9}  aliases\n",
+        "version", "committed", "model id", "trained to", "CV RankIC"
+    );
+    for v in versions {
+        let mut tags = v.aliases.clone();
+        if v.current {
+            tags.insert(0, "latest".into());
+        }
+        s.push_str(&format!(
+            "{:>7}  {:<20}  {:<16}  {:<10}  {:>9}  {}\n",
+            v.version,
+            v.committed.as_deref().unwrap_or("-"),
+            v.model_id.as_deref().unwrap_or("(unreadable)"),
+            v.train_last.map_or("-".to_string(), |d| d.to_string()),
+            v.cv_rank_ic.map_or("-".to_string(), |x| format!("{x:+.4}")),
+            tags.join(", ")
+        ));
+    }
+    if versions.is_empty() {
+        s.push_str(&format!("(no versions: build {asset} first)\n"));
+    }
+    s
+}

@@ -1,0 +1,392 @@
+//! Op `train` (asset `trained_model`): reads the whole features and labels assets, runs
+//! walk-forward cross-validation and the final fit of ATFT-GAT-FAN ([`crate::jp_equity::model`]),
+//! and writes the stored model (tensors, config, feature manifest, CV metrics).
+
+use crate::core::error::UsageError;
+use crate::core::rule::Rule;
+use crate::jp_equity::features::manifest::{Manifest, Role};
+use crate::jp_equity::model::dataset::Panel;
+use crate::jp_equity::model::network::{ModelConfig, Network};
+use crate::jp_equity::model::store::{Metrics, StoredModel};
+use crate::jp_equity::model::train::{Checkpoints, Event, TrainConfig, train};
+use crate::op::param::{self, flag, float, int};
+use crate::op::{ColumnKind, Op, OpContext, OpInput, OpSpec, ParamSpec, ParamType};
+use anyhow::{Context, Result, anyhow};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use polars::prelude::*;
+use serde_json::Value;
+use std::io::IsTerminal;
+
+pub struct TrainOp;
+
+macro_rules! p {
+    ($name:literal, $ty:ident, $doc:literal) => {
+        ParamSpec {
+            name: $name,
+            ty: ParamType::$ty,
+            required: false,
+            doc: $doc,
+        }
+    };
+}
+
+const PARAMS: &[ParamSpec] = &[
+    p!(
+        "features",
+        Str,
+        "the features input (default processed_features)"
+    ),
+    p!("labels", Str, "the labels input (default labels)"),
+    p!("window", Int, "days of history per sample, T (default 20)"),
+    p!("hidden", Int, "hidden width H (default 64)"),
+    p!("heads", Int, "attention heads (default 4)"),
+    p!("frequencies", Int, "FAN frequencies K (default 2)"),
+    p!("dropout", Float, "dropout rate in training (default 0.1)"),
+    p!(
+        "graph_k",
+        Int,
+        "correlation neighbours per stock (default 15)"
+    ),
+    p!("use_fan", Bool, "ablation switch (default true)"),
+    p!("use_temporal", Bool, "ablation switch (default true)"),
+    p!("use_gat", Bool, "ablation switch (default true)"),
+    p!("seed", Int, "the training seed (default 42)"),
+    p!("epochs", Int, "maximum epochs per fold (default 8)"),
+    p!(
+        "patience",
+        Int,
+        "early-stopping patience in epochs (default 2)"
+    ),
+    p!(
+        "days_per_epoch",
+        Int,
+        "training days drawn per epoch (default all)"
+    ),
+    p!("lr", Float, "AdamW learning rate (default 5e-4)"),
+    p!("weight_decay", Float, "AdamW weight decay (default 0.01)"),
+    p!("folds", Int, "walk-forward folds (default 5)"),
+    p!(
+        "embargo",
+        Int,
+        "trading days between training and validation (default 20)"
+    ),
+    p!(
+        "min_train_days",
+        Int,
+        "training days of the first fold (default 252)"
+    ),
+    p!(
+        "cv",
+        Bool,
+        "run cross-validation before the final fit (default true)"
+    ),
+];
+
+/// The model config of the params, for the given input widths.
+pub fn model_config(
+    params: &Value,
+    features: usize,
+    masks: usize,
+    horizons: usize,
+) -> Result<ModelConfig, String> {
+    let mut c = ModelConfig::new(int(params, "window", 20)?, features, masks, horizons);
+    c.hidden = int(params, "hidden", c.hidden)?;
+    c.heads = int(params, "heads", c.heads)?;
+    c.frequencies = int(params, "frequencies", c.frequencies)?;
+    c.dropout = float(params, "dropout", c.dropout)?;
+    c.graph_k = int(params, "graph_k", c.graph_k)?;
+    c.use_fan = flag(params, "use_fan", true);
+    c.use_temporal = flag(params, "use_temporal", true);
+    c.use_gat = flag(params, "use_gat", true);
+    c.validate()?;
+    Ok(c)
+}
+
+pub fn train_config(params: &Value) -> Result<TrainConfig, String> {
+    let d = TrainConfig::default();
+    Ok(TrainConfig {
+        seed: int(params, "seed", d.seed as usize)? as u64,
+        epochs: int(params, "epochs", d.epochs)?.max(1),
+        patience: int(params, "patience", d.patience)?.max(1),
+        days_per_epoch: params
+            .get("days_per_epoch")
+            .map(|_| int(params, "days_per_epoch", 0))
+            .transpose()?
+            .map(|k| k.max(1)),
+        lr: float(params, "lr", d.lr)?,
+        weight_decay: float(params, "weight_decay", d.weight_decay)?,
+        folds: int(params, "folds", d.folds)?.max(1),
+        embargo: int(params, "embargo", d.embargo)?,
+        min_train_days: int(params, "min_train_days", d.min_train_days)?,
+        cv: flag(params, "cv", d.cv),
+        ..d
+    })
+    .and_then(|c: TrainConfig| {
+        if c.min_train_days == 0 {
+            return Err("params.min_train_days must be at least 1".into());
+        }
+        if !(c.lr.is_finite() && c.lr > 0.0) {
+            return Err(format!("params.lr = {} must be a positive number", c.lr));
+        }
+        Ok(c)
+    })
+}
+
+pub fn input_name<'a>(params: &'a Value, k: &str, d: &'a str) -> &'a str {
+    param::str_or(params, k, d)
+}
+
+/// The feature manifest of the features input, read from its table.
+pub(super) fn input_manifest(ctx: &OpContext, input: &OpInput) -> Result<Manifest> {
+    if input.partitions.is_empty() {
+        return Err(UsageError(format!(
+            "{}: input '{}' has no partitions yet: build it first",
+            ctx.rule.file.display(),
+            input.asset
+        ))
+        .into());
+    }
+    Manifest::read(&input.table)
+}
+
+/// Model columns of a manifest: the z-scores and the family flags.
+pub fn model_columns(m: &Manifest) -> (Vec<String>, Vec<String>) {
+    let f = m.model_inputs().iter().map(|c| c.name.clone()).collect();
+    let k = m
+        .columns
+        .iter()
+        .filter(|c| c.role == Role::Valid)
+        .map(|c| c.name.clone())
+        .collect();
+    (f, k)
+}
+
+pub(super) fn read_features(
+    op: &str,
+    input: &OpInput,
+    features: &[String],
+    masks: &[String],
+) -> Result<DataFrame> {
+    let mut expected = vec![
+        ("Code", ColumnKind::Str),
+        ("Date", ColumnKind::Date),
+        ("S33", ColumnKind::Str),
+    ];
+    expected.extend(features.iter().map(|f| (f.as_str(), ColumnKind::Numeric)));
+    expected.extend(masks.iter().map(|m| (m.as_str(), ColumnKind::Bool)));
+    input.expect_columns(op, &expected)?;
+    let mut cols = vec![col("Code"), col("Date"), col("S33")];
+    cols.extend(features.iter().chain(masks).map(|c| col(c.as_str())));
+    input
+        .scan()?
+        .select(cols)
+        .collect()
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot read the model's columns from '{}'", input.asset))
+}
+
+/// A terminal progress bar per fold with the loss and validation RankIC, and a log line
+/// per epoch.
+fn progress() -> impl FnMut(Event) {
+    let on = std::io::stderr().is_terminal();
+    let mut bar = ProgressBar::hidden();
+    let mut running = 0.0;
+    let mut label = String::new();
+    move |e| match e {
+        Event::Start {
+            fold,
+            epochs,
+            steps,
+        } => {
+            bar.finish_and_clear();
+            label = fold.map_or("final fit".to_string(), |f| format!("fold {}", f + 1));
+            bar = if on {
+                ProgressBar::with_draw_target(
+                    Some((epochs * steps) as u64),
+                    ProgressDrawTarget::stderr(),
+                )
+            } else {
+                ProgressBar::hidden()
+            };
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix:>12} [{bar:30}] {pos}/{len} days {msg} ({elapsed})",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(label.clone());
+        }
+        Event::Step { loss } => {
+            running = if bar.position() == 0 {
+                loss
+            } else {
+                0.95 * running + 0.05 * loss
+            };
+            bar.inc(1);
+            bar.set_message(format!("loss {running:.4}"));
+        }
+        Event::Resumed { folds, fit } => {
+            let at = fit.map_or(String::new(), |(f, e)| {
+                let what = f.map_or("the final fit".to_string(), |f| format!("fold {}", f + 1));
+                format!(", {what} at epoch {}", e + 1)
+            });
+            tracing::info!("resumed training from its checkpoint: {folds} folds done{at}");
+        }
+        Event::Epoch {
+            epoch,
+            loss,
+            valid_rank_ic,
+            ..
+        } => {
+            let ic = valid_rank_ic.map_or(String::new(), |v| format!(", valid RankIC {v:+.4}"));
+            bar.set_message(format!("epoch {} loss {loss:.4}{ic}", epoch + 1));
+            tracing::info!("train {label} epoch {}: loss {loss:.4}{ic}", epoch + 1);
+        }
+    }
+}
+
+impl OpSpec for TrainOp {
+    fn name(&self) -> &'static str {
+        "train"
+    }
+
+    fn code_version(&self) -> &'static str {
+        crate::op_code_version!(
+            "jp_equity/model/mod.rs",
+            "jp_equity/model/network.rs",
+            "jp_equity/model/fan.rs",
+            "jp_equity/model/grn.rs",
+            "jp_equity/model/lstm.rs",
+            "jp_equity/model/attention.rs",
+            "jp_equity/model/graph.rs",
+            "jp_equity/model/gat.rs",
+            "jp_equity/model/heads.rs",
+            "jp_equity/model/loss.rs",
+            "jp_equity/model/optim.rs",
+            "jp_equity/model/train.rs",
+            "jp_equity/model/dataset.rs",
+            "jp_equity/model/walk_forward.rs",
+            "jp_equity/model/metrics.rs",
+            "jp_equity/model/store.rs",
+            "jp_equity/model/layers.rs",
+            "jp_equity/model/linalg.rs",
+            "jp_equity/model/real.rs",
+            "jp_equity/model/params.rs",
+            "jp_equity/frames.rs"
+        )
+    }
+
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+
+    fn validate(&self, rule: &Rule) -> Vec<(usize, String)> {
+        let mut errs = Vec::new();
+        if rule.daily {
+            errs.push((
+                1,
+                "op train writes one model: remove partitioned = \"daily\"".to_string(),
+            ));
+        }
+        for k in ["features", "labels"] {
+            let name = input_name(
+                &rule.params,
+                k,
+                if k == "features" {
+                    "processed_features"
+                } else {
+                    "labels"
+                },
+            );
+            if !rule.inputs.iter().any(|i| i.asset == name) {
+                errs.push((
+                    1,
+                    format!(
+                        "op train needs the input '{name}': add {{ asset = \"{name}\" }} to inputs"
+                    ),
+                ));
+            }
+        }
+        if let Err(e) = model_config(&rule.params, 1, 1, 1).and_then(|_| train_config(&rule.params))
+        {
+            errs.push((1, e));
+        }
+        errs
+    }
+}
+
+impl Op for TrainOp {
+    fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
+        let file = ctx.rule.file.display().to_string();
+        let usage = |e: String| anyhow!(UsageError(format!("{file}: {e}")));
+        let f_name = input_name(&ctx.params, "features", "processed_features");
+        let l_name = input_name(&ctx.params, "labels", "labels");
+        let f_in = ctx
+            .input(f_name)
+            .ok_or_else(|| usage(format!("op train needs the input '{f_name}'")))?;
+        let l_in = ctx
+            .input(l_name)
+            .ok_or_else(|| usage(format!("op train needs the input '{l_name}'")))?;
+        let manifest = input_manifest(ctx, f_in)?;
+        let (features, masks) = model_columns(&manifest);
+        let labels_df = l_in
+            .scan()?
+            .collect()
+            .map_err(anyhow::Error::from)
+            .context("cannot read the labels")?;
+        let horizons: Vec<String> = labels_df
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .filter(|c| c.starts_with("fwd_ret_"))
+            .collect();
+        if horizons.is_empty() {
+            return Err(usage(format!(
+                "input '{l_name}' has no fwd_ret_* columns: is it a labels asset?"
+            )));
+        }
+        let features_df = read_features("train", f_in, &features, &masks)?;
+        let panel =
+            Panel::from_frames(&features_df, Some(&labels_df), &features, &masks, &horizons)?;
+        drop(features_df);
+        drop(labels_df);
+        let model = model_config(&ctx.params, features.len(), masks.len(), horizons.len())
+            .map_err(usage)?;
+        let tcfg = train_config(&ctx.params).map_err(usage)?;
+        let n_params = Network::new(model.clone()).map_err(usage)?.n_params();
+        tracing::info!(
+            "training on {} days × {} stocks, {} features + {} masks, {} parameters",
+            panel.dates.len(),
+            panel.codes.len(),
+            features.len(),
+            masks.len(),
+            n_params
+        );
+        let checkpoint = ctx.resume.join("checkpoint.json");
+        let trained = train(
+            &model,
+            &tcfg,
+            &panel,
+            &Checkpoints {
+                file: Some(&checkpoint),
+            },
+            &mut progress(),
+        )
+        .map_err(usage)?;
+        let stored = StoredModel {
+            model,
+            train: tcfg,
+            features: manifest,
+            labels: horizons,
+            metrics: Metrics {
+                folds: trained.folds,
+                final_epochs: trained.final_epochs,
+                final_log: trained.final_log,
+                train_last: trained.train_last,
+            },
+            params: trained.params,
+        };
+        stored.to_frame()
+    }
+}
