@@ -4,6 +4,9 @@
 
 use serde_json::Value;
 
+/// A string or a list of strings, as a list (empty when absent).
+pub use crate::core::catalog::string_list as strings;
+
 /// A string param.
 pub fn str<'a>(params: &'a Value, name: &str) -> Option<&'a str> {
     params.get(name).and_then(|v| v.as_str())

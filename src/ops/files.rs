@@ -29,14 +29,7 @@ pub const PARAMS: &[ParamSpec] = &[
 
 /// The `path` glob(s) of the params.
 pub fn globs(params: &Value) -> Vec<String> {
-    match params.get("path") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().map(String::from))
-            .collect(),
-        _ => Vec::new(),
-    }
+    crate::op::param::strings(params, "path")
 }
 
 /// A date column from text (YYYY-MM-DD) or any castable type; unparsable values become null.

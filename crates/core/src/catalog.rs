@@ -107,6 +107,19 @@ pub trait Catalog: Send + Sync {
     fn default_calendar(&self) -> DayCalendar;
 }
 
+/// A param that is a string or a list of strings (`path = "a/*.csv"` or `["a", "b"]`),
+/// as a list; empty when absent.
+pub fn string_list(params: &Value, name: &str) -> Vec<String> {
+    match params.get(name) {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// "\"a\", \"b\" or \"c\"".
 pub fn quoted_alternatives(names: &[&str]) -> String {
     let q: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
@@ -147,14 +160,7 @@ pub(crate) mod fixture {
             self.discovers
         }
         fn source_globs(&self, params: &Value) -> Vec<String> {
-            match params.get("path") {
-                Some(Value::String(s)) => vec![s.clone()],
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect(),
-                _ => Vec::new(),
-            }
+            string_list(params, "path")
         }
     }
 
