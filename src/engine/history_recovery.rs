@@ -97,11 +97,8 @@ fn rows_of(commit: &CommitRecord, trigger: &str) -> Vec<RunRow> {
         .map(|t| t.timestamp_millis())
         .unwrap_or(0);
     let mut out = Vec::new();
-    for (outcome, name) in [
-        (PartitionOutcome::Built, "built"),
-        (PartitionOutcome::CutOff, "cut_off"),
-        (PartitionOutcome::Restored, "restored"),
-    ] {
+    for outcome in PartitionOutcome::ALL {
+        let name = outcome.as_str();
         let group: Vec<_> = commit
             .partitions
             .iter()

@@ -129,11 +129,8 @@ pub(crate) fn group_rows(
         .rev()
         .take_while(|r| r.asset == asset && r.outcome == "failed")
         .count();
-    for (outcome, name) in [
-        (PartitionOutcome::Built, "built"),
-        (PartitionOutcome::CutOff, "cut_off"),
-        (PartitionOutcome::Restored, "restored"),
-    ] {
+    for outcome in PartitionOutcome::ALL {
+        let name = outcome.as_str();
         let group: Vec<&PartitionRecord> =
             records.iter().filter(|r| r.outcome == outcome).collect();
         if group.is_empty() {

@@ -49,6 +49,24 @@ pub enum PartitionOutcome {
     Restored,
 }
 
+impl PartitionOutcome {
+    /// Every outcome, in the order a step's history rows list them.
+    pub const ALL: [PartitionOutcome; 3] = [
+        PartitionOutcome::Built,
+        PartitionOutcome::CutOff,
+        PartitionOutcome::Restored,
+    ];
+
+    /// The outcome as the run history writes it (its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartitionOutcome::Built => "built",
+            PartitionOutcome::CutOff => "cut_off",
+            PartitionOutcome::Restored => "restored",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartitionRecord {
     pub id: PartitionId,
@@ -130,6 +148,16 @@ pub struct CommitRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outcome_names_are_their_serde_names() {
+        for o in PartitionOutcome::ALL {
+            assert_eq!(
+                serde_json::to_value(o).ok(),
+                Some(serde_json::json!(o.as_str()))
+            );
+        }
+    }
 
     #[test]
     fn the_restatement_digest_is_a_function_of_the_set() {
