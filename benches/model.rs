@@ -1,4 +1,4 @@
-//! Model benchmarks (issue 5). Run with:
+//! Model benchmarks (issues 5 and 13). Run with:
 //!
 //!     cargo bench --bench model
 //!
@@ -7,21 +7,31 @@
 //! keeps the lake) and, with the training config of `rules/trained_model.toml`, prints:
 //! - training throughput (stock-days/s, forward + backward + AdamW) and inference time per
 //!   day at the default size and at full scale (4,000 stocks, a synthetic day batch);
-//! - walk-forward validation RankIC per horizon of the model, of a ridge regression on the
-//!   same features and folds, and the oracle IC of the planted component on the same days;
-//! - the ablation of MODEL.md: the same training without GAT, without the temporal block,
-//!   without FAN (`LAKEBUILD_BENCH_ABLATION=0` skips it).
+//! - the day graph's recovery of the synthetic market's planted lead-lag links (recall,
+//!   precision, in-degree) for the same-day graph and the graph with lead-lag partners;
+//! - walk-forward validation RankIC per horizon of the model, of two ridge baselines on
+//!   the same folds (the last day's inputs; the last day's and the window's mean), each
+//!   with its λ chosen by an inner walk-forward split of the fold's training days, and the
+//!   oracle IC of the planted component on the same days; every mean with its Newey–West
+//!   standard error (lags: the plug-in rule, at least horizon − 1 days);
+//! - the ablation of MODEL.md on the same folds and seed: without the graph block, the
+//!   GATv2 layers without the linear graph path, the same-day graph only, the graph on the
+//!   true links (the upper bound of the graph block), without the temporal block, without
+//!   FAN, without the skip path; and the paired differences that the goals are stated in.
 //!
-//! `LAKEBUILD_BENCH_THROUGHPUT=0` skips the throughput part; `LAKEBUILD_BENCH_PARAMS` (a
-//! JSON object) overrides the rule's params, for experiments.
+//! `LAKEBUILD_BENCH_THROUGHPUT=0` skips the throughput part, `LAKEBUILD_BENCH_ABLATION=0`
+//! the ablation; `LAKEBUILD_BENCH_ONLY=graph` prints the graph's link recovery over a grid
+//! of lead-lag settings and stops; `LAKEBUILD_BENCH_PARAMS` (a JSON object) overrides the
+//! rule's params, for experiments.
 
 mod common;
+use chrono::NaiveDate;
 use common::bench_root;
 use lakebuild::jp_equity::features::manifest::Manifest;
 use lakebuild::jp_equity::model::dataset::Panel;
-use lakebuild::jp_equity::model::graph::build_graph;
+use lakebuild::jp_equity::model::graph::{GraphConfig, LinkRecovery, build_graph, link_recovery};
 use lakebuild::jp_equity::model::loss::{LossConfig, loss_and_grad};
-use lakebuild::jp_equity::model::metrics::{day_metrics, pearson, summarize};
+use lakebuild::jp_equity::model::metrics::{day_metrics, newey_west_lags, newey_west_se, pearson};
 use lakebuild::jp_equity::model::network::{DayInput, ModelConfig, Network};
 use lakebuild::jp_equity::model::optim::{AdamW, AdamWConfig};
 use lakebuild::jp_equity::model::train::{Checkpoints, TrainConfig, Trained, train};
@@ -30,7 +40,8 @@ use lakebuild::jp_equity::ops::train::{model_columns, model_config, train_config
 use lakebuild::lake::Lake;
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
-use std::collections::HashMap;
+use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -96,105 +107,6 @@ fn synthetic_day(cfg: &ModelConfig, n: usize, seed: u64) -> (DayInput<f32>, (Vec
     )
 }
 
-fn mean_by_horizon(t: &Trained, horizons: &[String]) -> Vec<f64> {
-    horizons
-        .iter()
-        .map(|h| {
-            let v: Vec<f64> = t
-                .folds
-                .iter()
-                .flat_map(|f| {
-                    f.horizons
-                        .iter()
-                        .filter(|x| &x.horizon == h)
-                        .map(|x| x.rank_ic)
-                })
-                .collect();
-            v.iter().sum::<f64>() / v.len().max(1) as f64
-        })
-        .collect()
-}
-
-/// Ridge regression of each horizon's day-z-scored label on the last day's inputs, fitted
-/// on each fold's training days and scored on its validation days (the model's folds).
-fn ridge(panel: &Panel, cfg: &ModelConfig, tc: &TrainConfig, lambda: f64) -> Vec<f64> {
-    let hz = panel.horizons.len();
-    let width = cfg.features + cfg.masks;
-    let labelled: Vec<usize> = (0..panel.dates.len())
-        .filter(|&d| d + 1 >= cfg.t && panel.labelled(d))
-        .collect();
-    let last = *labelled.last().unwrap_or(&0);
-    let base = cfg.t - 1;
-    let wf = WalkForward {
-        folds: tc.folds,
-        embargo: tc.embargo,
-        min_train: tc.min_train_days,
-    };
-    let Ok(folds) = wf.split(last + 1 - base) else {
-        return vec![f64::NAN; hz];
-    };
-    let graph = cfg.graph();
-    let row = |s: &lakebuild::jp_equity::model::dataset::Sample, i: usize| -> Vec<f64> {
-        let t = cfg.t;
-        let mut r: Vec<f64> = s.input.x[(i * t + t - 1) * cfg.features..(i * t + t) * cfg.features]
-            .iter()
-            .map(|v| *v as f64)
-            .collect();
-        r.extend(
-            s.input.mask[(i * t + t - 1) * cfg.masks..(i * t + t) * cfg.masks]
-                .iter()
-                .map(|v| *v as f64),
-        );
-        r.push(1.0);
-        r
-    };
-    let mut per: Vec<Vec<lakebuild::jp_equity::model::metrics::DayMetrics>> = vec![Vec::new(); hz];
-    for f in folds {
-        for (h, per_h) in per.iter_mut().enumerate() {
-            let k = width + 1;
-            let mut xtx = vec![0f64; k * k];
-            let mut xty = vec![0f64; k];
-            for d in f.train.clone().map(|d| d + base) {
-                let Some(s) = panel.sample(d, cfg.t, &graph) else {
-                    continue;
-                };
-                for i in 0..s.input.n {
-                    if !s.valid[i * hz + h] {
-                        continue;
-                    }
-                    let r = row(&s, i);
-                    for a in 0..k {
-                        xty[a] += r[a] * s.y[i * hz + h] as f64;
-                        for b in 0..k {
-                            xtx[a * k + b] += r[a] * r[b];
-                        }
-                    }
-                }
-            }
-            for a in 0..k - 1 {
-                xtx[a * k + a] += lambda;
-            }
-            let w = solve(xtx, xty, k);
-            for d in f.valid.clone().map(|d| d + base) {
-                let Some(s) = panel.sample(d, cfg.t, &graph) else {
-                    continue;
-                };
-                let (a, b): (Vec<f64>, Vec<f64>) = (0..s.input.n)
-                    .filter(|i| s.raw_y[i * hz + h].is_finite())
-                    .map(|i| {
-                        (
-                            row(&s, i).iter().zip(&w).map(|(x, w)| x * w).sum::<f64>(),
-                            s.raw_y[i * hz + h],
-                        )
-                    })
-                    .unzip();
-                per_h.extend(day_metrics(&a, &b));
-            }
-        }
-    }
-    per.iter().map(|d| summarize(d).rank_ic).collect()
-}
-
 /// Gaussian elimination with partial pivoting (k ≈ 45).
 fn solve(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Vec<f64> {
     for c in 0..k {
@@ -229,8 +141,246 @@ fn solve(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Vec<f64> {
     x
 }
 
-/// Oracle IC per horizon on the validation days of the folds.
-fn oracle(root: &Path, t: &Trained, horizons: &[String]) -> anyhow::Result<Vec<f64>> {
+/// A daily series per horizon: date → that day's RankIC (or IC), in date order.
+type Daily = Vec<BTreeMap<NaiveDate, f64>>;
+
+/// The model's validation RankIC per day and horizon, over all folds.
+fn model_daily(t: &Trained, horizons: &[String]) -> Daily {
+    horizons
+        .iter()
+        .map(|h| {
+            t.folds
+                .iter()
+                .flat_map(|f| f.days.iter().filter(|d| &d.horizon == h))
+                .map(|d| (d.date, d.rank_ic))
+                .collect()
+        })
+        .collect()
+}
+
+/// Mean and Newey–West standard error of a daily series (horizon `h_days` days).
+fn mean_se(x: &BTreeMap<NaiveDate, f64>, h_days: usize) -> (f64, f64) {
+    let v: Vec<f64> = x.values().copied().collect();
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let lags = newey_west_lags(v.len(), h_days.saturating_sub(1));
+    (mean, newey_west_se(&v, lags))
+}
+
+/// `a − b` on the days both have.
+fn paired(a: &BTreeMap<NaiveDate, f64>, b: &BTreeMap<NaiveDate, f64>) -> BTreeMap<NaiveDate, f64> {
+    a.iter()
+        .filter_map(|(d, x)| b.get(d).map(|y| (*d, x - y)))
+        .collect()
+}
+
+/// The trading days of a horizon column `fwd_ret_<h>d`.
+fn horizon_days(name: &str) -> usize {
+    name.trim_start_matches("fwd_ret_")
+        .trim_end_matches('d')
+        .parse()
+        .unwrap_or(1)
+}
+
+/// One labelled day's ridge rows: `[n × k]` inputs (intercept last), the day-z-scored
+/// targets and the raw labels `[n × horizons]`.
+struct DayRows {
+    date: NaiveDate,
+    n: usize,
+    x: Vec<f64>,
+    y: Vec<f32>,
+    valid: Vec<bool>,
+    raw_y: Vec<f64>,
+}
+
+/// Ridge inputs of every sample day: the last day's features and masks, and with
+/// `window_mean` also their means over the window (plus an intercept).
+fn ridge_rows(
+    panel: &Panel,
+    cfg: &ModelConfig,
+    window_mean: bool,
+) -> (BTreeMap<usize, DayRows>, usize) {
+    let (t, nf, nm) = (cfg.t, cfg.features, cfg.masks);
+    let width = (nf + nm) * if window_mean { 2 } else { 1 } + 1;
+    // The graph is not used: the cheapest one.
+    let graph = GraphConfig {
+        k: 0,
+        sector_cap: 0,
+        lag_k: 0,
+        ..GraphConfig::default()
+    };
+    let rows = (0..panel.dates.len())
+        .into_par_iter()
+        .filter(|&d| d + 1 >= t && panel.labelled(d))
+        .filter_map(|d| {
+            let s = panel.sample(d, t, &graph)?;
+            let mut x = Vec::with_capacity(s.input.n * width);
+            for i in 0..s.input.n {
+                let last = i * t + t - 1;
+                x.extend(
+                    s.input.x[last * nf..(last + 1) * nf]
+                        .iter()
+                        .map(|v| *v as f64),
+                );
+                x.extend(
+                    s.input.mask[last * nm..(last + 1) * nm]
+                        .iter()
+                        .map(|v| *v as f64),
+                );
+                if window_mean {
+                    for j in 0..nf {
+                        x.push(
+                            (0..t)
+                                .map(|e| s.input.x[(i * t + e) * nf + j] as f64)
+                                .sum::<f64>()
+                                / t as f64,
+                        );
+                    }
+                    for j in 0..nm {
+                        x.push(
+                            (0..t)
+                                .map(|e| s.input.mask[(i * t + e) * nm + j] as f64)
+                                .sum::<f64>()
+                                / t as f64,
+                        );
+                    }
+                }
+                x.push(1.0);
+            }
+            Some((
+                d,
+                DayRows {
+                    date: panel.dates[d],
+                    n: s.input.n,
+                    x,
+                    y: s.y,
+                    valid: s.valid,
+                    raw_y: s.raw_y,
+                },
+            ))
+        })
+        .collect();
+    (rows, width)
+}
+
+/// `XᵀX` and `Xᵀy` of horizon `h` over `days`.
+fn gram(
+    rows: &BTreeMap<usize, DayRows>,
+    days: &[usize],
+    k: usize,
+    h: usize,
+    hz: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut xtx = vec![0f64; k * k];
+    let mut xty = vec![0f64; k];
+    for r in days.iter().filter_map(|d| rows.get(d)) {
+        for i in 0..r.n {
+            if !r.valid[i * hz + h] {
+                continue;
+            }
+            let x = &r.x[i * k..(i + 1) * k];
+            let y = r.y[i * hz + h] as f64;
+            for a in 0..k {
+                xty[a] += x[a] * y;
+                for b in 0..k {
+                    xtx[a * k + b] += x[a] * x[b];
+                }
+            }
+        }
+    }
+    (xtx, xty)
+}
+
+/// Ridge weights (the intercept, last, is not penalised).
+fn fit(mut xtx: Vec<f64>, xty: Vec<f64>, k: usize, lambda: f64) -> Vec<f64> {
+    for a in 0..k - 1 {
+        xtx[a * k + a] += lambda;
+    }
+    solve(xtx, xty, k)
+}
+
+/// Daily RankIC of `w` on `days`.
+fn score(
+    rows: &BTreeMap<usize, DayRows>,
+    days: &[usize],
+    w: &[f64],
+    h: usize,
+    hz: usize,
+) -> Vec<(NaiveDate, f64)> {
+    let k = w.len();
+    days.iter()
+        .filter_map(|d| rows.get(d))
+        .filter_map(|r| {
+            let (a, b): (Vec<f64>, Vec<f64>) = (0..r.n)
+                .filter(|i| r.raw_y[i * hz + h].is_finite())
+                .map(|i| {
+                    let x = &r.x[i * k..(i + 1) * k];
+                    (
+                        x.iter().zip(w).map(|(x, w)| x * w).sum::<f64>(),
+                        r.raw_y[i * hz + h],
+                    )
+                })
+                .unzip();
+            day_metrics(&a, &b).map(|m| (r.date, m.rank_ic))
+        })
+        .collect()
+}
+
+const LAMBDAS: [f64; 9] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8];
+
+/// Ridge on the model's folds, λ per fold and horizon chosen from [`LAMBDAS`] by an inner
+/// walk-forward split of the fold's training days (the last fifth, after the embargo, is
+/// the inner validation), then refitted on all the fold's training days. Returns the daily
+/// RankIC and the chosen λs.
+fn ridge(
+    panel: &Panel,
+    cfg: &ModelConfig,
+    tc: &TrainConfig,
+    window_mean: bool,
+) -> (Daily, Vec<Vec<f64>>) {
+    let hz = panel.horizons.len();
+    let (rows, k) = ridge_rows(panel, cfg, window_mean);
+    let base = cfg.t - 1;
+    let last = rows.keys().next_back().copied().unwrap_or(0);
+    let wf = WalkForward {
+        folds: tc.folds,
+        embargo: tc.embargo,
+        min_train: tc.min_train_days,
+    };
+    let mut daily: Daily = vec![BTreeMap::new(); hz];
+    let mut chosen = vec![Vec::new(); hz];
+    let Ok(folds) = wf.split(last + 1 - base) else {
+        return (daily, chosen);
+    };
+    for f in folds {
+        let train: Vec<usize> = f.train.clone().map(|d| d + base).collect();
+        let valid: Vec<usize> = f.valid.clone().map(|d| d + base).collect();
+        let inner_valid_len = (train.len() / 5).max(1);
+        let cut = train.len().saturating_sub(inner_valid_len);
+        let inner_train = &train[..cut.saturating_sub(tc.embargo)];
+        let inner_valid = &train[cut..];
+        for h in 0..hz {
+            let (xtx, xty) = gram(&rows, inner_train, k, h, hz);
+            let best = LAMBDAS
+                .iter()
+                .map(|&l| {
+                    let w = fit(xtx.clone(), xty.clone(), k, l);
+                    let ics = score(&rows, inner_valid, &w, h, hz);
+                    let m = ics.iter().map(|x| x.1).sum::<f64>() / ics.len().max(1) as f64;
+                    (l, m)
+                })
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or(100.0, |x| x.0);
+            chosen[h].push(best);
+            let (xtx, xty) = gram(&rows, &train, k, h, hz);
+            let w = fit(xtx, xty, k, best);
+            daily[h].extend(score(&rows, &valid, &w, h, hz));
+        }
+    }
+    (daily, chosen)
+}
+
+/// The oracle IC per day and horizon on the model's validation days.
+fn oracle(root: &Path, t: &Trained, horizons: &[String]) -> anyhow::Result<Daily> {
     let joined = frame(root, "synthetic_truth")?
         .lazy()
         .join(
@@ -253,6 +403,11 @@ fn oracle(root: &Path, t: &Trained, horizons: &[String]) -> anyhow::Result<Vec<f
         .iter()
         .map(|v| v.unwrap_or(f64::NAN))
         .collect();
+    let valid_day = |day: NaiveDate| {
+        t.folds
+            .iter()
+            .any(|f| day >= f.valid_first && day <= f.valid_last)
+    };
     let mut out = Vec::new();
     for h in horizons {
         let y: Vec<f64> = joined
@@ -262,29 +417,104 @@ fn oracle(root: &Path, t: &Trained, horizons: &[String]) -> anyhow::Result<Vec<f
             .iter()
             .map(|v| v.unwrap_or(f64::NAN))
             .collect();
-        let mut by_day: HashMap<&str, (Vec<f64>, Vec<f64>)> = HashMap::new();
+        let mut by_day: BTreeMap<NaiveDate, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
         for i in 0..dates.len() {
-            if planted[i].is_finite() && y[i].is_finite() {
-                let e = by_day.entry(dates[i].as_str()).or_default();
+            let Ok(day) = NaiveDate::parse_from_str(&dates[i], "%Y-%m-%d") else {
+                continue;
+            };
+            if planted[i].is_finite() && y[i].is_finite() && valid_day(day) {
+                let e = by_day.entry(day).or_default();
                 e.0.push(planted[i]);
                 e.1.push(y[i]);
             }
         }
-        let mut ics = Vec::new();
-        for f in &t.folds {
-            for (d, (a, b)) in &by_day {
-                let Ok(day) = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d") else {
-                    continue;
-                };
-                if day >= f.valid_first && day <= f.valid_last && a.len() >= 20 {
-                    ics.extend(pearson(a, b));
-                }
-            }
-        }
-        out.push(ics.iter().sum::<f64>() / ics.len().max(1) as f64);
+        out.push(
+            by_day
+                .into_iter()
+                .filter(|(_, (a, _))| a.len() >= 20)
+                .filter_map(|(d, (a, b))| pearson(&a, &b).map(|ic| (d, ic)))
+                .collect(),
+        );
     }
     Ok(out)
 }
+
+/// The planted leader of each follower, by code.
+fn true_leaders(root: &Path) -> anyhow::Result<HashMap<String, String>> {
+    let df = frame(root, "synthetic_truth")?
+        .lazy()
+        .select([col("Code"), col("leader")])
+        .filter(col("leader").is_not_null())
+        .unique(None, UniqueKeepStrategy::First)
+        .collect()?;
+    let codes = df.column("Code")?.cast(&DataType::String)?;
+    let leaders = df.column("leader")?.cast(&DataType::String)?;
+    Ok(codes
+        .str()?
+        .iter()
+        .zip(leaders.str()?.iter())
+        .filter_map(|(c, l)| Some((c?.to_string(), l?.to_string())))
+        .collect())
+}
+
+/// Link recovery of `graph` over `days`, and how many of the found links are lead-lag
+/// partner edges, with the number of partner edges.
+fn recovery(
+    panel: &Panel,
+    t: usize,
+    graph: &GraphConfig,
+    days: &[usize],
+) -> (LinkRecovery, usize, usize) {
+    let parts: Vec<(LinkRecovery, usize, usize)> = days
+        .par_iter()
+        .filter_map(|&d| {
+            let s = panel.sample(d, t, graph)?;
+            let truth = s.true_leaders.as_ref()?;
+            let g = &s.input.graph;
+            let rec = link_recovery(g, truth);
+            let (mut found, mut edges) = (0, 0);
+            if g.edge_dim == 4 {
+                for i in 0..g.n {
+                    for e in g.offsets[i]..g.offsets[i + 1] {
+                        if g.edge_feat[4 * e + 3] == 1.0 {
+                            edges += 1;
+                            found += usize::from(truth[i] == Some(g.src[e]));
+                        }
+                    }
+                }
+            }
+            Some((rec, found, edges))
+        })
+        .collect();
+    let mut total = (LinkRecovery::default(), 0, 0);
+    for (r, f, e) in parts {
+        total.0.add(&r);
+        total.1 += f;
+        total.2 += e;
+    }
+    total
+}
+
+fn recovery_row(name: &str, (r, found, edges): &(LinkRecovery, usize, usize)) -> String {
+    let partner = if *edges > 0 {
+        format!(
+            "{:.3} | {:.3}",
+            *found as f64 / r.links.max(1) as f64,
+            *found as f64 / *edges as f64
+        )
+    } else {
+        "– | –".into()
+    };
+    format!(
+        "| {name} | {:.1} | {:.3} | {:.3} | {:.4} | {partner} |",
+        r.mean_in_degree(),
+        r.recall(),
+        r.random_recall(),
+        r.precision(),
+    )
+}
+
+const RECOVERY_HEADER: &str = "| graph | in-edges per node | recall of true links | recall of a random graph of that degree | precision (a follower's in-edges from its leader) | recall by partner edges | precision of partner edges |\n| --- | --- | --- | --- | --- | --- | --- |";
 
 fn main() -> anyhow::Result<()> {
     let now = std::env::var("LAKEBUILD_BENCH_NOW").unwrap_or_else(|_| "2026-10-30".into());
@@ -340,7 +570,8 @@ fn main() -> anyhow::Result<()> {
         .lazy()
         .select(cols)
         .collect()?;
-    let panel = Panel::from_frames(&fdf, Some(&labels), &features, &masks, &horizons)?;
+    let mut panel = Panel::from_frames(&fdf, Some(&labels), &features, &masks, &horizons)?
+        .with_true_leaders(&true_leaders(&root)?);
     let rule: toml::Value =
         toml::from_str(&std::fs::read_to_string(rules.join("trained_model.toml"))?)?;
     let mut params: serde_json::Value = serde_json::to_value(
@@ -362,18 +593,79 @@ fn main() -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?;
     let tc = train_config(&params).map_err(anyhow::Error::msg)?;
     println!(
-        "config (rules/trained_model.toml): hidden {}, window {}, {} folds, up to {} epochs of {:?} days",
-        cfg.hidden, cfg.t, tc.folds, tc.epochs, tc.days_per_epoch
+        "config (rules/trained_model.toml): hidden {}, window {}, graph lead-lag partners {} over {} days, {} folds, up to {} epochs of {:?} days",
+        cfg.hidden,
+        cfg.t,
+        cfg.graph_lag_k,
+        cfg.graph_lag_lookback,
+        tc.folds,
+        tc.epochs,
+        tc.days_per_epoch
+    );
+
+    // The graph's recovery of the planted links, every 5th sample day.
+    let sample_days: Vec<usize> = (0..panel.dates.len())
+        .filter(|&d| d + 1 >= cfg.t && panel.labelled(d))
+        .step_by(5)
+        .collect();
+    let same_day = cfg.graph().same_day_only();
+    if std::env::var("LAKEBUILD_BENCH_ONLY").as_deref() == Ok("graph") {
+        println!("\nlink recovery over {} days (grid):", sample_days.len());
+        println!("{RECOVERY_HEADER}");
+        println!(
+            "{}",
+            recovery_row(
+                "same-day correlation and sector",
+                &recovery(&panel, cfg.t, &same_day, &sample_days)
+            )
+        );
+        for lookback in [60, 120, 250, 500] {
+            for lag_k in [1, 3, 5, 10] {
+                let g = GraphConfig {
+                    lag_k,
+                    lag_lookback: lookback,
+                    ..same_day
+                };
+                let name = format!("+ {lag_k} lead-lag partners over {lookback} days");
+                println!(
+                    "{}",
+                    recovery_row(&name, &recovery(&panel, cfg.t, &g, &sample_days))
+                );
+            }
+        }
+        return Ok(());
+    }
+    println!(
+        "\nlink recovery of the planted lead-lag links ({} days, every 5th sample day):",
+        sample_days.len()
+    );
+    println!("{RECOVERY_HEADER}");
+    println!(
+        "{}",
+        recovery_row(
+            "same-day correlation and sector (before)",
+            &recovery(&panel, cfg.t, &same_day, &sample_days)
+        )
+    );
+    println!(
+        "{}",
+        recovery_row(
+            &format!(
+                "+ {} lead-lag partners over {} days (the model's)",
+                cfg.graph_lag_k, cfg.graph_lag_lookback
+            ),
+            &recovery(&panel, cfg.t, &cfg.graph(), &sample_days)
+        )
     );
 
     // Throughput on 24 real days, at the rule's width and at MODEL.md's H = 64.
-    let days: Vec<_> = (panel.dates.len().saturating_sub(60)..panel.dates.len())
-        .step_by(2)
-        .filter_map(|d| panel.sample(d, cfg.t, &cfg.graph()))
-        .take(24)
-        .collect();
-    let n_avg = days.iter().map(|s| s.input.n).sum::<usize>() as f64 / days.len().max(1) as f64;
     if std::env::var("LAKEBUILD_BENCH_THROUGHPUT").as_deref() != Ok("0") {
+        let days: Vec<_> = (panel.dates.len().saturating_sub(60)..panel.dates.len())
+            .step_by(2)
+            .filter_map(|d| panel.sample(d, cfg.t, &cfg.graph()))
+            .take(24)
+            .collect();
+        let n_avg = days.iter().map(|s| s.input.n).sum::<usize>() as f64 / days.len().max(1) as f64;
         println!("\nthroughput (threads: {}):", rayon::current_num_threads());
         println!("| size | H | train stock-days/s | train ms/day | inference ms/day |");
         println!("| --- | --- | --- | --- | --- |");
@@ -409,59 +701,116 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
-    // Quality: the rule's training, the ridge baseline and the oracle on the same folds.
+    // Quality: the rule's training, the ridge baselines and the oracle on the same folds.
     let t = Instant::now();
     let trained = train(&cfg, &tc, &panel, &Checkpoints { file: None }, &mut |_| {})
         .map_err(anyhow::Error::msg)?;
     let secs = t.elapsed().as_secs_f64();
-    let model = mean_by_horizon(&trained, &horizons);
-    let ridge_ic = ridge(&panel, &cfg, &tc, 100.0);
+    let model = model_daily(&trained, &horizons);
+    let (ridge_last, lambdas_last) = ridge(&panel, &cfg, &tc, false);
+    let (ridge_mean, lambdas_mean) = ridge(&panel, &cfg, &tc, true);
     let oracle_ic = oracle(&root, &trained, &horizons)?;
-    let fmt = |v: &[f64]| {
-        v.iter()
-            .map(|x| format!("{x:+.4}"))
-            .collect::<Vec<_>>()
-            .join(" | ")
+    let hdays: Vec<usize> = horizons.iter().map(|h| horizon_days(h)).collect();
+    let cell = |x: &BTreeMap<NaiveDate, f64>, h: usize| {
+        let (m, se) = mean_se(x, hdays[h]);
+        format!("{m:+.4} ± {se:.4}")
+    };
+    let row = |name: &str, d: &Daily| {
+        let cells: Vec<String> = (0..horizons.len()).map(|h| cell(&d[h], h)).collect();
+        format!("| {name} | {} |", cells.join(" | "))
     };
     println!(
-        "\nvalidation RankIC per horizon ({} folds, {} validation days; training {secs:.0} s):",
+        "\nvalidation RankIC per horizon, mean ± Newey–West SE ({} folds, {} validation days; training {secs:.0} s):",
         trained.folds.len(),
         trained.folds.iter().map(|f| f.valid_days).sum::<usize>()
     );
     println!("| | {} |", horizons.join(" | "));
     println!("| --- |{}", " --- |".repeat(horizons.len()));
-    println!("| ATFT-GAT-FAN | {} |", fmt(&model));
-    println!("| ridge (λ = 100) | {} |", fmt(&ridge_ic));
+    println!("{}", row("ATFT-GAT-FAN", &model));
+    println!("{}", row("ridge, last day's inputs", &ridge_last));
     println!(
-        "| oracle IC (Pearson of the planted component) | {} |",
-        fmt(&oracle_ic)
+        "{}",
+        row(
+            "ridge, last day's inputs and the window's mean",
+            &ridge_mean
+        )
     );
     println!(
-        "| model / oracle | {} |",
-        fmt(&model
-            .iter()
-            .zip(&oracle_ic)
-            .map(|(m, o)| m / o)
-            .collect::<Vec<_>>())
+        "{}",
+        row("oracle IC (Pearson of the planted component)", &oracle_ic)
+    );
+    let ratio: Vec<String> = (0..horizons.len())
+        .map(|h| {
+            let m = mean_se(&model[h], 1).0;
+            let o = mean_se(&oracle_ic[h], 1).0;
+            format!("{:.2}", m / o)
+        })
+        .collect();
+    println!("| model / oracle | {} |", ratio.join(" | "));
+    println!(
+        "ridge λ per fold (inner walk-forward choice): last day {lambdas_last:?}; with the window's mean {lambdas_mean:?}"
+    );
+    println!("\npaired differences on the same days, mean ± Newey–West SE (t):");
+    println!("| | {} |", horizons.join(" | "));
+    println!("| --- |{}", " --- |".repeat(horizons.len()));
+    let diff_row = |name: &str, a: &Daily, b: &Daily| {
+        let cells: Vec<String> = (0..horizons.len())
+            .map(|h| {
+                let (m, se) = mean_se(&paired(&a[h], &b[h]), hdays[h]);
+                format!("{m:+.4} ± {se:.4} ({:+.1})", m / se)
+            })
+            .collect();
+        format!("| {name} | {} |", cells.join(" | "))
+    };
+    println!(
+        "{}",
+        diff_row("model − ridge (last day)", &model, &ridge_last)
+    );
+    println!(
+        "{}",
+        diff_row("model − ridge (last day and mean)", &model, &ridge_mean)
     );
 
     if std::env::var("LAKEBUILD_BENCH_ABLATION").as_deref() != Ok("0") {
-        println!("\nablation (same config and folds):");
+        println!("\nablation (same config, folds and seed), mean ± Newey–West SE:");
         println!("| variant | {} | mean | training s |", horizons.join(" | "));
         println!("| --- |{} --- | --- |", " --- |".repeat(horizons.len()));
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        let mean_of = |d: &Daily| d.iter().map(|x| mean_se(x, 1).0).sum::<f64>() / d.len() as f64;
         println!(
-            "| full model | {} | {:+.4} | {secs:.0} |",
-            fmt(&model),
-            mean(&model)
+            "{} {:+.4} | {secs:.0} |",
+            row("full model", &model),
+            mean_of(&model)
         );
-        for (name, c) in [
+        let mut variants: Vec<(&str, Daily)> = Vec::new();
+        let runs: [(&str, ModelConfig, bool); 7] = [
             (
-                "without GAT",
+                "without the graph block (no GATv2 layers, no graph path)",
                 ModelConfig {
                     use_gat: false,
                     ..cfg.clone()
                 },
+                false,
+            ),
+            (
+                "GATv2 layers only (no linear graph path)",
+                ModelConfig {
+                    use_graph_skip: false,
+                    ..cfg.clone()
+                },
+                false,
+            ),
+            (
+                "the same-day graph only (no lead-lag partners)",
+                ModelConfig {
+                    graph_lag_k: 0,
+                    ..cfg.clone()
+                },
+                false,
+            ),
+            (
+                "the graph on the true links (upper bound)",
+                cfg.clone(),
+                true,
             ),
             (
                 "without the temporal block",
@@ -469,6 +818,7 @@ fn main() -> anyhow::Result<()> {
                     use_temporal: false,
                     ..cfg.clone()
                 },
+                false,
             ),
             (
                 "without FAN",
@@ -476,18 +826,39 @@ fn main() -> anyhow::Result<()> {
                     use_fan: false,
                     ..cfg.clone()
                 },
+                false,
             ),
-        ] {
+            (
+                "without the skip path",
+                ModelConfig {
+                    use_skip: false,
+                    ..cfg.clone()
+                },
+                false,
+            ),
+        ];
+        for (name, c, truth) in runs {
+            panel.graph_on_true_links = truth;
             let t = Instant::now();
             let tr = train(&c, &tc, &panel, &Checkpoints { file: None }, &mut |_| {})
                 .map_err(anyhow::Error::msg)?;
-            let v = mean_by_horizon(&tr, &horizons);
+            panel.graph_on_true_links = false;
+            let d = model_daily(&tr, &horizons);
             println!(
-                "| {name} | {} | {:+.4} | {:.0} |",
-                fmt(&v),
-                mean(&v),
+                "{} {:+.4} | {:.0} |",
+                row(name, &d),
+                mean_of(&d),
                 t.elapsed().as_secs_f64()
             );
+            variants.push((name, d));
+        }
+        println!(
+            "\npaired differences of the full model over each variant, mean ± Newey–West SE (t):"
+        );
+        println!("| | {} |", horizons.join(" | "));
+        println!("| --- |{}", " --- |".repeat(horizons.len()));
+        for (name, d) in &variants {
+            println!("{}", diff_row(&format!("full − {name}"), &model, d));
         }
     }
     Ok(())

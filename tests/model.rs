@@ -35,6 +35,8 @@ fn project() -> R<Proj> {
             ("days_per_epoch = 96", "days_per_epoch = 6"),
             ("folds = 5", "folds = 2"),
             ("min_train_days = 252", "min_train_days = 30"),
+            ("graph_lag_lookback = 250", "graph_lag_lookback = 60"),
+            ("window = [-250, 0]", "window = [-60, 0]"),
         ],
     )
 }

@@ -3,11 +3,14 @@
 //! A [`Panel`] holds the features and labels of every (date, stock) densely, dates in
 //! order. A day's [`Sample`] takes the stocks present on all of the last `t` dates, their
 //! `*_cs_z` features (nulls → 0) and family masks, the day's stock graph from the window's
-//! own return series, and the labels z-scored across the day's stocks and clipped to ±5.
+//! own return series (and, for its lead-lag partners, the same returns over a longer
+//! lookback ending on the same day: a day a stock is absent counts as 0, the
+//! cross-sectional mean), and the labels z-scored across the day's stocks and clipped to
+//! ±5.
 //! Every transform is fitted on the day itself: nothing is fitted across days, so no
 //! statistic of a validation day can reach a training day.
 
-use super::graph::{GraphConfig, build_graph};
+use super::graph::{GraphConfig, GraphInputs, build};
 use super::metrics::MIN_STOCKS;
 use super::network::DayInput;
 use crate::jp_equity::frames::column;
@@ -35,6 +38,10 @@ pub struct Panel {
     sector: Vec<u32>,
     y: Vec<f32>,
     ret: usize,
+    /// Evaluation only: each stock's planted leader (panel indices), when known.
+    true_leaders: Option<Vec<Option<usize>>>,
+    /// Evaluation only: build graphs with the planted leaders as the lead-lag partners.
+    pub graph_on_true_links: bool,
 }
 
 /// One day's batch and its targets.
@@ -48,6 +55,9 @@ pub struct Sample {
     pub valid: Vec<bool>,
     /// The raw labels `[n × horizons]` (NaN where missing), for metrics.
     pub raw_y: Vec<f64>,
+    /// Evaluation only: each row's planted leader (batch indices), when the panel knows
+    /// them and the leader is in the batch.
+    pub true_leaders: Option<Vec<Option<usize>>>,
 }
 
 fn f32_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f32>>> {
@@ -198,7 +208,28 @@ impl Panel {
             sector,
             y,
             ret,
+            true_leaders: None,
+            graph_on_true_links: false,
         })
+    }
+
+    /// Evaluation only (the synthetic market's planted links, never an op's input):
+    /// `leaders` maps a follower's code to its leader's code. Samples then report each
+    /// row's leader, and graphs may use them (`graph_on_true_links`).
+    pub fn with_true_leaders(mut self, leaders: &HashMap<String, String>) -> Self {
+        let index: HashMap<&str, usize> = self
+            .codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i))
+            .collect();
+        let links = self
+            .codes
+            .iter()
+            .map(|c| leaders.get(c).and_then(|l| index.get(l.as_str()).copied()))
+            .collect();
+        self.true_leaders = Some(links);
+        self
     }
 
     /// Whether any stock has a label on date `d` (training days need one).
@@ -241,7 +272,36 @@ impl Panel {
             }
         }
         let sector: Vec<u32> = stocks.iter().map(|&s| self.sector[d * ns + s]).collect();
-        let graph = build_graph(&ret, &sector, graph);
+        // The lead-lag history: the last `l` days up to d (fewer at the data's start).
+        let l = graph.history_days().min(d + 1);
+        let mut history = Vec::with_capacity(n * l);
+        for &s in &stocks {
+            for e in d + 1 - l..=d {
+                let r = e * ns + s;
+                history.push(if self.present[r] {
+                    self.x[r * nf + self.ret] as f64
+                } else {
+                    0.0
+                });
+            }
+        }
+        let true_leaders: Option<Vec<Option<usize>>> = self.true_leaders.as_ref().map(|links| {
+            let pos: HashMap<usize, usize> =
+                stocks.iter().enumerate().map(|(i, &s)| (s, i)).collect();
+            stocks
+                .iter()
+                .map(|&s| links[s].and_then(|j| pos.get(&j).copied()))
+                .collect()
+        });
+        let graph = build(
+            &GraphInputs {
+                window: &ret,
+                history: &history,
+                sector: &sector,
+                true_leaders: true_leaders.as_deref().filter(|_| self.graph_on_true_links),
+            },
+            graph,
+        );
         let mut raw_y = vec![f64::NAN; n * nh];
         let mut yv = vec![0f32; n * nh];
         let mut valid = vec![false; n * nh];
@@ -280,6 +340,7 @@ impl Panel {
             y: yv,
             valid,
             raw_y,
+            true_leaders,
         })
     }
 }
@@ -359,5 +420,101 @@ mod tests {
             p.sample(6, 3, &g).is_none(),
             "fewer than 20 stocks is skipped"
         );
+    }
+
+    /// A panel of `stocks` stocks over `days` days whose `ret_1d_cs_z` is `value(d, s)`.
+    fn ret_panel(days: usize, stocks: usize, value: impl Fn(usize, usize) -> f64) -> Panel {
+        let mut code = Vec::new();
+        let mut date = Vec::new();
+        let mut f = Vec::new();
+        for d in 0..days {
+            for s in 0..stocks {
+                code.push(format!("{:04}0", 1000 + s));
+                date.push(
+                    NaiveDate::from_ymd_opt(2024, 1, 1).expect("date")
+                        + chrono::Duration::days(d as i64),
+                );
+                f.push(value(d, s));
+            }
+        }
+        let sector: Vec<String> = code.iter().map(|c| c[..3].to_string()).collect();
+        let fe = df!("Code" => &code, "Date" => &date, "S33" => &sector, "ret_1d_cs_z" => &f)
+            .expect("frame");
+        Panel::from_frames(&fe, None, &["ret_1d_cs_z".into()], &[], &[]).expect("panel")
+    }
+
+    /// Uniform noise in [−0.5, 0.5) from a splitmix64 hash of (day, stock).
+    fn noise(d: usize, s: usize) -> f64 {
+        let mut z = (d as u64) << 32 ^ s as u64;
+        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+
+    #[test]
+    fn the_graph_of_a_day_reads_its_lookback_and_nothing_after_it() {
+        let (days, stocks, d) = (80, 24, 60);
+        // Stock s follows stock s − 1 (mod n) with a one-day lag.
+        let lead = |day: usize, s: usize| {
+            noise(day, s)
+                + if day > 0 {
+                    0.8 * noise(day - 1, (s + stocks - 1) % stocks)
+                } else {
+                    0.0
+                }
+        };
+        let cfg = GraphConfig {
+            lag_k: 2,
+            lag_lookback: 50,
+            ..GraphConfig::default()
+        };
+        let base = ret_panel(days, stocks, lead);
+        let g = base.sample(d, 5, &cfg).expect("sample").input.graph;
+        // Anything after day d changes nothing.
+        let later = ret_panel(days, stocks, |e, s| {
+            if e > d { 9.0 * noise(s, e) } else { lead(e, s) }
+        });
+        assert_eq!(later.sample(d, 5, &cfg).expect("sample").input.graph, g);
+        // A day inside the lookback (before the window) changes the lead-lag features.
+        let inside = ret_panel(days, stocks, |e, s| {
+            if e == d - 30 {
+                5.0 * noise(s, 3)
+            } else {
+                lead(e, s)
+            }
+        });
+        assert_ne!(inside.sample(d, 5, &cfg).expect("sample").input.graph, g);
+        // A day before the lookback changes nothing either.
+        let before = ret_panel(days, stocks, |e, s| {
+            if e < d - 50 { -noise(s, e) } else { lead(e, s) }
+        });
+        assert_eq!(before.sample(d, 5, &cfg).expect("sample").input.graph, g);
+        // The lagged links are found: stock s − 1 → s for every s.
+        let leaders: HashMap<String, String> = (0..stocks)
+            .map(|s| {
+                (
+                    format!("{:04}0", 1000 + s),
+                    format!("{:04}0", 1000 + (s + stocks - 1) % stocks),
+                )
+            })
+            .collect();
+        let known = ret_panel(days, stocks, lead).with_true_leaders(&leaders);
+        let s = known.sample(d, 5, &cfg).expect("sample");
+        let truth = s.true_leaders.clone().expect("leaders");
+        let rec = super::super::graph::link_recovery(&s.input.graph, &truth);
+        assert_eq!((rec.links, rec.found), (stocks, stocks));
+        // On the true links, each node's partner is exactly its leader.
+        let mut on_truth = known;
+        on_truth.graph_on_true_links = true;
+        let t = on_truth.sample(d, 5, &cfg).expect("sample").input.graph;
+        for i in 0..stocks {
+            let partners: Vec<usize> = (t.offsets[i]..t.offsets[i + 1])
+                .filter(|&e| t.edge_feat[4 * e + 3] == 1.0)
+                .map(|e| t.src[e])
+                .collect();
+            assert_eq!(partners, vec![truth[i].expect("leader")], "node {i}");
+        }
     }
 }

@@ -486,10 +486,12 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     /// A graph from in-neighbour lists (self-loops as listed) with random ρ features,
-    /// mirrored on both directions of an edge.
-    fn graph_from(lists: &[Vec<usize>], seed: u64) -> Graph {
+    /// mirrored on both directions of an edge; with `edge_dim = 4`, also a random
+    /// (directed) λ and a partner flag.
+    fn graph_from(lists: &[Vec<usize>], seed: u64, edge_dim: usize) -> Graph {
         let n = lists.len();
         let rho = rand_vec(n * n, seed, 1.0);
+        let lam = rand_vec(n * n, seed + 1, 1.0);
         let mut offsets = vec![0];
         let mut src = Vec::new();
         let mut edge_feat = Vec::new();
@@ -502,6 +504,14 @@ mod tests {
                     let r = rho[i.min(j) * n + i.max(j)];
                     edge_feat.extend_from_slice(&[r, if (i + j) % 2 == 0 { 1.0 } else { 0.0 }]);
                 }
+                if edge_dim == 4 {
+                    let partner = if i != j && (i * 3 + j) % 4 == 1 {
+                        1.0
+                    } else {
+                        0.0
+                    };
+                    edge_feat.extend_from_slice(&[lam[i * n + j], partner]);
+                }
             }
             offsets.push(src.len());
         }
@@ -509,22 +519,25 @@ mod tests {
             n,
             offsets,
             src,
+            edge_dim,
             edge_feat,
         }
     }
 
-    /// Node 0 isolated (self-loop only), node 1 with five in-edges.
-    fn tiny_graph() -> Graph {
+    /// Node 0 isolated (self-loop only), node 1 with five in-edges, node 4 with a
+    /// one-way in-edge from 5.
+    fn tiny_graph(edge_dim: usize) -> Graph {
         graph_from(
             &[
                 vec![0],
                 vec![1, 2, 3, 4, 5],
                 vec![1, 2, 3],
                 vec![1, 2, 3],
-                vec![1, 4],
+                vec![1, 4, 5],
                 vec![1, 5],
             ],
             17,
+            edge_dim,
         )
     }
 
@@ -544,7 +557,7 @@ mod tests {
     }
 
     fn gradcheck(s: GatShape) {
-        let graph = tiny_graph();
+        let graph = tiny_graph(s.edge_dim);
         let n = graph.n;
         let p = rand_vec(s.n_params(), 1, 0.8);
         let x = rand_vec(n * s.h, 2, 1.0);
@@ -594,6 +607,18 @@ mod tests {
     }
 
     #[test]
+    fn gradients_with_lead_lag_edge_features() {
+        for concat in [true, false] {
+            gradcheck(GatShape {
+                h: 4,
+                heads: 2,
+                concat,
+                edge_dim: 4,
+            });
+        }
+    }
+
+    #[test]
     fn attention_is_a_softmax_and_the_isolated_node_attends_to_itself() {
         let s = GatShape {
             h: 4,
@@ -601,7 +626,7 @@ mod tests {
             concat: true,
             edge_dim: 2,
         };
-        let graph = tiny_graph();
+        let graph = tiny_graph(2);
         let p = rand_vec(s.n_params(), 4, 0.8);
         let x = rand_vec(graph.n * s.h, 5, 1.0);
         let (y, cache) = gat_forward(&s, &p, &x, &graph);
@@ -660,6 +685,7 @@ mod tests {
         let returns = rand_vec(n * t, 7, 1.0);
         let sector: Vec<u32> = (0..n as u32).map(|i| (i * 13) % 33).collect();
         let graph = build_graph(&returns, &sector, &GraphConfig::default());
+        let edge_dim = graph.edge_dim;
         assert!(graph.n_edges() > 2 * linalg::CHUNK);
         let x: Vec<f32> = rand_f32(n * h, 8, 1.0);
         let dy: Vec<f32> = rand_f32(n * h, 9, 1.0);
@@ -668,13 +694,13 @@ mod tests {
                 h,
                 heads: 4,
                 concat: true,
-                edge_dim: 2,
+                edge_dim,
             },
             GatShape {
                 h,
                 heads: 2,
                 concat: false,
-                edge_dim: 2,
+                edge_dim,
             },
         ] {
             let mut p = vec![0f32; s.n_params()];

@@ -220,6 +220,35 @@ pub fn summarize(days: &[DayMetrics]) -> Summary {
     }
 }
 
+/// Newey–West lag count for `n` observations (Newey & West 1994's plug-in rule,
+/// `⌊4·(n/100)^(2/9)⌋`), at least `min_lags`. A series of overlapping `h`-day returns has
+/// autocorrelation up to lag `h − 1`: pass `min_lags = h − 1`.
+pub fn newey_west_lags(n: usize, min_lags: usize) -> usize {
+    let rule = (4.0 * (n as f64 / 100.0).powf(2.0 / 9.0)).floor() as usize;
+    rule.max(min_lags)
+}
+
+/// Standard error of the mean of a daily series (in day order) that respects its
+/// autocorrelation: the Newey–West (Bartlett kernel) long-run variance with `lags` lags,
+/// `σ̂² = γ₀ + 2·Σ_{l=1..L} (1 − l/(L+1))·γ_l` with `γ_l = Σ_t e_t·e_{t−l} / n`, and
+/// `SE = √(σ̂²/n)`. With `lags = 0` it is the plain `σ/√n` (divisor `n`). NaN for fewer
+/// than 2 values; the variance is floored at 0.
+pub fn newey_west_se(x: &[f64], lags: usize) -> f64 {
+    let n = x.len();
+    if n < 2 {
+        return f64::NAN;
+    }
+    let mean = x.iter().sum::<f64>() / n as f64;
+    let e: Vec<f64> = x.iter().map(|v| v - mean).collect();
+    let gamma = |l: usize| (l..n).map(|t| e[t] * e[t - l]).sum::<f64>() / n as f64;
+    let lags = lags.min(n - 1);
+    let mut var = gamma(0);
+    for l in 1..=lags {
+        var += 2.0 * (1.0 - l as f64 / (lags + 1) as f64) * gamma(l);
+    }
+    (var.max(0.0) / n as f64).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,5 +410,32 @@ mod tests {
         assert_eq!(g[0], (1, vec![1.0, 3.0], vec![1.0, 3.0]));
         assert_eq!(g[1], (2, vec![], vec![]));
         assert_eq!(g[2], (3, vec![5.0, 6.0], vec![5.0, 6.0]));
+    }
+
+    #[test]
+    fn newey_west_by_hand_and_on_autocorrelated_series() {
+        // x = [1, 2, 3, 4]: e = [−1.5, −.5, .5, 1.5]; γ0 = 5/4, γ1 = (.75 − .25 + .75)/4
+        // = 1.25/4; L = 1: σ̂² = 1.25 + 2·½·0.3125 = 1.5625; SE = √(1.5625/4) = 0.625.
+        assert!(close(newey_west_se(&[1.0, 2.0, 3.0, 4.0], 1), 0.625));
+        assert!(close(
+            newey_west_se(&[1.0, 2.0, 3.0, 4.0], 0),
+            (1.25f64 / 4.0).sqrt()
+        ));
+        assert!(newey_west_se(&[1.0], 3).is_nan());
+        assert_eq!(newey_west_lags(384, 0), 5);
+        assert_eq!(newey_west_lags(384, 19), 19);
+        // An AR(1) series with φ = 0.6: the true SE of the mean is about
+        // √((1+φ)/(1−φ)) = 2× the iid one, which NW sees and the plain SE does not.
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, StandardNormal};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut x = vec![0.0f64; 20_000];
+        for t in 1..x.len() {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            x[t] = 0.6 * x[t - 1] + z;
+        }
+        let plain = newey_west_se(&x, 0);
+        let nw = newey_west_se(&x, 40);
+        assert!((nw / plain - 2.0).abs() < 0.2, "nw/plain = {}", nw / plain);
     }
 }

@@ -11,7 +11,12 @@
 //! - **Parameters** of the whole model are one flat buffer; each block owns a contiguous
 //!   range whose pieces are taken in a fixed order by [`params::Carve`]. The order is
 //!   listed on each block's shape type (`n_params` gives the range's length), and the
-//!   gradient buffer has the same layout.
+//!   gradient buffer has the same layout. The whole model's block order is on
+//!   [`network::Network`]; its last two ranges are the linear paths (`skip`
+//!   `[horizons × (features + masks)]`, `graph_skip` `[horizons × edge_dim × (features +
+//!   masks)]`), empty in models stored before them.
+//! - **Graph**: CSR by destination with `edge_dim` features per edge (`[ρ, same_sector]`,
+//!   plus `[λ, partner]` with lead-lag partners): see [`graph`] for the exact definition.
 //! - **Block API**: `<block>_forward(shape, params, inputs…) -> (output, cache)` and
 //!   `<block>_backward(shape, params, &cache, d_output, grads) -> d_input`, where the
 //!   backward pass *adds* into `grads` (so a parameter used in several places, or over

@@ -3,13 +3,16 @@
 //!
 //! Parameter layout (ranges in this order, see [`Network::ranges`]): FAN, variable
 //! selection, LSTM, attention, post-attention GRN, GATv2 layer 1 (4 heads, concatenated),
-//! GATv2 layer 2 (2 heads, averaged), the fusion gate (one scalar), the quantile heads.
-//! Ablated blocks keep their (unused) ranges, so every variant has the same layout.
+//! GATv2 layer 2 (2 heads, averaged), the fusion gate (one scalar), the quantile heads,
+//! the linear skip path (`[horizons × (features + masks)]`, only with `use_skip`), the
+//! linear graph path (`[horizons × edge_dim × (features + masks)]`, only with
+//! `use_graph_skip`; models stored before these two have neither). Other ablated blocks
+//! keep their (unused) ranges, so those variants have the same layout.
 
 use super::attention::{AttnCache, AttnShape, attention_backward, attention_forward};
 use super::fan::{FanCache, FanShape, fan_backward, fan_forward};
 use super::gat::{GatCache, GatShape, gat_backward, gat_forward};
-use super::graph::{EDGE_DIM, Graph, GraphConfig};
+use super::graph::{Graph, GraphConfig};
 use super::grn::{
     GrnCache, GrnShape, VsnCache, VsnShape, grn_backward, grn_forward, vsn_backward, vsn_forward,
 };
@@ -46,10 +49,34 @@ pub struct ModelConfig {
     pub graph_k: usize,
     pub graph_min_abs_rho: f64,
     pub graph_sector_cap: usize,
+    /// Lead-lag partners per stock (0: none, the graph of models stored before them).
+    #[serde(default)]
+    pub graph_lag_k: usize,
+    /// Days of lagged return pairs the lead-lag correlation is measured over.
+    #[serde(default)]
+    pub graph_lag_lookback: usize,
     /// Ablation switches (all on by default).
     pub use_fan: bool,
     pub use_temporal: bool,
     pub use_gat: bool,
+    /// The linear skip path from the last day's raw inputs to every quantile (MODEL.md
+    /// block 5); off for models stored before it.
+    #[serde(default)]
+    pub use_skip: bool,
+    /// The linear graph path (part of the graph block, off with `use_gat`): every quantile
+    /// of horizon h moves by Σ over in-edges j → i (j ≠ i) of `e_ij · U_h · x_last_j`;
+    /// off for models stored before it.
+    #[serde(default)]
+    pub use_graph_skip: bool,
+    /// A fixed scale κ on the two linear paths' weights (the output moves by κ·w·x): under
+    /// Adam it makes them learn κ× faster than the rest, as a learning-rate multiplier for
+    /// a linear head does; 1 for models stored before it.
+    #[serde(default = "unit_scale")]
+    pub linear_scale: f64,
+}
+
+fn unit_scale() -> f64 {
+    1.0
 }
 
 impl ModelConfig {
@@ -68,9 +95,14 @@ impl ModelConfig {
             graph_k: 15,
             graph_min_abs_rho: 0.3,
             graph_sector_cap: 10,
+            graph_lag_k: GraphConfig::default().lag_k,
+            graph_lag_lookback: GraphConfig::default().lag_lookback,
             use_fan: true,
             use_temporal: true,
             use_gat: true,
+            use_skip: true,
+            use_graph_skip: true,
+            linear_scale: 1.0,
         }
     }
 
@@ -79,7 +111,14 @@ impl ModelConfig {
             k: self.graph_k,
             min_abs_rho: self.graph_min_abs_rho,
             sector_cap: self.graph_sector_cap,
+            lag_k: self.graph_lag_k,
+            lag_lookback: self.graph_lag_lookback,
         }
+    }
+
+    /// Inputs of the skip path: the last day's features and masks.
+    pub fn skip_width(&self) -> usize {
+        self.features + self.masks
     }
 
     /// Channels into variable selection: FAN output, its amplitudes, the masks.
@@ -120,6 +159,12 @@ impl ModelConfig {
         if !(self.gate_init > 0.0 && self.gate_init < 1.0) {
             return Err(format!("gate_init = {} must be in (0, 1)", self.gate_init));
         }
+        if !(self.linear_scale.is_finite() && self.linear_scale > 0.0) {
+            return Err(format!(
+                "linear_scale = {} must be a positive number",
+                self.linear_scale
+            ));
+        }
         Ok(())
     }
 }
@@ -159,11 +204,13 @@ pub struct Ranges {
     pub gat2: Range<usize>,
     pub gate: Range<usize>,
     pub heads: Range<usize>,
+    pub skip: Range<usize>,
+    pub graph_skip: Range<usize>,
 }
 
 impl Ranges {
     /// Each block's range with its stored tensor name, in layout order.
-    pub fn named(&self) -> [(&'static str, Range<usize>); 9] {
+    pub fn named(&self) -> [(&'static str, Range<usize>); 11] {
         [
             ("fan", self.fan.clone()),
             ("vsn", self.vsn.clone()),
@@ -174,6 +221,8 @@ impl Ranges {
             ("gat2", self.gat2.clone()),
             ("gate", self.gate.clone()),
             ("heads", self.heads.clone()),
+            ("skip", self.skip.clone()),
+            ("graph_skip", self.graph_skip.clone()),
         ]
     }
 }
@@ -203,6 +252,8 @@ pub struct NetCache<T> {
     post: Option<GrnCache<T>>,
     gat: Option<(GatCache<T>, GatCache<T>, Vec<T>)>,
     heads: HeadsCache<T>,
+    /// The graph path's inputs `[n × edge_dim × skip_width]` (with `use_graph_skip`).
+    neighbours: Option<Vec<T>>,
     /// Selection weights per row, `[n·t × selection_width]`.
     pub selection_weights: Vec<T>,
 }
@@ -234,13 +285,13 @@ impl Network {
             h,
             heads: 4,
             concat: true,
-            edge_dim: EDGE_DIM,
+            edge_dim: cfg.graph().edge_dim(),
         };
         let gat2 = GatShape {
             h,
             heads: 2,
             concat: false,
-            edge_dim: EDGE_DIM,
+            edge_dim: cfg.graph().edge_dim(),
         };
         let heads = HeadsShape {
             h,
@@ -262,6 +313,16 @@ impl Network {
             gat2: next(gat2.n_params()),
             gate: next(1),
             heads: next(heads.n_params()),
+            skip: next(if cfg.use_skip {
+                cfg.horizons * cfg.skip_width()
+            } else {
+                0
+            }),
+            graph_skip: next(if cfg.use_graph_skip {
+                cfg.horizons * cfg.graph().edge_dim() * cfg.skip_width()
+            } else {
+                0
+            }),
         };
         Ok(Network {
             cfg,
@@ -278,7 +339,7 @@ impl Network {
     }
 
     pub fn n_params(&self) -> usize {
-        self.ranges.heads.end
+        self.ranges.graph_skip.end
     }
 
     /// Initial parameters, deterministic from the seed.
@@ -296,6 +357,7 @@ impl Network {
         let g = self.cfg.gate_init;
         p[r.gate.start] = T::c((g / (1.0 - g)).ln());
         self.heads.init(&mut p[r.heads.clone()], &mut rng);
+        // The skip path starts at 0: the initial network is the one without it.
         p
     }
 
@@ -372,7 +434,10 @@ impl Network {
                 "decay mask: a block's pieces do not match its layout"
             );
         }
-        // FAN's scale/shift and the fusion gate stay undecayed (mask already false).
+        // The skip path's weights decay (ridge-like shrinkage); FAN's scale/shift and the
+        // fusion gate stay undecayed (mask already false).
+        mask[r.skip.clone()].fill(true);
+        mask[r.graph_skip.clone()].fill(true);
         mask
     }
 
@@ -477,14 +542,25 @@ impl Network {
             (hvec, None)
         };
 
-        // 5. Quantile heads.
-        let (q, heads) = heads_forward(
+        // 5. Quantile heads, plus the skip path: every quantile of horizon h moves by
+        //    w_h · x_last (the last day's features and masks as given, not FAN's output).
+        let (mut q, heads) = heads_forward(
             &self.heads,
             &p[r.heads.clone()],
             &z,
             n,
             drop.map(|d| d.heads.as_slice()),
         );
+        let kappa = T::c(c.linear_scale);
+        if c.use_skip {
+            let x = all_skip_inputs(day, c);
+            linear_path_forward(&mut q, &x, &p[r.skip.clone()], c.horizons, kappa);
+        }
+        let neighbours = (c.use_gat && c.use_graph_skip).then(|| {
+            let m = neighbour_inputs(day, c);
+            linear_path_forward(&mut q, &m, &p[r.graph_skip.clone()], c.horizons, kappa);
+            m
+        });
         (
             q,
             NetCache {
@@ -496,6 +572,7 @@ impl Network {
                 post,
                 gat,
                 heads,
+                neighbours,
                 selection_weights,
             },
         )
@@ -513,6 +590,15 @@ impl Network {
         let c = &self.cfg;
         let r = &self.ranges;
         let (n, t, f, h) = (cache.n, c.t, c.features, c.hidden);
+        // The linear paths: dw_h = κ·Σ_i (Σ_k dq[i, h, k]) · x_i.
+        let kappa = T::c(c.linear_scale);
+        if c.use_skip {
+            let x = all_skip_inputs(day, c);
+            linear_path_backward(dq, &x, c.horizons, kappa, &mut g[r.skip.clone()]);
+        }
+        if let Some(m) = &cache.neighbours {
+            linear_path_backward(dq, m, c.horizons, kappa, &mut g[r.graph_skip.clone()]);
+        }
         let dz = heads_backward(
             &self.heads,
             &p[r.heads.clone()],
@@ -612,6 +698,88 @@ impl Network {
     }
 }
 
+/// Stock `i`'s skip-path inputs: its last day's features, then its last day's masks.
+fn skip_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig, i: usize) -> Vec<T> {
+    let last = i * c.t + c.t - 1;
+    let mut x = Vec::with_capacity(c.skip_width());
+    x.extend_from_slice(&day.x[last * c.features..(last + 1) * c.features]);
+    x.extend_from_slice(&day.mask[last * c.masks..(last + 1) * c.masks]);
+    x
+}
+
+/// Every stock's skip-path inputs, `[n × skip_width]`.
+fn all_skip_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig) -> Vec<T> {
+    (0..day.n).flat_map(|i| skip_inputs(day, c, i)).collect()
+}
+
+/// A linear path into the quantiles: for each row i of `x` (`[n × width]`) and horizon h,
+/// every quantile of `q` (`[n × horizons × 5]`) moves by `κ·w_h·x_i`
+/// (`w` is `[horizons × width]`).
+fn linear_path_forward<T: Real>(q: &mut [T], x: &[T], w: &[T], horizons: usize, kappa: T) {
+    let width = w.len() / horizons.max(1);
+    if width == 0 {
+        return;
+    }
+    for (i, xi) in x.chunks(width).enumerate() {
+        for hz in 0..horizons {
+            let shift: T = kappa
+                * xi.iter()
+                    .zip(&w[hz * width..(hz + 1) * width])
+                    .map(|(a, b)| *a * *b)
+                    .sum::<T>();
+            for v in &mut q[(i * horizons + hz) * 5..(i * horizons + hz + 1) * 5] {
+                *v += shift;
+            }
+        }
+    }
+}
+
+/// The gradient of [`linear_path_forward`] in `w`, added into `g`; rows in order
+/// (deterministic at any thread count).
+fn linear_path_backward<T: Real>(dq: &[T], x: &[T], horizons: usize, kappa: T, g: &mut [T]) {
+    let width = g.len() / horizons.max(1);
+    if width == 0 {
+        return;
+    }
+    for (i, xi) in x.chunks(width).enumerate() {
+        for hz in 0..horizons {
+            let s: T = kappa
+                * dq[(i * horizons + hz) * 5..(i * horizons + hz + 1) * 5]
+                    .iter()
+                    .copied()
+                    .sum::<T>();
+            for (gw, xv) in g[hz * width..(hz + 1) * width].iter_mut().zip(xi) {
+                *gw += s * *xv;
+            }
+        }
+    }
+}
+
+/// The graph path's inputs `M [n × edge_dim × skip_width]`:
+/// `M[i, a, :] = Σ over in-edges e = j → i, j ≠ i, of e_a · x_last_j`, edges in CSR order
+/// (each node sums its own in-edges: deterministic at any thread count).
+fn neighbour_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig) -> Vec<T> {
+    let g = &day.graph;
+    let (sw, dim) = (c.skip_width(), g.edge_dim);
+    let xs: Vec<Vec<T>> = (0..day.n).map(|j| skip_inputs(day, c, j)).collect();
+    let mut m = vec![T::zero(); day.n * dim * sw];
+    for (i, mi) in m.chunks_mut(dim * sw).enumerate() {
+        for e in g.offsets[i]..g.offsets[i + 1] {
+            let j = g.src[e];
+            if j == i {
+                continue;
+            }
+            for a in 0..dim {
+                let f = T::c(g.edge_feat[e * dim + a]);
+                for (o, x) in mi[a * sw..(a + 1) * sw].iter_mut().zip(&xs[j]) {
+                    *o += f * *x;
+                }
+            }
+        }
+    }
+    m
+}
+
 /// Rows of the last step: `[n × t × h]` → `[n × h]`.
 fn last_steps<T: Real>(a: &[T], n: usize, t: usize, h: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(n * h);
@@ -644,6 +812,8 @@ mod tests {
         c.graph_k = 2;
         c.graph_min_abs_rho = 0.3;
         c.graph_sector_cap = 1;
+        c.graph_lag_k = 1;
+        c.graph_lag_lookback = 12;
         c.use_fan = use_fan;
         c.use_temporal = use_temporal;
         c.use_gat = use_gat;
@@ -669,7 +839,30 @@ mod tests {
             ret[4 * c.t + tau] = 0.0;
         }
         let sector = vec![0, 1, 2, 2, 3];
-        let graph = build_graph(&ret, &sector, &c.graph());
+        let same_day = build_graph(&ret, &sector, &c.graph().same_day_only());
+        assert_eq!(same_day.in_degree(4), 1, "stock 4 must be isolated");
+        // The lead-lag history (its last days are the window): each stock gets one
+        // directed partner edge with a non-zero λ feature, except stock 4.
+        let l = c.graph().history_days();
+        let mut history = rand_vec(n * l, 16, 1.0);
+        // Stock 4 stays isolated: a constant history has no lagged correlation.
+        history[4 * l..5 * l].fill(0.0);
+        let graph = super::super::graph::build(
+            &super::super::graph::GraphInputs {
+                window: &ret,
+                history: &history,
+                sector: &sector,
+                true_leaders: None,
+            },
+            &c.graph(),
+        );
+        assert_eq!(graph.edge_dim, 4);
+        assert!(
+            graph
+                .edge_feat
+                .chunks(4)
+                .any(|e| e[3] == 1.0 && e[2] != 0.0)
+        );
         assert_eq!(graph.in_degree(4), 1, "stock 4 must be isolated");
         let y = rand_vec(n * c.horizons, 15, 1.0);
         let mut valid = vec![true; n * c.horizons];
@@ -698,6 +891,12 @@ mod tests {
         let numeric = numeric_grad(&p, |p| loss(p, &d.x));
         let r = &net.ranges;
         let mut blocks = vec![("vsn", r.vsn.clone()), ("heads", r.heads.clone())];
+        if c.use_skip {
+            blocks.push(("skip", r.skip.clone()));
+        }
+        if c.use_gat && c.use_graph_skip {
+            blocks.push(("graph_skip", r.graph_skip.clone()));
+        }
         if c.use_fan {
             blocks.push(("fan", r.fan.clone()));
         }
@@ -808,5 +1007,33 @@ mod tests {
         let mut c = tiny(true, true, true);
         c.frequencies = 4;
         assert!(Network::new(c).unwrap_err().contains("frequencies"));
+    }
+
+    #[test]
+    fn a_config_stored_before_the_lead_lag_graph_and_linear_paths_keeps_its_layout() {
+        let mut old = serde_json::to_value(ModelConfig::new(20, 37, 6, 4)).expect("json");
+        let obj = old.as_object_mut().expect("object");
+        for k in [
+            "graph_lag_k",
+            "graph_lag_lookback",
+            "use_skip",
+            "use_graph_skip",
+            "linear_scale",
+        ] {
+            obj.remove(k);
+        }
+        let c: ModelConfig = serde_json::from_value(old).expect("an old config loads");
+        assert_eq!(
+            (c.graph_lag_k, c.use_skip, c.use_graph_skip, c.linear_scale),
+            (0, false, false, 1.0)
+        );
+        assert_eq!(c.graph().edge_dim(), 2);
+        let net = Network::new(c).expect("config");
+        assert!(net.ranges.skip.is_empty() && net.ranges.graph_skip.is_empty());
+        assert_eq!(net.n_params(), net.ranges.heads.end);
+        // The current defaults add exactly the two linear paths and the wider edges.
+        let new = Network::new(ModelConfig::new(20, 37, 6, 4)).expect("config");
+        assert_eq!(new.ranges.skip.len(), 4 * 43);
+        assert_eq!(new.ranges.graph_skip.len(), 4 * 4 * 43);
     }
 }

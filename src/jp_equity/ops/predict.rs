@@ -105,12 +105,16 @@ impl Op for PredictOp {
             .check_features(&manifest)
             .map_err(|e| usage(format!("model '{m_name}' cannot read '{f_name}': {e}")))?;
         let t = model.model.t;
+        // The window must hold the model's input window and its graph's lead-lag history,
+        // as training saw them.
+        let days = t.max(model.model.graph().history_days());
         if let Coverage::Window(a, _) = f_in.coverage
-            && ((-a) as usize) + 1 < t
+            && ((-a) as usize) + 1 < days
         {
             return Err(usage(format!(
-                "the model reads {t} days: give '{f_name}' window = [-{}, 0]",
-                t - 1
+                "the model reads {days} days (input window {t}, lead-lag lookback {}): give '{f_name}' window = [-{}, 0]",
+                model.model.graph_lag_lookback,
+                days - 1
             )));
         }
         let (features, masks) = model_columns(&manifest);

@@ -296,6 +296,7 @@ pub fn frame(m: &Market, table: &str, idx: &[(NaiveDate, usize)]) -> Result<Data
         _ => {
             // synthetic_truth
             let (mut date, mut code, mut alpha, mut next) = (vec![], vec![], vec![], vec![]);
+            let mut leader: Vec<Option<&str>> = vec![];
             for (d, t) in idx {
                 for (i, sk) in m.stocks.iter().enumerate() {
                     if sk.listed(*t) {
@@ -303,6 +304,7 @@ pub fn frame(m: &Market, table: &str, idx: &[(NaiveDate, usize)]) -> Result<Data
                         code.push(sk.code.as_str());
                         alpha.push(m.bars[*t][i].alpha as f64);
                         next.push(m.bars[*t][i].alpha_next as f64);
+                        leader.push(sk.leader.map(|j| m.stocks[j].code.as_str()));
                     }
                 }
             }
@@ -311,6 +313,9 @@ pub fn frame(m: &Market, table: &str, idx: &[(NaiveDate, usize)]) -> Result<Data
                 Column::new("Code".into(), code),
                 Column::new("planted".into(), alpha),
                 Column::new("planted_next".into(), next),
+                // The planted lead-lag link: the stock whose return today moves this
+                // one's tomorrow (null for a stock without a leader).
+                Column::new("leader".into(), leader),
             ])?
         }
     })

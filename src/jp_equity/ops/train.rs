@@ -47,9 +47,34 @@ const PARAMS: &[ParamSpec] = &[
         Int,
         "correlation neighbours per stock (default 15)"
     ),
+    p!(
+        "graph_lag_k",
+        Int,
+        "lead-lag partners per stock, directed in-edges by lagged correlation (default 2, 0 = none)"
+    ),
+    p!(
+        "graph_lag_lookback",
+        Int,
+        "days of lagged return pairs behind the lead-lag partners (default 250; predictions need window = [-lookback, 0])"
+    ),
     p!("use_fan", Bool, "ablation switch (default true)"),
     p!("use_temporal", Bool, "ablation switch (default true)"),
     p!("use_gat", Bool, "ablation switch (default true)"),
+    p!(
+        "use_skip",
+        Bool,
+        "the linear skip path from the last day's inputs (default true)"
+    ),
+    p!(
+        "use_graph_skip",
+        Bool,
+        "the linear graph path from the in-neighbours' last-day inputs, weighted by the edge features (default true)"
+    ),
+    p!(
+        "linear_scale",
+        Float,
+        "scale κ on the linear paths' weights, their learning-rate multiplier under Adam (default 1)"
+    ),
     p!("seed", Int, "the training seed (default 42)"),
     p!("epochs", Int, "maximum epochs per fold (default 8)"),
     p!(
@@ -95,9 +120,14 @@ pub fn model_config(
     c.frequencies = int(params, "frequencies", c.frequencies)?;
     c.dropout = float(params, "dropout", c.dropout)?;
     c.graph_k = int(params, "graph_k", c.graph_k)?;
+    c.graph_lag_k = int(params, "graph_lag_k", c.graph_lag_k)?;
+    c.graph_lag_lookback = int(params, "graph_lag_lookback", c.graph_lag_lookback)?;
     c.use_fan = flag(params, "use_fan", true);
     c.use_temporal = flag(params, "use_temporal", true);
     c.use_gat = flag(params, "use_gat", true);
+    c.use_skip = flag(params, "use_skip", true);
+    c.use_graph_skip = flag(params, "use_graph_skip", true);
+    c.linear_scale = float(params, "linear_scale", c.linear_scale)?;
     c.validate()?;
     Ok(c)
 }
