@@ -443,19 +443,12 @@ mod tests {
         Panel::from_frames(&fe, None, &["ret_1d_cs_z".into()], &[], &[]).expect("panel")
     }
 
-    /// Uniform noise in [−0.5, 0.5) from a splitmix64 hash of (day, stock).
-    fn noise(d: usize, s: usize) -> f64 {
-        let mut z = (d as u64) << 32 ^ s as u64;
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    }
-
     #[test]
     fn the_graph_of_a_day_reads_its_lookback_and_nothing_after_it() {
         let (days, stocks, d) = (80, 24, 60);
+        // Uniform noise in [−0.5, 0.5) per (day, stock), either index below `days`.
+        let table = super::super::gradcheck::rand_vec(days * days, 7, 0.5);
+        let noise = |a: usize, b: usize| table[a * days + b];
         // Stock s follows stock s − 1 (mod n) with a one-day lag.
         let lead = |day: usize, s: usize| {
             noise(day, s)

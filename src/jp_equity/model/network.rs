@@ -252,6 +252,8 @@ pub struct NetCache<T> {
     post: Option<GrnCache<T>>,
     gat: Option<(GatCache<T>, GatCache<T>, Vec<T>)>,
     heads: HeadsCache<T>,
+    /// The skip path's inputs `[n × skip_width]` (with `use_skip`).
+    skip: Option<Vec<T>>,
     /// The graph path's inputs `[n × edge_dim × skip_width]` (with `use_graph_skip`).
     neighbours: Option<Vec<T>>,
     /// Selection weights per row, `[n·t × selection_width]`.
@@ -552,15 +554,20 @@ impl Network {
             drop.map(|d| d.heads.as_slice()),
         );
         let kappa = T::c(c.linear_scale);
-        if c.use_skip {
-            let x = all_skip_inputs(day, c);
-            linear_path_forward(&mut q, &x, &p[r.skip.clone()], c.horizons, kappa);
+        let graph_path = c.use_gat && c.use_graph_skip;
+        let last = (c.use_skip || graph_path).then(|| last_day_inputs(day, c));
+        let (mut skip, mut neighbours) = (None, None);
+        if let Some(x) = last {
+            if c.use_skip {
+                linear_path_forward(&mut q, &x, &p[r.skip.clone()], c.horizons, kappa);
+            }
+            if graph_path {
+                let m = neighbour_inputs(&day.graph, &x, c.skip_width());
+                linear_path_forward(&mut q, &m, &p[r.graph_skip.clone()], c.horizons, kappa);
+                neighbours = Some(m);
+            }
+            skip = c.use_skip.then_some(x);
         }
-        let neighbours = (c.use_gat && c.use_graph_skip).then(|| {
-            let m = neighbour_inputs(day, c);
-            linear_path_forward(&mut q, &m, &p[r.graph_skip.clone()], c.horizons, kappa);
-            m
-        });
         (
             q,
             NetCache {
@@ -572,6 +579,7 @@ impl Network {
                 post,
                 gat,
                 heads,
+                skip,
                 neighbours,
                 selection_weights,
             },
@@ -592,9 +600,8 @@ impl Network {
         let (n, t, f, h) = (cache.n, c.t, c.features, c.hidden);
         // The linear paths: dw_h = κ·Σ_i (Σ_k dq[i, h, k]) · x_i.
         let kappa = T::c(c.linear_scale);
-        if c.use_skip {
-            let x = all_skip_inputs(day, c);
-            linear_path_backward(dq, &x, c.horizons, kappa, &mut g[r.skip.clone()]);
+        if let Some(x) = &cache.skip {
+            linear_path_backward(dq, x, c.horizons, kappa, &mut g[r.skip.clone()]);
         }
         if let Some(m) = &cache.neighbours {
             linear_path_backward(dq, m, c.horizons, kappa, &mut g[r.graph_skip.clone()]);
@@ -698,18 +705,16 @@ impl Network {
     }
 }
 
-/// Stock `i`'s skip-path inputs: its last day's features, then its last day's masks.
-fn skip_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig, i: usize) -> Vec<T> {
-    let last = i * c.t + c.t - 1;
-    let mut x = Vec::with_capacity(c.skip_width());
-    x.extend_from_slice(&day.x[last * c.features..(last + 1) * c.features]);
-    x.extend_from_slice(&day.mask[last * c.masks..(last + 1) * c.masks]);
+/// The linear paths' inputs `[n × skip_width]`: each stock's last-day features, then its
+/// last-day masks.
+fn last_day_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig) -> Vec<T> {
+    let mut x = Vec::with_capacity(day.n * c.skip_width());
+    for i in 0..day.n {
+        let last = i * c.t + c.t - 1;
+        x.extend_from_slice(&day.x[last * c.features..(last + 1) * c.features]);
+        x.extend_from_slice(&day.mask[last * c.masks..(last + 1) * c.masks]);
+    }
     x
-}
-
-/// Every stock's skip-path inputs, `[n × skip_width]`.
-fn all_skip_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig) -> Vec<T> {
-    (0..day.n).flat_map(|i| skip_inputs(day, c, i)).collect()
 }
 
 /// A linear path into the quantiles: for each row i of `x` (`[n × width]`) and horizon h,
@@ -758,11 +763,10 @@ fn linear_path_backward<T: Real>(dq: &[T], x: &[T], horizons: usize, kappa: T, g
 /// The graph path's inputs `M [n × edge_dim × skip_width]`:
 /// `M[i, a, :] = Σ over in-edges e = j → i, j ≠ i, of e_a · x_last_j`, edges in CSR order
 /// (each node sums its own in-edges: deterministic at any thread count).
-fn neighbour_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig) -> Vec<T> {
-    let g = &day.graph;
-    let (sw, dim) = (c.skip_width(), g.edge_dim);
-    let xs: Vec<Vec<T>> = (0..day.n).map(|j| skip_inputs(day, c, j)).collect();
-    let mut m = vec![T::zero(); day.n * dim * sw];
+/// `x` is [`last_day_inputs`], `[n × sw]`.
+fn neighbour_inputs<T: Real>(g: &Graph, x: &[T], sw: usize) -> Vec<T> {
+    let dim = g.edge_dim;
+    let mut m = vec![T::zero(); g.n * dim * sw];
     for (i, mi) in m.chunks_mut(dim * sw).enumerate() {
         for e in g.offsets[i]..g.offsets[i + 1] {
             let j = g.src[e];
@@ -771,8 +775,11 @@ fn neighbour_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig) -> Vec<T> {
             }
             for a in 0..dim {
                 let f = T::c(g.edge_feat[e * dim + a]);
-                for (o, x) in mi[a * sw..(a + 1) * sw].iter_mut().zip(&xs[j]) {
-                    *o += f * *x;
+                for (o, v) in mi[a * sw..(a + 1) * sw]
+                    .iter_mut()
+                    .zip(&x[j * sw..(j + 1) * sw])
+                {
+                    *o += f * *v;
                 }
             }
         }
