@@ -31,9 +31,10 @@ use lakebuild::jp_equity::features::manifest::Manifest;
 use lakebuild::jp_equity::model::dataset::Panel;
 use lakebuild::jp_equity::model::graph::{GraphConfig, LinkRecovery, build_graph, link_recovery};
 use lakebuild::jp_equity::model::loss::{LossConfig, loss_and_grad};
-use lakebuild::jp_equity::model::metrics::{day_metrics, newey_west_lags, newey_west_se, pearson};
+use lakebuild::jp_equity::model::metrics::{newey_west_lags, newey_west_se, pearson};
 use lakebuild::jp_equity::model::network::{DayInput, ModelConfig, Network};
 use lakebuild::jp_equity::model::optim::{AdamW, AdamWConfig};
+use lakebuild::jp_equity::model::ridge::{DayRows, day_rank_ic, fit_walk_forward};
 use lakebuild::jp_equity::model::train::{Checkpoints, TrainConfig, Trained, train};
 use lakebuild::jp_equity::model::walk_forward::WalkForward;
 use lakebuild::jp_equity::ops::train::{model_columns, model_config, train_config};
@@ -107,40 +108,6 @@ fn synthetic_day(cfg: &ModelConfig, n: usize, seed: u64) -> (DayInput<f32>, (Vec
     )
 }
 
-/// Gaussian elimination with partial pivoting (k ≈ 45).
-fn solve(mut a: Vec<f64>, mut b: Vec<f64>, k: usize) -> Vec<f64> {
-    for c in 0..k {
-        let p = (c..k)
-            .max_by(|&i, &j| a[i * k + c].abs().total_cmp(&a[j * k + c].abs()))
-            .unwrap_or(c);
-        for j in 0..k {
-            a.swap(c * k + j, p * k + j);
-        }
-        b.swap(c, p);
-        let piv = a[c * k + c];
-        if piv.abs() < 1e-12 {
-            continue;
-        }
-        for i in c + 1..k {
-            let f = a[i * k + c] / piv;
-            for j in c..k {
-                a[i * k + j] -= f * a[c * k + j];
-            }
-            b[i] -= f * b[c];
-        }
-    }
-    let mut x = vec![0f64; k];
-    for c in (0..k).rev() {
-        let s: f64 = (c + 1..k).map(|j| a[c * k + j] * x[j]).sum();
-        x[c] = if a[c * k + c].abs() < 1e-12 {
-            0.0
-        } else {
-            (b[c] - s) / a[c * k + c]
-        };
-    }
-    x
-}
-
 /// A daily series per horizon: date → that day's RankIC (or IC), in date order.
 type Daily = Vec<BTreeMap<NaiveDate, f64>>;
 
@@ -181,24 +148,13 @@ fn horizon_days(name: &str) -> usize {
         .unwrap_or(1)
 }
 
-/// One labelled day's ridge rows: `[n × k]` inputs (intercept last), the day-z-scored
-/// targets and the raw labels `[n × horizons]`.
-struct DayRows {
-    date: NaiveDate,
-    n: usize,
-    x: Vec<f64>,
-    y: Vec<f32>,
-    valid: Vec<bool>,
-    raw_y: Vec<f64>,
-}
-
-/// Ridge inputs of every sample day: the last day's features and masks, and with
-/// `window_mean` also their means over the window (plus an intercept).
+/// Ridge inputs of every sample day (with its date): the last day's features and masks,
+/// and with `window_mean` also their means over the window (plus an intercept).
 fn ridge_rows(
     panel: &Panel,
     cfg: &ModelConfig,
     window_mean: bool,
-) -> (BTreeMap<usize, DayRows>, usize) {
+) -> (BTreeMap<usize, (NaiveDate, DayRows)>, usize) {
     let (t, nf, nm) = (cfg.t, cfg.features, cfg.masks);
     let width = (nf + nm) * if window_mean { 2 } else { 1 } + 1;
     // The graph is not used: the cheapest one.
@@ -246,91 +202,23 @@ fn ridge_rows(
                 }
                 x.push(1.0);
             }
-            Some((
-                d,
-                DayRows {
-                    date: panel.dates[d],
-                    n: s.input.n,
-                    x,
-                    y: s.y,
-                    valid: s.valid,
-                    raw_y: s.raw_y,
-                },
-            ))
+            let rows = DayRows {
+                n: s.input.n,
+                x,
+                y: s.y,
+                valid: s.valid,
+                raw_y: s.raw_y,
+            };
+            Some((d, (panel.dates[d], rows)))
         })
         .collect();
     (rows, width)
 }
 
-/// `XᵀX` and `Xᵀy` of horizon `h` over `days`.
-fn gram(
-    rows: &BTreeMap<usize, DayRows>,
-    days: &[usize],
-    k: usize,
-    h: usize,
-    hz: usize,
-) -> (Vec<f64>, Vec<f64>) {
-    let mut xtx = vec![0f64; k * k];
-    let mut xty = vec![0f64; k];
-    for r in days.iter().filter_map(|d| rows.get(d)) {
-        for i in 0..r.n {
-            if !r.valid[i * hz + h] {
-                continue;
-            }
-            let x = &r.x[i * k..(i + 1) * k];
-            let y = r.y[i * hz + h] as f64;
-            for a in 0..k {
-                xty[a] += x[a] * y;
-                for b in 0..k {
-                    xtx[a * k + b] += x[a] * x[b];
-                }
-            }
-        }
-    }
-    (xtx, xty)
-}
-
-/// Ridge weights (the intercept, last, is not penalised).
-fn fit(mut xtx: Vec<f64>, xty: Vec<f64>, k: usize, lambda: f64) -> Vec<f64> {
-    for a in 0..k - 1 {
-        xtx[a * k + a] += lambda;
-    }
-    solve(xtx, xty, k)
-}
-
-/// Daily RankIC of `w` on `days`.
-fn score(
-    rows: &BTreeMap<usize, DayRows>,
-    days: &[usize],
-    w: &[f64],
-    h: usize,
-    hz: usize,
-) -> Vec<(NaiveDate, f64)> {
-    let k = w.len();
-    days.iter()
-        .filter_map(|d| rows.get(d))
-        .filter_map(|r| {
-            let (a, b): (Vec<f64>, Vec<f64>) = (0..r.n)
-                .filter(|i| r.raw_y[i * hz + h].is_finite())
-                .map(|i| {
-                    let x = &r.x[i * k..(i + 1) * k];
-                    (
-                        x.iter().zip(w).map(|(x, w)| x * w).sum::<f64>(),
-                        r.raw_y[i * hz + h],
-                    )
-                })
-                .unzip();
-            day_metrics(&a, &b).map(|m| (r.date, m.rank_ic))
-        })
-        .collect()
-}
-
-const LAMBDAS: [f64; 9] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8];
-
-/// Ridge on the model's folds, λ per fold and horizon chosen from [`LAMBDAS`] by an inner
-/// walk-forward split of the fold's training days (the last fifth, after the embargo, is
-/// the inner validation), then refitted on all the fold's training days. Returns the daily
-/// RankIC and the chosen λs.
+/// Ridge on the model's folds, λ per fold and horizon chosen from `ridge::LAMBDAS` by an
+/// inner walk-forward split of the fold's training days (`ridge::fit_walk_forward`, the
+/// same fit that starts the model's linear paths). Returns the daily RankIC and the
+/// chosen λs.
 fn ridge(
     panel: &Panel,
     cfg: &ModelConfig,
@@ -353,27 +241,15 @@ fn ridge(
     };
     for f in folds {
         let train: Vec<usize> = f.train.clone().map(|d| d + base).collect();
-        let valid: Vec<usize> = f.valid.clone().map(|d| d + base).collect();
-        let inner_valid_len = (train.len() / 5).max(1);
-        let cut = train.len().saturating_sub(inner_valid_len);
-        let inner_train = &train[..cut.saturating_sub(tc.embargo)];
-        let inner_valid = &train[cut..];
+        let fit = fit_walk_forward(&train, tc.embargo, k, hz, |d| {
+            rows.get(&d).map(|r| r.1.clone())
+        });
         for h in 0..hz {
-            let (xtx, xty) = gram(&rows, inner_train, k, h, hz);
-            let best = LAMBDAS
-                .iter()
-                .map(|&l| {
-                    let w = fit(xtx.clone(), xty.clone(), k, l);
-                    let ics = score(&rows, inner_valid, &w, h, hz);
-                    let m = ics.iter().map(|x| x.1).sum::<f64>() / ics.len().max(1) as f64;
-                    (l, m)
-                })
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .map_or(100.0, |x| x.0);
-            chosen[h].push(best);
-            let (xtx, xty) = gram(&rows, &train, k, h, hz);
-            let w = fit(xtx, xty, k, best);
-            daily[h].extend(score(&rows, &valid, &w, h, hz));
+            chosen[h].push(fit.lambdas[h]);
+            daily[h].extend(f.valid.clone().filter_map(|d| {
+                let (date, r) = rows.get(&(d + base))?;
+                Some((*date, day_rank_ic(r, &fit.weights[h], h, hz)?))
+            }));
         }
     }
     (daily, chosen)

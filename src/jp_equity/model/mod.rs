@@ -40,6 +40,7 @@ pub mod network;
 pub mod optim;
 pub mod params;
 pub mod real;
+pub mod ridge;
 pub mod store;
 pub mod train;
 pub mod walk_forward;

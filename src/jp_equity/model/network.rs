@@ -344,6 +344,65 @@ impl Network {
         self.ranges.graph_skip.end
     }
 
+    /// Whether the skip path and the linear graph path are active (in the forward pass).
+    fn linear_paths(&self) -> (bool, bool) {
+        let c = &self.cfg;
+        (c.use_skip, c.use_gat && c.use_graph_skip)
+    }
+
+    /// The parameter ranges of the active linear paths.
+    pub fn linear_ranges(&self) -> Vec<Range<usize>> {
+        let (skip, graph) = self.linear_paths();
+        let r = &self.ranges;
+        [(skip, r.skip.clone()), (graph, r.graph_skip.clone())]
+            .into_iter()
+            .filter_map(|(on, r)| on.then_some(r))
+            .collect()
+    }
+
+    /// The active linear paths' inputs of one day as one design `[n × width]`: each row
+    /// the skip path's inputs, then the graph path's (`edge_dim × skip_width`), so that
+    /// the paths' output for horizon h is `κ · row · w_h` with `w_h` the concatenation of
+    /// their weights ([`Network::set_linear_weights`]). For fitting them in closed form
+    /// ([`super::ridge`]); `None` without an active linear path.
+    pub fn linear_inputs(&self, day: &DayInput<f32>) -> Option<(Vec<f64>, usize)> {
+        let c = &self.cfg;
+        let (skip, graph) = self.linear_paths();
+        if !skip && !graph {
+            return None;
+        }
+        let sw = c.skip_width();
+        let x = last_day_inputs(day, c);
+        let m = graph.then(|| neighbour_inputs(&day.graph, &x, sw));
+        let gw = if graph { day.graph.edge_dim * sw } else { 0 };
+        let width = if skip { sw } else { 0 } + gw;
+        let mut out = Vec::with_capacity(day.n * width);
+        for i in 0..day.n {
+            if skip {
+                out.extend(x[i * sw..(i + 1) * sw].iter().map(|v| *v as f64));
+            }
+            if let Some(m) = &m {
+                out.extend(m[i * gw..(i + 1) * gw].iter().map(|v| *v as f64));
+            }
+        }
+        Some((out, width))
+    }
+
+    /// Sets horizon `h`'s weights of the active linear paths so that they add `row · w`
+    /// (`w` in the columns of [`Network::linear_inputs`]; the κ scale is divided out).
+    pub fn set_linear_weights(&self, p: &mut [f32], h: usize, w: &[f64]) {
+        let kappa = self.cfg.linear_scale;
+        let mut at = 0;
+        for r in self.linear_ranges() {
+            let width = r.len() / self.cfg.horizons.max(1);
+            let dst = &mut p[r.start + h * width..r.start + (h + 1) * width];
+            for (o, v) in dst.iter_mut().zip(&w[at..at + width]) {
+                *o = (*v / kappa) as f32;
+            }
+            at += width;
+        }
+    }
+
     /// Initial parameters, deterministic from the seed.
     pub fn init<T: Real>(&self, seed: u64) -> Vec<T> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -707,7 +766,7 @@ impl Network {
 
 /// The linear paths' inputs `[n × skip_width]`: each stock's last-day features, then its
 /// last-day masks.
-fn last_day_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig) -> Vec<T> {
+pub(crate) fn last_day_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig) -> Vec<T> {
     let mut x = Vec::with_capacity(day.n * c.skip_width());
     for i in 0..day.n {
         let last = i * c.t + c.t - 1;
@@ -720,7 +779,7 @@ fn last_day_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig) -> Vec<T> {
 /// A linear path into the quantiles: for each row i of `x` (`[n × width]`) and horizon h,
 /// every quantile of `q` (`[n × horizons × 5]`) moves by `κ·w_h·x_i`
 /// (`w` is `[horizons × width]`).
-fn linear_path_forward<T: Real>(q: &mut [T], x: &[T], w: &[T], horizons: usize, kappa: T) {
+pub(crate) fn linear_path_forward<T: Real>(q: &mut [T], x: &[T], w: &[T], horizons: usize, kappa: T) {
     let width = w.len() / horizons.max(1);
     if width == 0 {
         return;
@@ -741,7 +800,7 @@ fn linear_path_forward<T: Real>(q: &mut [T], x: &[T], w: &[T], horizons: usize, 
 
 /// The gradient of [`linear_path_forward`] in `w`, added into `g`; rows in order
 /// (deterministic at any thread count).
-fn linear_path_backward<T: Real>(dq: &[T], x: &[T], horizons: usize, kappa: T, g: &mut [T]) {
+pub(crate) fn linear_path_backward<T: Real>(dq: &[T], x: &[T], horizons: usize, kappa: T, g: &mut [T]) {
     let width = g.len() / horizons.max(1);
     if width == 0 {
         return;
@@ -764,7 +823,7 @@ fn linear_path_backward<T: Real>(dq: &[T], x: &[T], horizons: usize, kappa: T, g
 /// `M[i, a, :] = Σ over in-edges e = j → i, j ≠ i, of e_a · x_last_j`, edges in CSR order
 /// (each node sums its own in-edges: deterministic at any thread count).
 /// `x` is [`last_day_inputs`], `[n × sw]`.
-fn neighbour_inputs<T: Real>(g: &Graph, x: &[T], sw: usize) -> Vec<T> {
+pub(crate) fn neighbour_inputs<T: Real>(g: &Graph, x: &[T], sw: usize) -> Vec<T> {
     let dim = g.edge_dim;
     let mut m = vec![T::zero(); g.n * dim * sw];
     for (i, mi) in m.chunks_mut(dim * sw).enumerate() {
@@ -923,6 +982,45 @@ mod tests {
         }
         for (name, range) in blocks {
             assert_close_grads(name, &g[range.clone()], &numeric[range]);
+        }
+    }
+
+    /// The ridge start's contract: weights `w` set through `set_linear_weights` move each
+    /// quantile of horizon h by exactly `κ⁻¹·κ·row·w_h`, `row` the day's `linear_inputs`.
+    #[test]
+    fn set_linear_weights_adds_the_design_times_the_weights() {
+        let mut c = tiny(true, true, true);
+        c.linear_scale = 2.5;
+        let net = Network::new(c.clone()).expect("config");
+        let (d, _, _) = day(&c);
+        let d32 = DayInput {
+            n: d.n,
+            x: d.x.iter().map(|v| *v as f32).collect(),
+            mask: d.mask.iter().map(|v| *v as f32).collect(),
+            graph: d.graph.clone(),
+        };
+        let mut p0: Vec<f32> = net.init(7);
+        for r in net.linear_ranges() {
+            p0[r].fill(0.0);
+        }
+        let (x, width) = net.linear_inputs(&d32).expect("both linear paths are on");
+        assert_eq!(width, c.skip_width() * (1 + d.graph.edge_dim));
+        let mut p1 = p0.clone();
+        let ws: Vec<Vec<f64>> = (0..c.horizons).map(|h| rand_vec(width, 40 + h as u64, 0.3)).collect();
+        for (h, w) in ws.iter().enumerate() {
+            net.set_linear_weights(&mut p1, h, w);
+        }
+        let (q0, _) = net.forward(&p0, &d32, None);
+        let (q1, _) = net.forward(&p1, &d32, None);
+        for i in 0..d.n {
+            for (h, w) in ws.iter().enumerate() {
+                let want: f64 = x[i * width..(i + 1) * width].iter().zip(w).map(|(a, b)| a * b).sum();
+                for k in 0..5 {
+                    let at = (i * c.horizons + h) * 5 + k;
+                    let got = (q1[at] - q0[at]) as f64;
+                    assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "stock {i} horizon {h}: {got} vs {want}");
+                }
+            }
         }
     }
 

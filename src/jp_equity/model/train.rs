@@ -8,6 +8,7 @@ use super::loss::{LossConfig, loss_and_grad};
 use super::metrics::{DayMetrics, Summary, day_metrics, summarize};
 use super::network::{ModelConfig, Network};
 use super::optim::{AdamW, AdamWConfig};
+use super::ridge;
 use super::walk_forward::WalkForward;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -35,6 +36,24 @@ pub struct TrainConfig {
     pub min_train_days: usize,
     /// Skip cross-validation (the final fit then runs `epochs` epochs).
     pub cv: bool,
+    /// How the linear paths start (zero for models trained before the choice existed).
+    #[serde(default)]
+    pub linear_init: LinearInit,
+    /// Keep the linear paths at their start (the network learns the rest around them).
+    #[serde(default)]
+    pub freeze_linear: bool,
+}
+
+/// The start of the linear paths (the skip path and the linear graph path).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinearInit {
+    /// Zero: the initial network is the one without them.
+    #[default]
+    Zero,
+    /// Closed-form ridge on the fit's own training days, λ per horizon by an inner
+    /// walk-forward split of those days ([`super::ridge`]).
+    Ridge,
 }
 
 impl Default for TrainConfig {
@@ -53,6 +72,8 @@ impl Default for TrainConfig {
             embargo: 20,
             min_train_days: 252,
             cv: true,
+            linear_init: LinearInit::Ridge,
+            freeze_linear: false,
         }
     }
 }
@@ -338,6 +359,38 @@ impl Trainer<'_> {
         self.panel.sample(d, self.net.cfg.t, &self.net.cfg.graph())
     }
 
+    /// Sets the active linear paths to the ridge fit of `days` (their design is
+    /// [`Network::linear_inputs`] plus an intercept, which the quantile heads' biases
+    /// hold instead).
+    fn ridge_start(&self, days: &[usize], p: &mut [f32]) {
+        let net = self.net;
+        let hz = net.cfg.horizons;
+        let width: usize = net.linear_ranges().iter().map(|r| r.len() / hz.max(1)).sum();
+        if width == 0 {
+            return;
+        }
+        let k = width + 1;
+        let fit = ridge::fit_walk_forward(days, self.cfg.embargo, k, hz, |d| {
+            let s = self.sample(d)?;
+            let (x, w) = net.linear_inputs(&s.input)?;
+            let mut rows = Vec::with_capacity(s.input.n * k);
+            for row in x.chunks(w) {
+                rows.extend_from_slice(row);
+                rows.push(1.0);
+            }
+            Some(ridge::DayRows {
+                n: s.input.n,
+                x: rows,
+                y: s.y,
+                valid: s.valid,
+                raw_y: s.raw_y,
+            })
+        });
+        for (h, w) in fit.weights.iter().enumerate() {
+            net.set_linear_weights(p, h, &w[..width]);
+        }
+    }
+
     /// Trains from `init` on `days` for up to `epochs` epochs. With validation days,
     /// stops after `patience` epochs without improvement and returns the best epoch's
     /// parameters.
@@ -374,7 +427,10 @@ impl Trainer<'_> {
                 (r.params, opt, best, r.log, r.next_epoch)
             }
             None => {
-                let p: Vec<f32> = net.init(self.cfg.seed);
+                let mut p: Vec<f32> = net.init(self.cfg.seed);
+                if self.cfg.linear_init == LinearInit::Ridge {
+                    self.ridge_start(days, &mut p);
+                }
                 let opt = AdamW::new(p.len());
                 let best = (f64::NEG_INFINITY, 0usize, p.clone());
                 (p, opt, best, Vec::new(), 0)
@@ -401,6 +457,11 @@ impl Trainer<'_> {
                     loss_and_grad(&self.loss, &q, &s.y, &s.valid, s.input.n, net.cfg.horizons);
                 let mut g = vec![0f32; p.len()];
                 net.backward(&p, &cache, &s.input, &dq, &mut g);
+                if self.cfg.freeze_linear {
+                    for r in net.linear_ranges() {
+                        g[r].fill(0.0);
+                    }
+                }
                 if !parts.total.is_finite() {
                     let at =
                         fold.map_or("the final fit".to_string(), |f| format!("fold {}", f + 1));
@@ -497,7 +558,16 @@ pub fn train(
             lambda: cfg.lambda,
             ..LossConfig::default()
         },
-        decay: net.decay_mask(),
+        decay: {
+            // Frozen linear paths do not decay either: they stay exactly at their start.
+            let mut m = net.decay_mask();
+            if cfg.freeze_linear {
+                for r in net.linear_ranges() {
+                    m[r].fill(false);
+                }
+            }
+            m
+        },
     };
     // Days (panel positions) that can be samples at all.
     let labelled: Vec<usize> = (0..panel.dates.len())
@@ -727,28 +797,72 @@ mod tests {
         .expect("panel")
     }
 
-    fn fit(shuffle: bool) -> Trained {
+    fn small_model() -> ModelConfig {
         let mut model = ModelConfig::new(10, 2, 1, 1);
         model.hidden = 8;
         model.heads = 2;
         model.graph_k = 4;
         model.dropout = 0.0;
-        let cfg = TrainConfig {
+        model
+    }
+
+    fn small_config() -> TrainConfig {
+        TrainConfig {
             epochs: 6,
             patience: 2,
             lr: 3e-3,
             folds: 2,
             min_train_days: 60,
             ..TrainConfig::default()
-        };
+        }
+    }
+
+    fn fit_with(cfg: &TrainConfig, shuffle: bool) -> Trained {
         train(
-            &model,
-            &cfg,
+            &small_model(),
+            cfg,
             &panel(shuffle),
             &Checkpoints { file: None },
             &mut |_| {},
         )
         .expect("training")
+    }
+
+    fn fit(shuffle: bool) -> Trained {
+        fit_with(&small_config(), shuffle)
+    }
+
+    /// Frozen linear paths neither learn nor decay: from zero they end at zero, while
+    /// the ridge start alone (without training) already ranks the planted signal.
+    #[test]
+    fn frozen_linear_paths_stay_at_their_start() {
+        let net = Network::new(small_model()).expect("config");
+        let frozen = fit_with(
+            &TrainConfig {
+                linear_init: LinearInit::Zero,
+                freeze_linear: true,
+                cv: false,
+                epochs: 2,
+                ..small_config()
+            },
+            false,
+        );
+        assert!(!net.linear_ranges().is_empty());
+        for r in net.linear_ranges() {
+            assert!(frozen.params[r].iter().all(|v| *v == 0.0));
+        }
+        let ridge = fit_with(
+            &TrainConfig {
+                freeze_linear: true,
+                lr: 0.0,
+                ..small_config()
+            },
+            false,
+        );
+        assert!(net.linear_ranges().iter().any(|r| ridge.params[r.clone()].iter().any(|v| *v != 0.0)));
+        // The planted signal's own IC is ≈ 0.58; the last day's inputs carry it linearly.
+        let ic = valid_rank_ic(&ridge);
+        assert!(ic > 0.3, "validation RankIC of the ridge start alone: {ic}");
     }
 
     fn valid_rank_ic(t: &Trained) -> f64 {

@@ -8,7 +8,7 @@ use crate::jp_equity::features::manifest::{Manifest, Role};
 use crate::jp_equity::model::dataset::Panel;
 use crate::jp_equity::model::network::{ModelConfig, Network};
 use crate::jp_equity::model::store::{Metrics, StoredModel};
-use crate::jp_equity::model::train::{Checkpoints, Event, TrainConfig, train};
+use crate::jp_equity::model::train::{Checkpoints, Event, LinearInit, TrainConfig, train};
 use crate::op::param::{self, flag, float, int};
 use crate::op::{ColumnKind, Op, OpContext, OpInput, OpSpec, ParamSpec, ParamType};
 use anyhow::{Context, Result, anyhow};
@@ -74,6 +74,16 @@ const PARAMS: &[ParamSpec] = &[
         "linear_scale",
         Float,
         "scale κ on the linear paths' weights, their learning-rate multiplier under Adam (default 1)"
+    ),
+    p!(
+        "linear_init",
+        Str,
+        "start of the linear paths: \"ridge\" (closed form on the fit's training days, λ by an inner walk-forward split) or \"zero\" (default ridge)"
+    ),
+    p!(
+        "freeze_linear",
+        Bool,
+        "keep the linear paths at their start while the rest trains (default false)"
     ),
     p!("seed", Int, "the training seed (default 42)"),
     p!("epochs", Int, "maximum epochs per fold (default 8)"),
@@ -149,6 +159,16 @@ pub fn train_config(params: &Value) -> Result<TrainConfig, String> {
         embargo: int(params, "embargo", d.embargo)?,
         min_train_days: int(params, "min_train_days", d.min_train_days)?,
         cv: flag(params, "cv", d.cv),
+        linear_init: match param::str_or(params, "linear_init", "ridge") {
+            "ridge" => LinearInit::Ridge,
+            "zero" => LinearInit::Zero,
+            other => {
+                return Err(format!(
+                    "params.linear_init = {other:?}: use \"ridge\" or \"zero\""
+                ));
+            }
+        },
+        freeze_linear: flag(params, "freeze_linear", d.freeze_linear),
         ..d
     })
     .and_then(|c: TrainConfig| {
@@ -303,6 +323,7 @@ impl OpSpec for TrainOp {
             "jp_equity/model/linalg.rs",
             "jp_equity/model/real.rs",
             "jp_equity/model/params.rs",
+            "jp_equity/model/ridge.rs",
             "jp_equity/frames.rs"
         )
     }
@@ -418,5 +439,28 @@ impl Op for TrainOp {
             params: trained.params,
         };
         stored.to_frame()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A model source file left out of the code version would let a change to it reuse
+    /// models trained by the old code. Every file of `model/` counts (the GPU code and
+    /// the test helpers aside: the CPU training does not run them).
+    #[test]
+    fn the_code_version_covers_every_model_source_file() {
+        let text = include_str!("train.rs");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/jp_equity/model");
+        let mut missing = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("src/jp_equity/model is readable") {
+            let name = entry.expect("a directory entry").file_name();
+            let Some(name) = name.to_str().filter(|n| n.ends_with(".rs")) else {
+                continue;
+            };
+            if name != "gradcheck.rs" && !text.contains(&format!("\"jp_equity/model/{name}\"")) {
+                missing.push(name.to_string());
+            }
+        }
+        assert!(missing.is_empty(), "the train op's code version leaves out {missing:?}");
     }
 }
