@@ -28,6 +28,7 @@ pub mod attention;
 pub mod dataset;
 pub mod fan;
 pub mod gat;
+pub mod gpu;
 pub mod graph;
 pub mod grn;
 pub mod heads;

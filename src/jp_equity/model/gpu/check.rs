@@ -1,0 +1,49 @@
+//! Comparisons of device results with the CPU reference (tests only).
+
+use super::{Gpu, Precision};
+use lakebuild_kernels::shim::ShimDevice;
+
+/// ‖a − b‖ / ‖b‖ (0 when both are 0).
+pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len(), "compared tensors differ in length");
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt();
+    if na == 0.0 && nb == 0.0 { 1.0 } else { dot / (na * nb) }
+}
+
+/// Asserts that a device result matches the CPU reference under the precision's
+/// tolerance: fp32 relative L2 < 1e-5; fp16 relative L2 < 1e-2 and cosine > 0.999.
+pub fn assert_matches(what: &str, p: Precision, gpu: &[f32], cpu: &[f32]) {
+    assert!(
+        gpu.iter().all(|v| v.is_finite()),
+        "{what} ({p:?}): the device result has non-finite values"
+    );
+    let (e, c) = (rel_l2(gpu, cpu), cosine(gpu, cpu));
+    match p {
+        Precision::F32 => assert!(e < 1e-5, "{what} (fp32): relative L2 {e:.3e} ≥ 1e-5"),
+        Precision::F16 => assert!(
+            e < 1e-2 && c > 0.999,
+            "{what} (fp16): relative L2 {e:.3e} (< 1e-2), cosine {c:.6} (> 0.999)"
+        ),
+    }
+}
+
+/// Runs `f` on the shim in both precisions.
+pub fn both(mut f: impl FnMut(Gpu)) {
+    static SHIM: ShimDevice = ShimDevice;
+    for precision in [Precision::F32, Precision::F16] {
+        f(Gpu {
+            dev: &SHIM,
+            precision,
+        });
+    }
+}
+
+pub use super::super::gradcheck::rand_f32 as values;
