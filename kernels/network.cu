@@ -133,3 +133,49 @@ __device__ void fusion_backward_gate(const float* dz, const T* g, const T* gate,
 #define FUSION_BACKWARD_GATE_PARAMS(T) \
   (const float* dz, const T* g, const T* gate, float* dgate, int len)
 LB_PRECISIONS(fusion_backward_gate, FUSION_BACKWARD_GATE_PARAMS, (dz, g, gate, dgate, len))
+
+// The selection input u [n·t × width] (width = f + f·k + masks): per row, FAN's output,
+// the stock's amplitudes (the same for every step; amp may be null when k = 0) and the
+// step's masks.
+template <typename T>
+__device__ void selection_input(const T* xf, const T* amp, const T* mask, T* u, int n, int t,
+                                int f, int k, int masks) {
+  const int width = f + f * k + masks, total = n * t * width;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
+    const int row = e / width, c = e % width, st = row / t;
+    T v;
+    if (c < f) v = xf[(size_t)row * f + c];
+    else if (c < f + f * k) v = amp[(size_t)st * f * k + (c - f)];
+    else v = mask[(size_t)row * masks + (c - f - f * k)];
+    u[e] = v;
+  }
+}
+#define SELECTION_INPUT_PARAMS(T) \
+  (const T* xf, const T* amp, const T* mask, T* u, int n, int t, int f, int k, int masks)
+LB_PRECISIONS(selection_input, SELECTION_INPUT_PARAMS, (xf, amp, mask, u, n, t, f, k, masks))
+
+// The backward of selection_input: dxf [n × t × f] copied out of du, and damp [n × f × k]
+// summed over the stock's steps in step order (threads past n·t·f do the amplitudes).
+extern "C" __global__ void selection_input_backward(const float* du, float* dxf, float* damp,
+                                                    int n, int t, int f, int k, int masks) {
+  const int width = f + f * k + masks, nx = n * t * f, total = nx + n * f * k;
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
+    if (e < nx) {
+      const int row = e / f, c = e % f;
+      dxf[e] = du[(size_t)row * width + c];
+    } else {
+      const int a = e - nx, st = a / (f * k), c = a % (f * k);
+      float s = 0.0f;
+      for (int tau = 0; tau < t; ++tau) s += du[((size_t)st * t + tau) * width + f + c];
+      damp[a] = s;
+    }
+  }
+}
+LB_REGISTER(selection_input_backward)
+
+// a += b (gradients meeting at a fork).
+extern "C" __global__ void accumulate(float* a, const float* b, int len) {
+  for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < len; e += gridDim.x * blockDim.x)
+    a[e] += b[e];
+}
+LB_REGISTER(accumulate)

@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kernels");
+    // Read at run time, not with env!: the compiled build script is shared by every
+    // checkout that uses the same target directory (CI reuses one across clones).
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("../../kernels");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
         .map(|d| {

@@ -45,6 +45,14 @@ impl Precision {
             Precision::F16 => DType::F16,
         }
     }
+
+    /// `v` as a tensor of this precision stores it (f16: rounded to nearest even).
+    pub fn stored(self, v: f32) -> f32 {
+        match self {
+            Precision::F32 => v,
+            Precision::F16 => half::f16::from_f32(v).to_f32(),
+        }
+    }
 }
 
 /// Element types of device tensors.

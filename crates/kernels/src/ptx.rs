@@ -13,6 +13,8 @@ pub const MODULES: &[(&str, &str)] = &[
     ("gat", include_str!("../../../kernels/ptx/gat.ptx")),
     ("grn", include_str!("../../../kernels/ptx/grn.ptx")),
     ("attention", include_str!("../../../kernels/ptx/attention.ptx")),
+    ("lstm", include_str!("../../../kernels/ptx/lstm.ptx")),
+    ("fan", include_str!("../../../kernels/ptx/fan.ptx")),
 ];
 
 /// The entry points (`.visible .entry <name>(`) of a PTX text.

@@ -102,7 +102,7 @@ fn bin_weight<T: Real>(j: usize, t: usize) -> T {
 }
 
 /// cos/sin tables `[(t/2 + 1) × t]` of `θ_jτ = 2π·(jτ mod t)/t`, exact at multiples of π/2.
-fn tables<T: Real>(t: usize) -> (Vec<T>, Vec<T>) {
+pub(crate) fn tables<T: Real>(t: usize) -> (Vec<T>, Vec<T>) {
     let rows = t / 2 + 1;
     let mut cos = vec![T::zero(); rows * t];
     let mut sin = vec![T::zero(); rows * t];

@@ -231,14 +231,14 @@ impl Ranges {
 #[derive(Debug, Clone)]
 pub struct Network {
     pub cfg: ModelConfig,
-    fan: FanShape,
-    vsn: VsnShape,
-    lstm: LstmShape,
-    attn: AttnShape,
-    post: GrnShape,
-    gat1: GatShape,
-    gat2: GatShape,
-    heads: HeadsShape,
+    pub(crate) fan: FanShape,
+    pub(crate) vsn: VsnShape,
+    pub(crate) lstm: LstmShape,
+    pub(crate) attn: AttnShape,
+    pub(crate) post: GrnShape,
+    pub(crate) gat1: GatShape,
+    pub(crate) gat2: GatShape,
+    pub(crate) heads: HeadsShape,
     pub ranges: Ranges,
 }
 

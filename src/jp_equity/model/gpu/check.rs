@@ -1,7 +1,9 @@
 //! Comparisons of device results with the CPU reference (tests only).
 
-use super::{Gpu, Precision};
+use super::{Device, Gpu, Precision};
+use lakebuild_kernels::cuda::CudaDevice;
 use lakebuild_kernels::shim::ShimDevice;
+use std::sync::OnceLock;
 
 /// ‖a − b‖ / ‖b‖ (0 when both are 0).
 pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
@@ -35,14 +37,52 @@ pub fn assert_matches(what: &str, p: Precision, gpu: &[f32], cpu: &[f32]) {
     }
 }
 
-/// Runs `f` on the shim in both precisions.
+/// The first GPU, opened once for all the tests; `None` without one. With
+/// `LAKEBUILD_REQUIRE_GPU=1` (kernels/gpu-check.sh, on the GPU machine) a missing GPU is a
+/// failure instead.
+pub fn gpu() -> Option<&'static CudaDevice> {
+    static DEV: OnceLock<Option<CudaDevice>> = OnceLock::new();
+    DEV.get_or_init(|| match CudaDevice::open(0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            assert!(
+                std::env::var("LAKEBUILD_REQUIRE_GPU").as_deref() != Ok("1"),
+                "LAKEBUILD_REQUIRE_GPU=1 but no GPU: {}",
+                e.0
+            );
+            None
+        }
+    })
+    .as_ref()
+}
+
+/// Runs `f` in both precisions on the shim, then on the GPU when there is one (the only
+/// skip these tests have: CI has no GPU; `no_gpu_means_the_device_comparisons_are_skipped`
+/// says so).
 pub fn both(mut f: impl FnMut(Gpu)) {
     static SHIM: ShimDevice = ShimDevice;
-    for precision in [Precision::F32, Precision::F16] {
-        f(Gpu {
-            dev: &SHIM,
-            precision,
-        });
+    let mut devices: Vec<&'static dyn Device> = vec![&SHIM];
+    if let Some(d) = gpu() {
+        devices.push(d);
+    }
+    for dev in devices {
+        for precision in [Precision::F32, Precision::F16] {
+            f(Gpu { dev, precision });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Not a check of its own: it makes the skip visible (`cargo test -- --nocapture`).
+    #[test]
+    fn no_gpu_means_the_device_comparisons_are_skipped() {
+        match super::gpu() {
+            Some(d) => eprintln!("GPU comparisons run on {}", lakebuild_kernels::Device::name(d)),
+            None => eprintln!(
+                "no GPU here: every kernel comparison ran on the CPU shim only; the same comparisons on a GPU are skipped (kernels/gpu-check.sh runs them on one)"
+            ),
+        }
     }
 }
 

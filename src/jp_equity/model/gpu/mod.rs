@@ -12,13 +12,16 @@
 //! returns the input's gradient as a new f32 tensor.
 
 pub mod attention;
+pub mod fan;
 pub mod gat;
 pub mod grn;
 pub mod heads;
 pub mod layers;
 pub mod network;
 pub mod loss;
+pub mod lstm;
 pub mod optim;
+pub mod step;
 
 #[cfg(test)]
 pub(crate) mod check;
