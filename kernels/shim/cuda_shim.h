@@ -5,7 +5,8 @@
 // Execution model, as close to CUDA's as a test needs:
 // - A launch runs its blocks one after another; inside a block every GPU thread is one
 //   std::thread, so threads of a block really run concurrently (and ThreadSanitizer sees
-//   a missing barrier as a race).
+//   a missing barrier as a race). The threads are started once per launch and reused
+//   for each block in turn.
 // - threadIdx / blockIdx / blockDim / gridDim are thread-locals set per GPU thread.
 // - __syncthreads() is a std::barrier of the block; a thread that returns from the kernel
 //   drops out of it (arrive_and_drop), as exited threads do on the GPU.

@@ -26,35 +26,51 @@ extern "C" int lb_shim_launch(const char* name, unsigned gx, unsigned gy, unsign
   if (shared_bytes > 228 * 1024) return fail("more dynamic shared memory than a GPU has");
   std::vector<unsigned char> dynamic(std::max(shared_bytes, 1u));
   const dim3 grid(gx, gy, gz), block(bx, by, bz);
+  const unsigned blocks = gx * gy * gz;
+  // One std::thread per GPU thread of a block, started once per launch and reused for
+  // every block: the launcher sets up a block (its barrier, its warps, fresh dynamic
+  // shared memory), releases the threads at `boundary`, and waits there again until all
+  // of them have left the kernel. Blocks still run one after another, as before.
+  std::barrier<> boundary(threads + 1);
+  std::unique_ptr<std::barrier<>> bar;
+  std::vector<std::unique_ptr<shim::Warp>> warps;
+  dim3 current;
+  std::vector<std::thread> pool;
+  pool.reserve(threads);
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      shim::Ctx& c = shim::ctx;
+      c.thread = dim3(t % bx, (t / bx) % by, t / (bx * by));
+      c.block_dim = block;
+      c.grid_dim = grid;
+      c.lane = t % 32;
+      c.dynamic_smem = dynamic.data();
+      for (unsigned b = 0; b < blocks; ++b) {
+        boundary.arrive_and_wait();  // the block is set up
+        c.block = current;
+        c.block_bar = bar.get();
+        c.warp = warps[t / 32].get();
+        it->second(params);
+        // An exited thread no longer holds up its block's or its warp's barriers.
+        c.warp->bar.arrive_and_drop();
+        c.block_bar->arrive_and_drop();
+        boundary.arrive_and_wait();  // every thread has left the block
+      }
+    });
+  }
   for (unsigned z = 0; z < gz; ++z)
     for (unsigned y = 0; y < gy; ++y)
       for (unsigned x = 0; x < gx; ++x) {
         std::fill(dynamic.begin(), dynamic.end(), 0xFF);
-        std::barrier<> bar(threads);
-        std::vector<std::unique_ptr<shim::Warp>> warps;
+        bar = std::make_unique<std::barrier<>>(threads);
+        warps.clear();
         for (unsigned w = 0; w * 32 < threads; ++w)
           warps.push_back(std::make_unique<shim::Warp>(std::min(32u, threads - w * 32)));
-        std::vector<std::thread> pool;
-        pool.reserve(threads);
-        for (unsigned t = 0; t < threads; ++t) {
-          pool.emplace_back([&, t] {
-            shim::Ctx& c = shim::ctx;
-            c.thread = dim3(t % bx, (t / bx) % by, t / (bx * by));
-            c.block = dim3(x, y, z);
-            c.block_dim = block;
-            c.grid_dim = grid;
-            c.block_bar = &bar;
-            c.warp = warps[t / 32].get();
-            c.lane = t % 32;
-            c.dynamic_smem = dynamic.data();
-            it->second(params);
-            // An exited thread no longer holds up its block's or its warp's barriers.
-            c.warp->bar.arrive_and_drop();
-            bar.arrive_and_drop();
-          });
-        }
-        for (auto& th : pool) th.join();
+        current = dim3(x, y, z);
+        boundary.arrive_and_wait();
+        boundary.arrive_and_wait();
       }
+  for (auto& th : pool) th.join();
   return 0;
 }
 

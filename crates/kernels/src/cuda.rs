@@ -39,6 +39,17 @@ pub struct CudaDevice {
     functions: HashMap<String, CudaFunction>,
     name: String,
     compute_capability: (i32, i32),
+    /// With `LAKEBUILD_KERNEL_TIMING=1`: launches and wall time per kernel, each launch
+    /// synchronised (a first timing, not a profile: it includes the launch overhead).
+    timing: Option<std::sync::Mutex<HashMap<String, (u64, std::time::Duration)>>>,
+}
+
+/// One kernel's launches and their total time (see [`CudaDevice::take_timings`]).
+#[derive(Debug, Clone)]
+pub struct KernelTiming {
+    pub kernel: String,
+    pub launches: u64,
+    pub total: std::time::Duration,
 }
 
 fn driver(e: cudarc::driver::DriverError) -> Error {
@@ -80,12 +91,15 @@ impl CudaDevice {
         }
         let name = ctx.name().map_err(driver)?;
         let compute_capability = ctx.compute_capability().map_err(driver)?;
+        let timing = (std::env::var("LAKEBUILD_KERNEL_TIMING").as_deref() == Ok("1"))
+            .then(|| std::sync::Mutex::new(HashMap::new()));
         Ok(CudaDevice {
             ctx,
             stream,
             functions,
             name,
             compute_capability,
+            timing,
         })
     }
 
@@ -120,13 +134,7 @@ impl Device for CudaDevice {
     }
 
     fn upload(&self, dst: &Buffer, src: &[u8]) -> Result<()> {
-        if src.len() > dst.bytes {
-            return Err(Error(format!(
-                "upload of {} bytes into a buffer of {}",
-                src.len(),
-                dst.bytes
-            )));
-        }
+        dst.check_copy("upload of", src.len())?;
         let s = slice(dst)?;
         // The driver copies into device memory; the slice's Rust-side state is unchanged,
         // so a shared borrow suffices (the raw copy below is what memcpy_htod does).
@@ -140,13 +148,7 @@ impl Device for CudaDevice {
     }
 
     fn download(&self, src: &Buffer, dst: &mut [u8]) -> Result<()> {
-        if dst.len() > src.bytes {
-            return Err(Error(format!(
-                "download of {} bytes from a buffer of {}",
-                dst.len(),
-                src.bytes
-            )));
-        }
+        src.check_copy("download of", dst.len())?;
         let s = slice(src)?;
         let (ptr, _sync) = cudarc::driver::DevicePtr::device_ptr(s, &self.stream);
         // SAFETY: `ptr` addresses at least src.bytes ≥ dst.len() bytes of device memory.
@@ -158,6 +160,45 @@ impl Device for CudaDevice {
     }
 
     fn launch(&self, name: &str, cfg: Launch, args: &[Arg]) -> Result<()> {
+        let Some(timing) = &self.timing else {
+            return self.launch_now(name, cfg, args);
+        };
+        let start = std::time::Instant::now();
+        self.launch_now(name, cfg, args)?;
+        self.stream.synchronize().map_err(driver)?;
+        let took = start.elapsed();
+        let mut t = timing.lock().map_err(|_| Error("kernel timing lock poisoned".into()))?;
+        let e = t.entry(name.to_string()).or_default();
+        e.0 += 1;
+        e.1 += took;
+        Ok(())
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.ctx.synchronize().map_err(driver)
+    }
+}
+
+impl CudaDevice {
+    /// The timings gathered since the last call, slowest total first (empty without
+    /// `LAKEBUILD_KERNEL_TIMING=1`).
+    pub fn take_timings(&self) -> Vec<KernelTiming> {
+        let Some(Ok(mut t)) = self.timing.as_ref().map(|m| m.lock()) else {
+            return Vec::new();
+        };
+        let mut v: Vec<KernelTiming> = t
+            .drain()
+            .map(|(kernel, (launches, total))| KernelTiming {
+                kernel,
+                launches,
+                total,
+            })
+            .collect();
+        v.sort_by(|a, b| b.total.cmp(&a.total).then(a.kernel.cmp(&b.kernel)));
+        v
+    }
+
+    fn launch_now(&self, name: &str, cfg: Launch, args: &[Arg]) -> Result<()> {
         let f = self
             .functions
             .get(name)
@@ -233,9 +274,5 @@ impl Device for CudaDevice {
         unsafe { b.launch(lc) }
             .map(|_| ())
             .map_err(|e| Error(format!("launching {name}: {e:?}")))
-    }
-
-    fn synchronize(&self) -> Result<()> {
-        self.ctx.synchronize().map_err(driver)
     }
 }

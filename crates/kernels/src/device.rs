@@ -160,6 +160,19 @@ impl Drop for HostMemory {
     }
 }
 
+impl Buffer {
+    /// Refuses a copy of `len` bytes (`what`: "upload of", "download of") that does not fit.
+    pub(crate) fn check_copy(&self, what: &str, len: usize) -> Result<()> {
+        if len > self.bytes {
+            return Err(Error(format!(
+                "{what} {len} bytes with a buffer of {}",
+                self.bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A kernel argument.
 #[derive(Clone, Copy)]
 pub enum Arg<'a> {

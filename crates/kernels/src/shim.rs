@@ -61,26 +61,14 @@ impl Device for ShimDevice {
     }
 
     fn upload(&self, dst: &Buffer, src: &[u8]) -> Result<()> {
-        if src.len() > dst.bytes {
-            return Err(Error(format!(
-                "upload of {} bytes into a buffer of {}",
-                src.len(),
-                dst.bytes
-            )));
-        }
+        dst.check_copy("upload of", src.len())?;
         // SAFETY: the allocation holds at least dst.bytes ≥ src.len() bytes.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), host(dst)?.ptr(), src.len()) };
         Ok(())
     }
 
     fn download(&self, src: &Buffer, dst: &mut [u8]) -> Result<()> {
-        if dst.len() > src.bytes {
-            return Err(Error(format!(
-                "download of {} bytes from a buffer of {}",
-                dst.len(),
-                src.bytes
-            )));
-        }
+        src.check_copy("download of", dst.len())?;
         // SAFETY: the allocation holds at least src.bytes ≥ dst.len() bytes.
         unsafe { std::ptr::copy_nonoverlapping(host(src)?.ptr(), dst.as_mut_ptr(), dst.len()) };
         Ok(())

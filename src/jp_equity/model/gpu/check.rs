@@ -1,9 +1,15 @@
 //! Comparisons of device results with the CPU reference (tests only).
 
-use super::{Device, Gpu, Precision};
+use super::{Gpu, Precision};
 use lakebuild_kernels::cuda::CudaDevice;
 use lakebuild_kernels::shim::ShimDevice;
+use std::cell::RefCell;
 use std::sync::OnceLock;
+
+thread_local! {
+    /// Which device the running comparison is on, for LAKEBUILD_KERNEL_REPORT=1.
+    static DEVICE: RefCell<String> = RefCell::new("shim".into());
+}
 
 /// ‖a − b‖ / ‖b‖ (0 when both are 0).
 pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
@@ -28,6 +34,11 @@ pub fn assert_matches(what: &str, p: Precision, gpu: &[f32], cpu: &[f32]) {
         "{what} ({p:?}): the device result has non-finite values"
     );
     let (e, c) = (rel_l2(gpu, cpu), cosine(gpu, cpu));
+    if std::env::var("LAKEBUILD_KERNEL_REPORT").as_deref() == Ok("1") {
+        DEVICE.with(|d| {
+            eprintln!("compare {} | {what} | {p:?} | rel L2 {e:.3e} | cosine {c:.7}", d.borrow())
+        });
+    }
     match p {
         Precision::F32 => assert!(e < 1e-5, "{what} (fp32): relative L2 {e:.3e} ≥ 1e-5"),
         Precision::F16 => assert!(
@@ -61,13 +72,29 @@ pub fn gpu() -> Option<&'static CudaDevice> {
 /// says so).
 pub fn both(mut f: impl FnMut(Gpu)) {
     static SHIM: ShimDevice = ShimDevice;
-    let mut devices: Vec<&'static dyn Device> = vec![&SHIM];
-    if let Some(d) = gpu() {
-        devices.push(d);
+    DEVICE.with(|d| *d.borrow_mut() = "shim".into());
+    for precision in [Precision::F32, Precision::F16] {
+        f(Gpu {
+            dev: &SHIM,
+            precision,
+        });
     }
-    for dev in devices {
-        for precision in [Precision::F32, Precision::F16] {
-            f(Gpu { dev, precision });
+    let Some(d) = gpu() else {
+        return;
+    };
+    DEVICE.with(|n| *n.borrow_mut() = "gpu".into());
+    for precision in [Precision::F32, Precision::F16] {
+        f(Gpu { dev: d, precision });
+        // With LAKEBUILD_KERNEL_TIMING=1 (kernels/gpu-check.sh): this test's kernels.
+        let name = std::thread::current().name().unwrap_or("a test").to_string();
+        for t in d.take_timings() {
+            eprintln!(
+                "timing {name} {precision:?}: {} × {} = {:.1} µs ({:.1} µs per launch)",
+                t.kernel,
+                t.launches,
+                t.total.as_secs_f64() * 1e6,
+                t.total.as_secs_f64() * 1e6 / t.launches as f64
+            );
         }
     }
 }
