@@ -10,7 +10,7 @@ use crate::core::rule::Rule;
 use crate::jp_equity::model::dataset::{f64_values, join_stock_days};
 use crate::jp_equity::model::metrics::{daily_pairs, pearson};
 use crate::jp_equity::model::store::StoredModel;
-use crate::op::{ColumnKind, Op, OpContext, OpSpec, ParamSpec, ParamType};
+use crate::op::{Op, OpContext, OpSpec, ParamSpec, ParamType};
 use anyhow::{Context, Result, anyhow};
 use polars::prelude::*;
 use std::collections::HashMap;
@@ -126,17 +126,6 @@ impl Op for EvaluateOp {
         let labels = ctx.input(input_name(&ctx.params, "labels", "labels"));
         let oracle = match (truth, labels) {
             (Some(t), Some(l)) if !t.partitions.is_empty() && !l.partitions.is_empty() => {
-                t.expect_columns(
-                    "evaluate",
-                    &[
-                        ("Code", ColumnKind::Str),
-                        ("Date", ColumnKind::Date),
-                        ("planted_next", ColumnKind::Numeric),
-                    ],
-                )?;
-                let mut label_cols = vec![("Code", ColumnKind::Str), ("Date", ColumnKind::Date)];
-                label_cols.extend(model.labels.iter().map(|c| (c.as_str(), ColumnKind::Numeric)));
-                l.expect_columns("evaluate", &label_cols)?;
                 oracle(t.scan()?.collect()?, l.scan()?.collect()?, &model.labels)?
             }
             _ => HashMap::new(),

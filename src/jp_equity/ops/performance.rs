@@ -12,7 +12,7 @@ use crate::core::partition::Coverage;
 use crate::core::rule::Rule;
 use crate::jp_equity::model::dataset::{dates_of, f64_values, join_stock_days};
 use crate::jp_equity::model::metrics::{daily_pairs, day_metrics};
-use crate::op::{ColumnKind, Op, OpContext, OpSpec, ParamSpec, ParamType};
+use crate::op::{Op, OpContext, OpSpec, ParamSpec, ParamType};
 use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -97,13 +97,6 @@ impl Op for PerformanceOp {
             .get("in_sample")
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
-        let keys = [("Code", ColumnKind::Str), ("Date", ColumnKind::Date)];
-        let mut pred_cols = keys.to_vec();
-        if !in_sample {
-            pred_cols.push(("in_sample", ColumnKind::Bool));
-        }
-        p_in.expect_columns("performance", &pred_cols)?;
-        l_in.expect_columns("performance", &keys)?;
         let mut preds = p_in.scan()?;
         if !in_sample {
             preds = preds.filter(col("in_sample").not());
