@@ -167,7 +167,9 @@ impl Device for CudaDevice {
         self.launch_now(name, cfg, args)?;
         self.stream.synchronize().map_err(driver)?;
         let took = start.elapsed();
-        let mut t = timing.lock().map_err(|_| Error("kernel timing lock poisoned".into()))?;
+        let mut t = timing
+            .lock()
+            .map_err(|_| Error("kernel timing lock poisoned".into()))?;
         let e = t.entry(name.to_string()).or_default();
         e.0 += 1;
         e.1 += took;

@@ -230,7 +230,9 @@ impl Tensor {
                 .flat_map(|v| (*v as f64).to_le_bytes())
                 .collect(),
             DType::U8 | DType::I32 => {
-                return Err(Error(format!("a float tensor cannot be stored as {dtype:?}")));
+                return Err(Error(format!(
+                    "a float tensor cannot be stored as {dtype:?}"
+                )));
             }
         };
         let t = Tensor::zeros(dev, data.len(), dtype)?;
@@ -266,7 +268,11 @@ impl Tensor {
                 .chunks_exact(2)
                 .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
-            DType::F64 => self.to_f64_bytes(&bytes).iter().map(|v| *v as f32).collect(),
+            DType::F64 => self
+                .to_f64_bytes(&bytes)
+                .iter()
+                .map(|v| *v as f32)
+                .collect(),
             DType::U8 => bytes.iter().map(|v| *v as f32).collect(),
             DType::I32 => bytes
                 .chunks_exact(4)

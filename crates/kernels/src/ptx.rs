@@ -12,7 +12,10 @@ pub const MODULES: &[(&str, &str)] = &[
     ("network", include_str!("../../../kernels/ptx/network.ptx")),
     ("gat", include_str!("../../../kernels/ptx/gat.ptx")),
     ("grn", include_str!("../../../kernels/ptx/grn.ptx")),
-    ("attention", include_str!("../../../kernels/ptx/attention.ptx")),
+    (
+        "attention",
+        include_str!("../../../kernels/ptx/attention.ptx"),
+    ),
     ("lstm", include_str!("../../../kernels/ptx/lstm.ptx")),
     ("fan", include_str!("../../../kernels/ptx/fan.ptx")),
 ];
@@ -37,7 +40,12 @@ mod tests {
         let files = std::fs::read_dir(&dir).expect("kernels/ is readable");
         let mut names: Vec<String> = files
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".cu").map(str::to_string))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".cu")
+                    .map(str::to_string)
+            })
             .collect();
         names.sort();
         let mut embedded: Vec<String> = MODULES.iter().map(|(m, _)| m.to_string()).collect();

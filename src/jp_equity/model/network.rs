@@ -779,7 +779,13 @@ pub(crate) fn last_day_inputs<T: Real>(day: &DayInput<T>, c: &ModelConfig) -> Ve
 /// A linear path into the quantiles: for each row i of `x` (`[n × width]`) and horizon h,
 /// every quantile of `q` (`[n × horizons × 5]`) moves by `κ·w_h·x_i`
 /// (`w` is `[horizons × width]`).
-pub(crate) fn linear_path_forward<T: Real>(q: &mut [T], x: &[T], w: &[T], horizons: usize, kappa: T) {
+pub(crate) fn linear_path_forward<T: Real>(
+    q: &mut [T],
+    x: &[T],
+    w: &[T],
+    horizons: usize,
+    kappa: T,
+) {
     let width = w.len() / horizons.max(1);
     if width == 0 {
         return;
@@ -800,7 +806,13 @@ pub(crate) fn linear_path_forward<T: Real>(q: &mut [T], x: &[T], w: &[T], horizo
 
 /// The gradient of [`linear_path_forward`] in `w`, added into `g`; rows in order
 /// (deterministic at any thread count).
-pub(crate) fn linear_path_backward<T: Real>(dq: &[T], x: &[T], horizons: usize, kappa: T, g: &mut [T]) {
+pub(crate) fn linear_path_backward<T: Real>(
+    dq: &[T],
+    x: &[T],
+    horizons: usize,
+    kappa: T,
+    g: &mut [T],
+) {
     let width = g.len() / horizons.max(1);
     if width == 0 {
         return;
@@ -1006,7 +1018,9 @@ mod tests {
         let (x, width) = net.linear_inputs(&d32).expect("both linear paths are on");
         assert_eq!(width, c.skip_width() * (1 + d.graph.edge_dim));
         let mut p1 = p0.clone();
-        let ws: Vec<Vec<f64>> = (0..c.horizons).map(|h| rand_vec(width, 40 + h as u64, 0.3)).collect();
+        let ws: Vec<Vec<f64>> = (0..c.horizons)
+            .map(|h| rand_vec(width, 40 + h as u64, 0.3))
+            .collect();
         for (h, w) in ws.iter().enumerate() {
             net.set_linear_weights(&mut p1, h, w);
         }
@@ -1014,11 +1028,18 @@ mod tests {
         let (q1, _) = net.forward(&p1, &d32, None);
         for i in 0..d.n {
             for (h, w) in ws.iter().enumerate() {
-                let want: f64 = x[i * width..(i + 1) * width].iter().zip(w).map(|(a, b)| a * b).sum();
+                let want: f64 = x[i * width..(i + 1) * width]
+                    .iter()
+                    .zip(w)
+                    .map(|(a, b)| a * b)
+                    .sum();
                 for k in 0..5 {
                     let at = (i * c.horizons + h) * 5 + k;
                     let got = (q1[at] - q0[at]) as f64;
-                    assert!((got - want).abs() < 1e-4 * (1.0 + want.abs()), "stock {i} horizon {h}: {got} vs {want}");
+                    assert!(
+                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "stock {i} horizon {h}: {got} vs {want}"
+                    );
                 }
             }
         }

@@ -276,9 +276,12 @@ mod tests {
                 let mut x = Vec::new();
                 let mut y = Vec::new();
                 for _ in 0..n {
-                    let (a, b): (f64, f64) = (rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0));
+                    let (a, b): (f64, f64) =
+                        (rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0));
                     x.extend([a, b, 1.0]);
-                    y.push((beta[0] * a + beta[1] * b + noise * rng.random_range(-1.0..1.0)) as f32);
+                    y.push(
+                        (beta[0] * a + beta[1] * b + noise * rng.random_range(-1.0..1.0)) as f32,
+                    );
                 }
                 DayRows {
                     n,
@@ -295,7 +298,10 @@ mod tests {
     fn solve_matches_a_hand_computed_system() {
         // [[2, 1], [1, 3]] w = [3, 5] → w = [0.8, 1.4]
         let w = solve(vec![2.0, 1.0, 1.0, 3.0], vec![3.0, 5.0], 2);
-        assert!((w[0] - 0.8).abs() < 1e-12 && (w[1] - 1.4).abs() < 1e-12, "{w:?}");
+        assert!(
+            (w[0] - 0.8).abs() < 1e-12 && (w[1] - 1.4).abs() < 1e-12,
+            "{w:?}"
+        );
     }
 
     #[test]
@@ -306,7 +312,10 @@ mod tests {
         assert_eq!(f.lambdas, vec![1.0]);
         // λ = 1 against 2,000 rows of unit-scale inputs: within a fraction of a percent.
         let w = &f.weights[0];
-        assert!((w[0] - 0.5).abs() < 0.01 && (w[1] + 2.0).abs() < 0.01, "{w:?}");
+        assert!(
+            (w[0] - 0.5).abs() < 0.01 && (w[1] + 2.0).abs() < 0.01,
+            "{w:?}"
+        );
     }
 
     #[test]

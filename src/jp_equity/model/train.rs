@@ -365,7 +365,11 @@ impl Trainer<'_> {
     fn ridge_start(&self, days: &[usize], p: &mut [f32]) {
         let net = self.net;
         let hz = net.cfg.horizons;
-        let width: usize = net.linear_ranges().iter().map(|r| r.len() / hz.max(1)).sum();
+        let width: usize = net
+            .linear_ranges()
+            .iter()
+            .map(|r| r.len() / hz.max(1))
+            .sum();
         if width == 0 {
             return;
         }
@@ -859,7 +863,11 @@ mod tests {
             },
             false,
         );
-        assert!(net.linear_ranges().iter().any(|r| ridge.params[r.clone()].iter().any(|v| *v != 0.0)));
+        assert!(
+            net.linear_ranges()
+                .iter()
+                .any(|r| ridge.params[r.clone()].iter().any(|v| *v != 0.0))
+        );
         // The planted signal's own IC is ≈ 0.58; the last day's inputs carry it linearly.
         let ic = valid_rank_ic(&ridge);
         assert!(ic > 0.3, "validation RankIC of the ridge start alone: {ic}");

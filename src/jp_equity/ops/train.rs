@@ -461,6 +461,9 @@ mod tests {
                 missing.push(name.to_string());
             }
         }
-        assert!(missing.is_empty(), "the train op's code version leaves out {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "the train op's code version leaves out {missing:?}"
+        );
     }
 }

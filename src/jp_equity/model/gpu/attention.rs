@@ -2,7 +2,9 @@
 //! residual and LayerNorm, mirroring `attention::attention_forward` /
 //! `attention_backward` (the projections and LayerNorm are layers.cu's).
 
-use super::layers::{LayerNormCache, gemm_launch, layer_norm, layer_norm_backward, linear, linear_backward};
+use super::layers::{
+    LayerNormCache, gemm_launch, layer_norm, layer_norm_backward, linear, linear_backward,
+};
 use super::{Arg, Gpu, Launch, Result, Tensor, View, int};
 use crate::jp_equity::model::attention::AttnShape;
 use lakebuild_kernels::Error;
@@ -75,7 +77,17 @@ pub fn attention_forward(
 ) -> Result<(Tensor, AttnCache)> {
     let d = check(s)?;
     let (h, m) = (s.h, n * t);
-    let proj = |k: usize| linear(g, x.into(), p.offset(piece(s, k)), Some(p.offset(piece(s, k + 1))), m, h, h);
+    let proj = |k: usize| {
+        linear(
+            g,
+            x.into(),
+            p.offset(piece(s, k)),
+            Some(p.offset(piece(s, k + 1))),
+            m,
+            h,
+            h,
+        )
+    };
     let (q, k, v) = (proj(WQ)?, proj(WK)?, proj(WV)?);
     let probs = g.zeros_f32(n * s.heads * t * t)?;
     let ctx = g.zeros(m * h)?;
@@ -172,7 +184,11 @@ pub fn attention_backward(
         Some(grads.offset(piece(s, WO + 1))),
         Some((&dctx).into()),
     )?;
-    let (dq, dk, dv) = (g.zeros_f32(m * h)?, g.zeros_f32(m * h)?, g.zeros_f32(m * h)?);
+    let (dq, dk, dv) = (
+        g.zeros_f32(m * h)?,
+        g.zeros_f32(m * h)?,
+        g.zeros_f32(m * h)?,
+    );
     g.launch(
         "attention_backward_core",
         core_launch(s, n, t, t * t * 4)?,
@@ -236,25 +252,62 @@ mod tests {
                 let (tp, tx) = (g.upload(&p)?, g.upload(&x)?);
                 let (y, c) = attention_forward(&g, &s, (&tp).into(), &tx, n, t)?;
                 let grads = g.zeros_f32(s.n_params())?;
-                let dx = attention_backward(&g, &s, (&tp).into(), &tx, &c, &g.upload_f32(&dy)?, (&grads).into())?;
-                Ok((g.download(&y)?, g.download(&c.probs)?, g.download(&dx)?, g.download(&grads)?))
+                let dx = attention_backward(
+                    &g,
+                    &s,
+                    (&tp).into(),
+                    &tx,
+                    &c,
+                    &g.upload_f32(&dy)?,
+                    (&grads).into(),
+                )?;
+                Ok((
+                    g.download(&y)?,
+                    g.download(&c.probs)?,
+                    g.download(&dx)?,
+                    g.download(&grads)?,
+                ))
             };
             let (y, probs, dx, grads) = run().expect("shim");
             let pr = g.precision;
             assert_matches("attention_forward y", pr, &y, &cpu_y);
             assert_matches("attention_forward P", pr, &probs, &cache.probs);
             assert_matches("attention_backward ∂x", pr, &dx, &cpu_dx);
-            let names = ["wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo", "ln_g", "ln_b"];
+            let names = [
+                "wq", "bq", "wk", "bk", "wv", "bv", "wo", "bo", "ln_g", "ln_b",
+            ];
             for (k, name) in names.iter().enumerate() {
                 // ∂bk is zero up to rounding (the softmax cancels it): compared by size.
-                let r = piece(&s, k)..if k + 1 < names.len() { piece(&s, k + 1) } else { s.n_params() };
-                let r = if k == 8 { ln_g(&s)..ln_g(&s) + s.h } else if k == 9 { ln_g(&s) + s.h..s.n_params() } else { r };
+                let r = piece(&s, k)..if k + 1 < names.len() {
+                    piece(&s, k + 1)
+                } else {
+                    s.n_params()
+                };
+                let r = if k == 8 {
+                    ln_g(&s)..ln_g(&s) + s.h
+                } else if k == 9 {
+                    ln_g(&s) + s.h..s.n_params()
+                } else {
+                    r
+                };
                 if *name == "bk" {
-                    let norm = grads[r].iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
-                    assert!(norm < 1e-3, "attention_backward ∂bk ({pr:?}): {norm:.3e}, not ≈ 0");
+                    let norm = grads[r]
+                        .iter()
+                        .map(|v| (*v as f64).powi(2))
+                        .sum::<f64>()
+                        .sqrt();
+                    assert!(
+                        norm < 1e-3,
+                        "attention_backward ∂bk ({pr:?}): {norm:.3e}, not ≈ 0"
+                    );
                     continue;
                 }
-                assert_matches(&format!("attention_backward ∂{name}"), pr, &grads[r.clone()], &cpu_g[r]);
+                assert_matches(
+                    &format!("attention_backward ∂{name}"),
+                    pr,
+                    &grads[r.clone()],
+                    &cpu_g[r],
+                );
             }
         });
     }

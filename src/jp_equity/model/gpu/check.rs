@@ -14,16 +14,28 @@ thread_local! {
 /// ‖a − b‖ / ‖b‖ (0 when both are 0).
 pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "compared tensors differ in length");
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum();
     let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
-    if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
 }
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt();
-    if na == 0.0 && nb == 0.0 { 1.0 } else { dot / (na * nb) }
+    if na == 0.0 && nb == 0.0 {
+        1.0
+    } else {
+        dot / (na * nb)
+    }
 }
 
 /// Asserts that a device result matches the CPU reference under the precision's
@@ -36,7 +48,10 @@ pub fn assert_matches(what: &str, p: Precision, gpu: &[f32], cpu: &[f32]) {
     let (e, c) = (rel_l2(gpu, cpu), cosine(gpu, cpu));
     if std::env::var("LAKEBUILD_KERNEL_REPORT").as_deref() == Ok("1") {
         DEVICE.with(|d| {
-            eprintln!("compare {} | {what} | {p:?} | rel L2 {e:.3e} | cosine {c:.7}", d.borrow())
+            eprintln!(
+                "compare {} | {what} | {p:?} | rel L2 {e:.3e} | cosine {c:.7}",
+                d.borrow()
+            )
         });
     }
     match p {
@@ -86,7 +101,10 @@ pub fn both(mut f: impl FnMut(Gpu)) {
     for precision in [Precision::F32, Precision::F16] {
         f(Gpu { dev: d, precision });
         // With LAKEBUILD_KERNEL_TIMING=1 (kernels/gpu-check.sh): this test's kernels.
-        let name = std::thread::current().name().unwrap_or("a test").to_string();
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("a test")
+            .to_string();
         for t in d.take_timings() {
             eprintln!(
                 "timing {name} {precision:?}: {} × {} = {:.1} µs ({:.1} µs per launch)",
@@ -105,7 +123,10 @@ mod tests {
     #[test]
     fn no_gpu_means_the_device_comparisons_are_skipped() {
         match super::gpu() {
-            Some(d) => eprintln!("GPU comparisons run on {}", lakebuild_kernels::Device::name(d)),
+            Some(d) => eprintln!(
+                "GPU comparisons run on {}",
+                lakebuild_kernels::Device::name(d)
+            ),
             None => eprintln!(
                 "no GPU here: every kernel comparison ran on the CPU shim only; the same comparisons on a GPU are skipped (kernels/gpu-check.sh runs them on one)"
             ),

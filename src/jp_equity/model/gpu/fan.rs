@@ -151,7 +151,15 @@ mod tests {
         for (t, k) in [(20, 3), (15, 2)] {
             let s = FanShape { t, f: 9, k };
             let n = 30;
-            let p0: Vec<f32> = (0..2 * s.f).map(|i| if i < s.f { 1.0 + 0.1 * i as f32 } else { 0.05 * i as f32 }).collect();
+            let p0: Vec<f32> = (0..2 * s.f)
+                .map(|i| {
+                    if i < s.f {
+                        1.0 + 0.1 * i as f32
+                    } else {
+                        0.05 * i as f32
+                    }
+                })
+                .collect();
             let x0 = values(n * t * s.f, 121, 1.0);
             // A series of zeros (every amplitude exactly 0: no amplitude gradient, the
             // residual's variance only ε) for stock 0's first feature.
@@ -170,16 +178,39 @@ mod tests {
                     let (tp, tx) = (g.upload(&p)?, g.upload(&x)?);
                     let (y, amp, c) = fan_forward(&g, &s, (&tp).into(), &tx, n)?;
                     let grads = g.zeros_f32(s.n_params())?;
-                    let dx = fan_backward(&g, &s, (&tp).into(), &c, &g.upload_f32(&dy)?, &g.upload_f32(&damp)?, (&grads).into())?;
-                    Ok((g.download(&y)?, g.download(&amp)?, g.download(&dx)?, g.download(&grads)?))
+                    let dx = fan_backward(
+                        &g,
+                        &s,
+                        (&tp).into(),
+                        &c,
+                        &g.upload_f32(&dy)?,
+                        &g.upload_f32(&damp)?,
+                        (&grads).into(),
+                    )?;
+                    Ok((
+                        g.download(&y)?,
+                        g.download(&amp)?,
+                        g.download(&dx)?,
+                        g.download(&grads)?,
+                    ))
                 };
                 let (y, amp, dx, grads) = run().expect("shim");
                 let pr = g.precision;
                 assert_matches(&format!("fan_forward y (t = {t})"), pr, &y, &cpu_y);
                 assert_matches(&format!("fan_forward amp (t = {t})"), pr, &amp, &cpu_amp);
                 assert_matches(&format!("fan_backward ∂x (t = {t})"), pr, &dx, &cpu_dx);
-                assert_matches(&format!("fan_backward ∂scale (t = {t})"), pr, &grads[..s.f], &cpu_g[..s.f]);
-                assert_matches(&format!("fan_backward ∂shift (t = {t})"), pr, &grads[s.f..], &cpu_g[s.f..]);
+                assert_matches(
+                    &format!("fan_backward ∂scale (t = {t})"),
+                    pr,
+                    &grads[..s.f],
+                    &cpu_g[..s.f],
+                );
+                assert_matches(
+                    &format!("fan_backward ∂shift (t = {t})"),
+                    pr,
+                    &grads[s.f..],
+                    &cpu_g[s.f..],
+                );
             });
         }
     }
@@ -187,10 +218,16 @@ mod tests {
     #[test]
     fn a_window_longer_than_the_kernels_hold_is_an_error() {
         both(|g| {
-            let s = FanShape { t: MAX_T + 1, f: 1, k: 1 };
+            let s = FanShape {
+                t: MAX_T + 1,
+                f: 1,
+                k: 1,
+            };
             let x = g.zeros(s.t).expect("alloc");
             let p = g.zeros(2).expect("alloc");
-            let err = fan_forward(&g, &s, (&p).into(), &x, 1).err().expect("an error");
+            let err = fan_forward(&g, &s, (&p).into(), &x, 1)
+                .err()
+                .expect("an error");
             assert!(err.0.contains("1 to 64 steps"), "{}", err.0);
         });
     }

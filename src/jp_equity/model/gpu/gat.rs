@@ -1,7 +1,9 @@
 //! kernels/gat.cu: a GATv2 layer over the day's edge list, mirroring `gat::gat_forward`
 //! and `gat::gat_backward` (the products and LayerNorm are layers.cu's).
 
-use super::layers::{LayerNormCache, columns_launch, layer_norm, layer_norm_backward, linear, linear_backward};
+use super::layers::{
+    LayerNormCache, columns_launch, layer_norm, layer_norm_backward, linear, linear_backward,
+};
 use super::network::DeviceGraph;
 use super::{Gpu, Launch, Result, Tensor, View, int};
 use crate::jp_equity::model::gat::GatShape;
@@ -63,7 +65,9 @@ pub struct GatCache {
 
 fn check(s: &GatShape, graph: &DeviceGraph) -> Result<()> {
     if s.h == 0 || s.heads == 0 || (s.concat && !s.h.is_multiple_of(s.heads)) {
-        return Err(lakebuild_kernels::Error(format!("gat: invalid shape {s:?}")));
+        return Err(lakebuild_kernels::Error(format!(
+            "gat: invalid shape {s:?}"
+        )));
     }
     if s.edge_dim != graph.edge_dim {
         return Err(lakebuild_kernels::Error(format!(
@@ -85,8 +89,24 @@ pub fn gat_forward(
     check(s, graph)?;
     let o = Offsets::of(s);
     let (n, h, heads, hd, hw, ne) = (graph.n, s.h, s.heads, s.hd(), s.hw(), graph.n_edges);
-    let xl = linear(g, x.into(), p.offset(o.w_l), Some(p.offset(o.b_l)), n, h, hw)?;
-    let xr = linear(g, x.into(), p.offset(o.w_r), Some(p.offset(o.b_r)), n, h, hw)?;
+    let xl = linear(
+        g,
+        x.into(),
+        p.offset(o.w_l),
+        Some(p.offset(o.b_l)),
+        n,
+        h,
+        hw,
+    )?;
+    let xr = linear(
+        g,
+        x.into(),
+        p.offset(o.w_r),
+        Some(p.offset(o.b_r)),
+        n,
+        h,
+        hw,
+    )?;
     let u = g.zeros(ne * hw)?;
     let alpha = g.zeros_f32(ne * heads)?;
     g.launch(
@@ -337,8 +357,22 @@ mod tests {
                 let tx = g.upload(&x)?;
                 let (y, c) = gat_forward(&g, &s, (&tp).into(), &tx, &dgraph)?;
                 let grads = g.zeros_f32(s.n_params())?;
-                let dx = gat_backward(&g, &s, (&tp).into(), &tx, &c, &dgraph, &g.upload_f32(&dy)?, (&grads).into())?;
-                Ok((g.download(&y)?, g.download(&c.alpha)?, g.download(&dx)?, g.download(&grads)?))
+                let dx = gat_backward(
+                    &g,
+                    &s,
+                    (&tp).into(),
+                    &tx,
+                    &c,
+                    &dgraph,
+                    &g.upload_f32(&dy)?,
+                    (&grads).into(),
+                )?;
+                Ok((
+                    g.download(&y)?,
+                    g.download(&c.alpha)?,
+                    g.download(&dx)?,
+                    g.download(&grads)?,
+                ))
             };
             let (y, alpha, dx, grads) = run().expect("shim");
             let p = g.precision;
@@ -385,7 +419,10 @@ mod tests {
             let edges = d.out_edges.to_i32(g.dev).expect("download");
             let dst = d.dst.to_i32(g.dev).expect("download");
             for j in 0..graph.n {
-                let mine: Vec<i32> = (0..graph.src.len()).filter(|e| graph.src[*e] == j).map(|e| e as i32).collect();
+                let mine: Vec<i32> = (0..graph.src.len())
+                    .filter(|e| graph.src[*e] == j)
+                    .map(|e| e as i32)
+                    .collect();
                 assert_eq!(&edges[off[j] as usize..off[j + 1] as usize], &mine[..]);
             }
             for i in 0..graph.n {

@@ -2,7 +2,9 @@
 //! mirroring `grn::grn_forward` / `grn_backward` and `grn::vsn_forward` /
 //! `vsn_backward` (the products and LayerNorm are layers.cu's).
 
-use super::layers::{LayerNormCache, layer_norm, layer_norm_backward, linear, linear_backward, rows_launch};
+use super::layers::{
+    LayerNormCache, layer_norm, layer_norm_backward, linear, linear_backward, rows_launch,
+};
 use super::{Arg, Gpu, Launch, Result, Tensor, View, int};
 use crate::jp_equity::model::grn::{GrnShape, VsnShape};
 use lakebuild_kernels::Error;
@@ -81,16 +83,36 @@ pub fn grn_forward(
     let (i, h, o) = (s.din, s.dh, s.dout);
     let off = GrnOffsets::of(s);
     let mask = mask_arg(dropout, m * h)?;
-    let pre = linear(g, a.into(), p.offset(off.w1), Some(p.offset(off.b1)), m, i, h)?;
+    let pre = linear(
+        g,
+        a.into(),
+        p.offset(off.w1),
+        Some(p.offset(off.b1)),
+        m,
+        i,
+        h,
+    )?;
     let hid = g.zeros(m * h)?;
     g.launch(
         "elu_mask_forward",
         elementwise(m * h),
         &[pre.arg(), mask, hid.arg(), int(m * h)],
     )?;
-    let u = linear(g, (&hid).into(), p.offset(off.w2), Some(p.offset(off.b2)), m, h, 2 * o)?;
+    let u = linear(
+        g,
+        (&hid).into(),
+        p.offset(off.w2),
+        Some(p.offset(off.b2)),
+        m,
+        h,
+        2 * o,
+    )?;
     let z = g.zeros(m * o)?;
-    g.launch("glu_forward", elementwise(m * o), &[u.arg(), z.arg(), int(m), int(o)])?;
+    g.launch(
+        "glu_forward",
+        elementwise(m * o),
+        &[u.arg(), z.arg(), int(m), int(o)],
+    )?;
     // z += a·W_skip (the product kernel in accumulating mode).
     g.launch(
         "matmul_forward",
@@ -148,7 +170,18 @@ pub fn grn_backward_into(
         m,
         o,
     )?;
-    linear_backward(g, a.into(), p.offset(off.w_skip), (&dz).into(), m, i, o, grads.offset(off.w_skip), None, Some(da))?;
+    linear_backward(
+        g,
+        a.into(),
+        p.offset(off.w_skip),
+        (&dz).into(),
+        m,
+        i,
+        o,
+        grads.offset(off.w_skip),
+        None,
+        Some(da),
+    )?;
     let du = g.zeros_f32(m * 2 * o)?;
     g.launch(
         "glu_backward",
@@ -242,7 +275,15 @@ pub fn vsn_forward(
         elementwise(m * f),
         &[weights.arg(), x.arg(), xs.arg(), int(m * f)],
     )?;
-    let v = linear(g, (&xs).into(), p.offset(w_in), Some(p.offset(b_in)), m, f, h)?;
+    let v = linear(
+        g,
+        (&xs).into(),
+        p.offset(w_in),
+        Some(p.offset(b_in)),
+        m,
+        f,
+        h,
+    )?;
     let (y, ln) = layer_norm(g, &v, p.offset(ln_g), p.offset(ln_b), m, h)?;
     Ok((
         y,
@@ -312,7 +353,17 @@ pub fn vsn_backward(
             int(f),
         ],
     )?;
-    grn_backward_into(g, &s.grn(), p, x, &cache.grn, dropout, &dlogits, grads, (&dx).into())?;
+    grn_backward_into(
+        g,
+        &s.grn(),
+        p,
+        x,
+        &cache.grn,
+        dropout,
+        &dlogits,
+        grads,
+        (&dx).into(),
+    )?;
     Ok(dx)
 }
 
@@ -333,7 +384,11 @@ mod tests {
     #[test]
     fn the_grn_matches_the_cpu_reference_with_and_without_dropout() {
         // 600 rows = 30 stocks × 20 days; widths that do not fill a 16-wide tile.
-        let s = GrnShape { din: 7, dh: 12, dout: 5 };
+        let s = GrnShape {
+            din: 7,
+            dh: 12,
+            dout: 5,
+        };
         let m = 600;
         let mut p = values(s.n_params(), 91, 0.5);
         let off = GrnOffsets::of(&s);
@@ -346,19 +401,37 @@ mod tests {
             let (cpu_y, cache) = cpu::grn_forward(&s, &p, &a, m, drop.as_deref());
             let mut cpu_g = vec![0f32; s.n_params()];
             let cpu_da = cpu::grn_backward(&s, &p, &cache, &dy, &mut cpu_g);
-            let what = if drop.is_some() { "with dropout" } else { "without dropout" };
+            let what = if drop.is_some() {
+                "with dropout"
+            } else {
+                "without dropout"
+            };
             both(|g| {
                 let run = || -> Result<_> {
                     let (tp, ta) = (g.upload(&p)?, g.upload(&a)?);
                     let tm = drop.as_deref().map(|d| g.upload(d)).transpose()?;
                     let (y, c) = grn_forward(&g, &s, (&tp).into(), &ta, m, tm.as_ref())?;
                     let grads = g.zeros_f32(s.n_params())?;
-                    let da = grn_backward(&g, &s, (&tp).into(), &ta, &c, tm.as_ref(), &g.upload_f32(&dy)?, (&grads).into())?;
+                    let da = grn_backward(
+                        &g,
+                        &s,
+                        (&tp).into(),
+                        &ta,
+                        &c,
+                        tm.as_ref(),
+                        &g.upload_f32(&dy)?,
+                        (&grads).into(),
+                    )?;
                     Ok((g.download(&y)?, g.download(&da)?, g.download(&grads)?))
                 };
                 let (y, da, grads) = run().expect("shim");
                 assert_matches(&format!("grn_forward ({what})"), g.precision, &y, &cpu_y);
-                assert_matches(&format!("grn_backward ∂a ({what})"), g.precision, &da, &cpu_da);
+                assert_matches(
+                    &format!("grn_backward ∂a ({what})"),
+                    g.precision,
+                    &da,
+                    &cpu_da,
+                );
                 for (name, r) in [
                     ("w1", off.w1..off.b1),
                     ("b1", off.b1..off.w2),
@@ -368,7 +441,12 @@ mod tests {
                     ("ln_g", off.ln_g..off.ln_b),
                     ("ln_b", off.ln_b..s.n_params()),
                 ] {
-                    assert_matches(&format!("grn_backward ∂{name} ({what})"), g.precision, &grads[r.clone()], &cpu_g[r]);
+                    assert_matches(
+                        &format!("grn_backward ∂{name} ({what})"),
+                        g.precision,
+                        &grads[r.clone()],
+                        &cpu_g[r],
+                    );
                 }
             });
         }
@@ -398,16 +476,40 @@ mod tests {
                 let (tp, tx, tm) = (g.upload(&p)?, g.upload(&x)?, g.upload(&drop)?);
                 let (y, c) = vsn_forward(&g, &s, (&tp).into(), &tx, m, Some(&tm))?;
                 let grads = g.zeros_f32(s.n_params())?;
-                let dx = vsn_backward(&g, &s, (&tp).into(), &tx, &c, Some(&tm), &g.upload_f32(&dy)?, (&grads).into())?;
-                Ok((g.download(&y)?, g.download(&c.weights)?, g.download(&dx)?, g.download(&grads)?))
+                let dx = vsn_backward(
+                    &g,
+                    &s,
+                    (&tp).into(),
+                    &tx,
+                    &c,
+                    Some(&tm),
+                    &g.upload_f32(&dy)?,
+                    (&grads).into(),
+                )?;
+                Ok((
+                    g.download(&y)?,
+                    g.download(&c.weights)?,
+                    g.download(&dx)?,
+                    g.download(&grads)?,
+                ))
             };
             let (y, w, dx, grads) = run().expect("shim");
             let pr = g.precision;
             assert_matches("vsn_forward y", pr, &y, &cpu_y);
             assert_matches("vsn_forward weights", pr, &w, &cache.weights);
             assert_matches("vsn_backward ∂x", pr, &dx, &cpu_dx);
-            assert_matches("vsn_backward ∂(selection GRN)", pr, &grads[..gn], &cpu_g[..gn]);
-            assert_matches("vsn_backward ∂(input layer and LayerNorm)", pr, &grads[gn..], &cpu_g[gn..]);
+            assert_matches(
+                "vsn_backward ∂(selection GRN)",
+                pr,
+                &grads[..gn],
+                &cpu_g[..gn],
+            );
+            assert_matches(
+                "vsn_backward ∂(input layer and LayerNorm)",
+                pr,
+                &grads[gn..],
+                &cpu_g[gn..],
+            );
         });
     }
 }

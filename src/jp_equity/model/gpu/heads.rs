@@ -16,7 +16,12 @@ fn elementwise(len: usize) -> Launch {
 fn pieces(s: &HeadsShape, k: usize) -> [usize; 4] {
     let (h, m) = (s.h, s.hidden());
     let base = k * s.per_head();
-    [base, base + h * m, base + h * m + m, base + h * m + m + m * NQ]
+    [
+        base,
+        base + h * m,
+        base + h * m + m,
+        base + h * m + m + m * NQ,
+    ]
 }
 
 /// What [`heads_backward`] needs: per horizon the pre-activation and the hidden output.
@@ -63,7 +68,14 @@ pub fn heads_forward(
         g.launch(
             "copy_rows",
             elementwise(n * NQ),
-            &[qk.arg(), int(NQ), q.arg_at(k * NQ), int(hz * NQ), int(n), int(NQ)],
+            &[
+                qk.arg(),
+                int(NQ),
+                q.arg_at(k * NQ),
+                int(hz * NQ),
+                int(n),
+                int(NQ),
+            ],
         )?;
         cache.pre.push(a);
         cache.hidden.push(r);
@@ -92,7 +104,14 @@ pub fn heads_backward(
         g.launch_f32(
             "copy_rows_f32",
             elementwise(n * NQ),
-            &[dq.arg_at(k * NQ), int(hz * NQ), dqk.arg(), int(NQ), int(n), int(NQ)],
+            &[
+                dq.arg_at(k * NQ),
+                int(hz * NQ),
+                dqk.arg(),
+                int(NQ),
+                int(n),
+                int(NQ),
+            ],
         )?;
         let dr = g.zeros_f32(n * m)?;
         linear_backward(
@@ -158,13 +177,21 @@ mod tests {
                 .map(|v| if *v > -0.6 { 1.0 / 0.8 } else { 0.0 })
                 .collect();
             for dropout in [None, Some(&mask)] {
-                let (cpu_q, cache) = cpu::heads_forward(&s, &p, &z, n, dropout.map(|m| m.as_slice()));
+                let (cpu_q, cache) =
+                    cpu::heads_forward(&s, &p, &z, n, dropout.map(|m| m.as_slice()));
                 let mut cpu_g = vec![0f32; p.len()];
                 let cpu_dz = cpu::heads_backward(&s, &p, &cache, &dq, &mut cpu_g);
                 let run = || -> Result<_> {
                     let (tp, tz) = (g.upload(&p)?, g.upload(&z)?);
                     let tm = dropout.map(|m| g.upload(m)).transpose()?;
-                    let (q, c) = heads_forward(&g, &s, (&tp).into(), (&tz).into(), n, tm.as_ref().map(View::from))?;
+                    let (q, c) = heads_forward(
+                        &g,
+                        &s,
+                        (&tp).into(),
+                        (&tz).into(),
+                        n,
+                        tm.as_ref().map(View::from),
+                    )?;
                     let grads = g.zeros_f32(p.len())?;
                     let dz = heads_backward(
                         &g,
@@ -179,10 +206,19 @@ mod tests {
                     Ok((g.download(&q)?, g.download(&dz)?, g.download(&grads)?))
                 };
                 let (q, dz, grads) = run().expect("the shim runs the kernels");
-                let what = if dropout.is_some() { "with dropout" } else { "no dropout" };
+                let what = if dropout.is_some() {
+                    "with dropout"
+                } else {
+                    "no dropout"
+                };
                 assert_matches(&format!("heads q ({what})"), g.precision, &q, &cpu_q);
                 assert_matches(&format!("heads dz ({what})"), g.precision, &dz, &cpu_dz);
-                assert_matches(&format!("heads grads ({what})"), g.precision, &grads, &cpu_g);
+                assert_matches(
+                    &format!("heads grads ({what})"),
+                    g.precision,
+                    &grads,
+                    &cpu_g,
+                );
             }
         });
     }

@@ -12,7 +12,11 @@ const ROWS_PER_BLOCK: usize = BLOCK as usize / 32;
 /// One 16×16 block per 16×16 tile of an `m × n` output.
 pub fn gemm_launch(m: usize, n: usize) -> Launch {
     Launch {
-        grid: (n.div_ceil(TILE).max(1) as u32, m.div_ceil(TILE).max(1) as u32, 1),
+        grid: (
+            n.div_ceil(TILE).max(1) as u32,
+            m.div_ceil(TILE).max(1) as u32,
+            1,
+        ),
         block: (TILE as u32, TILE as u32, 1),
         shared_bytes: 0,
     }
@@ -88,7 +92,15 @@ pub fn linear_backward(
         g.launch(
             "matmul_backward_input",
             gemm_launch(m, k),
-            &[dy.arg(), w.arg(), dx.arg(), int(m), int(k), int(n), Arg::I32(1)],
+            &[
+                dy.arg(),
+                w.arg(),
+                dx.arg(),
+                int(m),
+                int(k),
+                int(n),
+                Arg::I32(1),
+            ],
         )?;
     }
     Ok(())
@@ -197,8 +209,11 @@ mod tests {
                 let b = values(n, 3, 0.5);
                 let dy = values(m * n, 4, 1.0);
                 let cpu_y = linalg::linear(&x, &w, &b, m, k, n);
-                let (mut dw, mut db, mut dx) =
-                    (values(k * n, 5, 0.1), values(n, 6, 0.1), values(m * k, 7, 0.1));
+                let (mut dw, mut db, mut dx) = (
+                    values(k * n, 5, 0.1),
+                    values(n, 6, 0.1),
+                    values(m * k, 7, 0.1),
+                );
                 let (dw0, db0, dx0) = (dw.clone(), db.clone(), dx.clone());
                 linalg::linear_backward(
                     &x,
@@ -215,7 +230,11 @@ mod tests {
                     let (tx, tw, tb) = (g.upload(&x)?, g.upload(&w)?, g.upload(&b)?);
                     let y = linear(&g, (&tx).into(), (&tw).into(), Some((&tb).into()), m, k, n)?;
                     let tdy = g.upload_f32(&dy)?;
-                    let (tdw, tdb, tdx) = (g.upload_f32(&dw0)?, g.upload_f32(&db0)?, g.upload_f32(&dx0)?);
+                    let (tdw, tdb, tdx) = (
+                        g.upload_f32(&dw0)?,
+                        g.upload_f32(&db0)?,
+                        g.upload_f32(&dx0)?,
+                    );
                     linear_backward(
                         &g,
                         (&tx).into(),
@@ -228,7 +247,12 @@ mod tests {
                         Some((&tdb).into()),
                         Some((&tdx).into()),
                     )?;
-                    Ok((g.download(&y)?, g.download(&tdw)?, g.download(&tdb)?, g.download(&tdx)?))
+                    Ok((
+                        g.download(&y)?,
+                        g.download(&tdw)?,
+                        g.download(&tdb)?,
+                        g.download(&tdx)?,
+                    ))
                 };
                 let (y, gdw, gdb, gdx) = run().expect("the shim runs the kernels");
                 let p = g.precision;
@@ -256,8 +280,23 @@ mod tests {
                     let (tx, tg, tb) = (g.upload(&x)?, g.upload(&gamma)?, g.upload(&beta)?);
                     let (y, c) = layer_norm(&g, &tx, (&tg).into(), (&tb).into(), rows, n)?;
                     let (tdg, tdb) = (g.zeros_f32(n)?, g.zeros_f32(n)?);
-                    let dx = layer_norm_backward(&g, &g.upload_f32(&dy)?, &tx, (&tg).into(), &c, (&tdg).into(), (&tdb).into(), rows, n)?;
-                    Ok((g.download(&y)?, g.download(&dx)?, g.download(&tdg)?, g.download(&tdb)?))
+                    let dx = layer_norm_backward(
+                        &g,
+                        &g.upload_f32(&dy)?,
+                        &tx,
+                        (&tg).into(),
+                        &c,
+                        (&tdg).into(),
+                        (&tdb).into(),
+                        rows,
+                        n,
+                    )?;
+                    Ok((
+                        g.download(&y)?,
+                        g.download(&dx)?,
+                        g.download(&tdg)?,
+                        g.download(&tdb)?,
+                    ))
                 };
                 let (y, dx, gdg, gdb) = run().expect("the shim runs the kernels");
                 let p = g.precision;

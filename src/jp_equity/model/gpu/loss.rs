@@ -114,7 +114,12 @@ mod tests {
                 let (parts, dq) = run().expect("the shim runs the kernels");
                 let p = g.precision;
                 let what = format!("loss (crossing {crossing})");
-                assert_matches(&format!("{what} total"), p, &[parts.total as f32], &[cpu_parts.total as f32]);
+                assert_matches(
+                    &format!("{what} total"),
+                    p,
+                    &[parts.total as f32],
+                    &[cpu_parts.total as f32],
+                );
                 assert_matches(&format!("{what} dq"), p, &dq, &cpu_dq);
                 for k in 0..hz {
                     for (name, a, b) in [
@@ -123,7 +128,12 @@ mod tests {
                     ] {
                         assert_eq!(a.is_nan(), b.is_nan(), "{what} {name}[{k}]: {a} vs {b}");
                         if !b.is_nan() {
-                            assert_matches(&format!("{what} {name}[{k}]"), p, &[a as f32], &[b as f32]);
+                            assert_matches(
+                                &format!("{what} {name}[{k}]"),
+                                p,
+                                &[a as f32],
+                                &[b as f32],
+                            );
                         }
                     }
                 }

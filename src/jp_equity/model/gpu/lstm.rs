@@ -21,7 +21,10 @@ pub struct LstmCache {
 /// One block per stock, one thread per hidden unit.
 fn sequence_launch(s: &LstmShape, n: usize, shared_floats: usize) -> Result<Launch> {
     if s.h == 0 || s.h > 1024 {
-        return Err(Error(format!("lstm: {} hidden units (1 to 1,024 on a GPU)", s.h)));
+        return Err(Error(format!(
+            "lstm: {} hidden units (1 to 1,024 on a GPU)",
+            s.h
+        )));
     }
     Ok(Launch {
         grid: (n.max(1) as u32, 1, 1),
@@ -61,7 +64,16 @@ pub fn lstm_forward(
             super::int(h),
         ],
     )?;
-    Ok((hs, LstmCache { n, t, gates, c, hprev }))
+    Ok((
+        hs,
+        LstmCache {
+            n,
+            t,
+            gates,
+            c,
+            hprev,
+        },
+    ))
 }
 
 /// Backward through time: adds the parameter gradients into `grads` and returns `∂x`
@@ -145,7 +157,15 @@ mod tests {
                 let (tp, tx) = (g.upload(&p)?, g.upload(&x)?);
                 let (y, c) = lstm_forward(&g, &s, (&tp).into(), &tx, n, t)?;
                 let grads = g.zeros_f32(s.n_params())?;
-                let dx = lstm_backward(&g, &s, (&tp).into(), &tx, &c, &g.upload_f32(&dy)?, (&grads).into())?;
+                let dx = lstm_backward(
+                    &g,
+                    &s,
+                    (&tp).into(),
+                    &tx,
+                    &c,
+                    &g.upload_f32(&dy)?,
+                    (&grads).into(),
+                )?;
                 Ok((g.download(&y)?, g.download(&dx)?, g.download(&grads)?))
             };
             let (y, dx, grads) = run().expect("shim");

@@ -17,9 +17,9 @@ pub mod gat;
 pub mod grn;
 pub mod heads;
 pub mod layers;
-pub mod network;
 pub mod loss;
 pub mod lstm;
+pub mod network;
 pub mod optim;
 pub mod step;
 

@@ -87,7 +87,15 @@ pub fn last_day_inputs(
     g.launch(
         "last_day_inputs",
         elementwise(n * (features + masks)),
-        &[x.arg(), mask.arg(), out.arg(), int(n), int(t), int(features), int(masks)],
+        &[
+            x.arg(),
+            mask.arg(),
+            out.arg(),
+            int(n),
+            int(t),
+            int(features),
+            int(masks),
+        ],
     )?;
     Ok(out)
 }
@@ -231,7 +239,9 @@ mod tests {
                 }
             }
         }
-        let sector: Vec<u32> = (0..n as u32).map(|i| if i == n as u32 - 1 { 99 } else { i % 3 }).collect();
+        let sector: Vec<u32> = (0..n as u32)
+            .map(|i| if i == n as u32 - 1 { 99 } else { i % 3 })
+            .collect();
         let graph = build_graph(
             &ret.iter().map(|v| *v as f64).collect::<Vec<_>>(),
             &sector,
@@ -276,7 +286,15 @@ mod tests {
             let run = || -> Result<_> {
                 let (tx, tmask) = (g.upload(&day.x)?, g.upload(&day.mask)?);
                 let graph = DeviceGraph::upload(&g, &day.graph)?;
-                let x = last_day_inputs(&g, (&tx).into(), (&tmask).into(), n, cfg.t, cfg.features, cfg.masks)?;
+                let x = last_day_inputs(
+                    &g,
+                    (&tx).into(),
+                    (&tmask).into(),
+                    n,
+                    cfg.t,
+                    cfg.features,
+                    cfg.masks,
+                )?;
                 let m = neighbour_inputs(&g, &graph, (&x).into(), sw)?;
                 let q = g.upload(&q0)?;
                 let (ws, wg) = (g.upload(&w_skip)?, g.upload(&w_graph)?);
@@ -320,7 +338,14 @@ mod tests {
                 let (th, tg2, tgate) = (g.upload(&h)?, g.upload(&g2)?, g.upload(&gate)?);
                 let z = fusion_forward(&g, (&th).into(), (&tg2).into(), (&tgate).into(), len)?;
                 let dgate = g.zeros_f32(1)?;
-                let dg2 = fusion_backward(&g, &g.upload_f32(&dz)?, (&tg2).into(), (&tgate).into(), (&dgate).into(), len)?;
+                let dg2 = fusion_backward(
+                    &g,
+                    &g.upload_f32(&dz)?,
+                    (&tg2).into(),
+                    (&tgate).into(),
+                    (&dgate).into(),
+                    len,
+                )?;
                 Ok((g.download(&z)?, g.download(&dg2)?, g.download(&dgate)?))
             };
             let (z, dg2, dgate) = run().expect("the shim runs the kernels");

@@ -167,7 +167,12 @@ mod tests {
                 ("m", &m, &cpu_opt.m),
                 ("v", &v, &cpu_opt.v),
             ] {
-                assert_matches(&format!("adamw {what}"), lakebuild_kernels::Precision::F32, gpu, cpu);
+                assert_matches(
+                    &format!("adamw {what}"),
+                    lakebuild_kernels::Precision::F32,
+                    gpu,
+                    cpu,
+                );
             }
             assert_matches("adamw copy", g.precision, &copy, &cpu_p);
         });
@@ -183,7 +188,12 @@ mod tests {
             let run = || -> Result<_> {
                 let mut opt = AdamW::new(&g, &p0)?;
                 let info = opt.step(&g, &AdamWConfig::default(), &g.upload_f32(&gr)?, None)?;
-                Ok((info, g.download(&opt.params)?, g.download(&opt.m)?, opt.step))
+                Ok((
+                    info,
+                    g.download(&opt.params)?,
+                    g.download(&opt.m)?,
+                    opt.step,
+                ))
             };
             let (info, p, m, steps) = run().expect("the shim runs the kernels");
             assert!(!info.grad_norm.is_finite());

@@ -86,8 +86,23 @@ pub struct DeviceNetCache {
 }
 
 /// `dst` rows of `width` from `src` rows of `src_stride`, starting at element `from`.
-fn copy_rows(g: &Gpu, f32_data: bool, src: View, src_stride: usize, dst: &Tensor, rows: usize, width: usize) -> Result<()> {
-    let args = [src.arg(), int(src_stride), dst.arg(), int(width), int(rows), int(width)];
+fn copy_rows(
+    g: &Gpu,
+    f32_data: bool,
+    src: View,
+    src_stride: usize,
+    dst: &Tensor,
+    rows: usize,
+    width: usize,
+) -> Result<()> {
+    let args = [
+        src.arg(),
+        int(src_stride),
+        dst.arg(),
+        int(width),
+        int(rows),
+        int(width),
+    ];
     let cfg = Launch::cover(rows * width, BLOCK);
     if f32_data {
         g.launch_f32("copy_rows_f32", cfg, &args)
@@ -108,7 +123,10 @@ pub fn forward(
 ) -> Result<(Tensor, DeviceNetCache)> {
     let c = &net.cfg;
     let r = &net.ranges;
-    let at = |range: &std::ops::Range<usize>| View { t: p, at: range.start };
+    let at = |range: &std::ops::Range<usize>| View {
+        t: p,
+        at: range.start,
+    };
     let (n, t, f, h) = (day.n, c.t, c.features, c.hidden);
 
     // 1. FAN, then the selection input.
@@ -138,14 +156,32 @@ pub fn forward(
     )?;
 
     // 2. Variable selection per step.
-    let (v, vsn) = vsn_forward(g, &net.vsn, at(&r.vsn), &u, n * t, drop.map(|d| &d.selection))?;
+    let (v, vsn) = vsn_forward(
+        g,
+        &net.vsn,
+        at(&r.vsn),
+        &u,
+        n * t,
+        drop.map(|d| &d.selection),
+    )?;
 
     // 3. LSTM, causal attention, the post GRN at the last step.
     let (hvec, temporal) = if c.use_temporal {
         let (hs, lstm) = lstm_forward(g, &net.lstm, at(&r.lstm), &v, n, t)?;
         let (a, attn) = attention_forward(g, &net.attn, at(&r.attn), &hs, n, t)?;
         let last = g.zeros(n * h)?;
-        copy_rows(g, false, View { t: &a, at: (t - 1) * h }, t * h, &last, n, h)?;
+        copy_rows(
+            g,
+            false,
+            View {
+                t: &a,
+                at: (t - 1) * h,
+            },
+            t * h,
+            &last,
+            n,
+            h,
+        )?;
         let (hv, post) = grn_forward(g, &net.post, at(&r.post), &last, n, drop.map(|d| &d.post))?;
         (
             hv,
@@ -159,7 +195,18 @@ pub fn forward(
         )
     } else {
         let last = g.zeros(n * h)?;
-        copy_rows(g, false, View { t: &v, at: (t - 1) * h }, t * h, &last, n, h)?;
+        copy_rows(
+            g,
+            false,
+            View {
+                t: &v,
+                at: (t - 1) * h,
+            },
+            t * h,
+            &last,
+            n,
+            h,
+        )?;
         (last, None)
     };
 
@@ -190,12 +237,30 @@ pub fn forward(
     if c.use_skip || graph_path {
         let x = last_day_inputs(g, (&day.x).into(), (&day.mask).into(), n, t, f, c.masks)?;
         if c.use_skip {
-            linear_path_forward(g, &q, (&x).into(), at(&r.skip), n, c.horizons, sw, c.linear_scale)?;
+            linear_path_forward(
+                g,
+                &q,
+                (&x).into(),
+                at(&r.skip),
+                n,
+                c.horizons,
+                sw,
+                c.linear_scale,
+            )?;
         }
         if graph_path {
             let m = neighbour_inputs(g, &day.graph, (&x).into(), sw)?;
             let gw = day.graph.edge_dim * sw;
-            linear_path_forward(g, &q, (&m).into(), at(&r.graph_skip), n, c.horizons, gw, c.linear_scale)?;
+            linear_path_forward(
+                g,
+                &q,
+                (&m).into(),
+                at(&r.graph_skip),
+                n,
+                c.horizons,
+                gw,
+                c.linear_scale,
+            )?;
             neighbours = Some(m);
         }
         skip = c.use_skip.then_some(x);
@@ -233,16 +298,40 @@ pub fn backward(
 ) -> Result<()> {
     let c = &net.cfg;
     let r = &net.ranges;
-    let at = |range: &std::ops::Range<usize>| View { t: p, at: range.start };
-    let gat = |range: &std::ops::Range<usize>| View { t: grads, at: range.start };
+    let at = |range: &std::ops::Range<usize>| View {
+        t: p,
+        at: range.start,
+    };
+    let gat = |range: &std::ops::Range<usize>| View {
+        t: grads,
+        at: range.start,
+    };
     let (n, t, f, h) = (day.n, c.t, c.features, c.hidden);
     let sw = c.skip_width();
     if let Some(x) = &cache.skip {
-        linear_path_backward(g, dq, x.into(), n, c.horizons, sw, c.linear_scale, gat(&r.skip))?;
+        linear_path_backward(
+            g,
+            dq,
+            x.into(),
+            n,
+            c.horizons,
+            sw,
+            c.linear_scale,
+            gat(&r.skip),
+        )?;
     }
     if let Some(m) = &cache.neighbours {
         let gw = day.graph.edge_dim * sw;
-        linear_path_backward(g, dq, m.into(), n, c.horizons, gw, c.linear_scale, gat(&r.graph_skip))?;
+        linear_path_backward(
+            g,
+            dq,
+            m.into(),
+            n,
+            c.horizons,
+            gw,
+            c.linear_scale,
+            gat(&r.graph_skip),
+        )?;
     }
     let dz = heads_backward(
         g,
@@ -257,8 +346,26 @@ pub fn backward(
     // dh = dz (the fusion's identity path) + the graph block's gradient.
     if let Some(gr) = &cache.graph {
         let dg2 = fusion_backward(g, &dz, (&gr.g2).into(), at(&r.gate), gat(&r.gate), n * h)?;
-        let dg1 = gat_backward(g, &net.gat2, at(&r.gat2), &gr.g1, &gr.c2, &day.graph, &dg2, gat(&r.gat2))?;
-        let dhv = gat_backward(g, &net.gat1, at(&r.gat1), &cache.hvec, &gr.c1, &day.graph, &dg1, gat(&r.gat1))?;
+        let dg1 = gat_backward(
+            g,
+            &net.gat2,
+            at(&r.gat2),
+            &gr.g1,
+            &gr.c2,
+            &day.graph,
+            &dg2,
+            gat(&r.gat2),
+        )?;
+        let dhv = gat_backward(
+            g,
+            &net.gat1,
+            at(&r.gat1),
+            &cache.hvec,
+            &gr.c1,
+            &day.graph,
+            &dg1,
+            gat(&r.gat1),
+        )?;
         g.launch_f32(
             "accumulate",
             Launch::cover(n * h, BLOCK),
@@ -272,26 +379,76 @@ pub fn backward(
         g.launch_f32(
             "copy_rows_f32",
             Launch::cover(n * h, BLOCK),
-            &[d.arg(), int(h), out.arg_at((t - 1) * h), int(t * h), int(n), int(h)],
+            &[
+                d.arg(),
+                int(h),
+                out.arg_at((t - 1) * h),
+                int(t * h),
+                int(n),
+                int(h),
+            ],
         )?;
         Ok(out)
     };
     let dv = if let Some(tm) = &cache.temporal {
-        let dlast = grn_backward(g, &net.post, at(&r.post), &tm.last, &tm.post, drop.map(|d| &d.post), &dh, gat(&r.post))?;
+        let dlast = grn_backward(
+            g,
+            &net.post,
+            at(&r.post),
+            &tm.last,
+            &tm.post,
+            drop.map(|d| &d.post),
+            &dh,
+            gat(&r.post),
+        )?;
         let da = scatter(&dlast)?;
-        let dhs = attention_backward(g, &net.attn, at(&r.attn), &tm.hs, &tm.attn, &da, gat(&r.attn))?;
-        lstm_backward(g, &net.lstm, at(&r.lstm), &cache.v, &tm.lstm, &dhs, gat(&r.lstm))?
+        let dhs = attention_backward(
+            g,
+            &net.attn,
+            at(&r.attn),
+            &tm.hs,
+            &tm.attn,
+            &da,
+            gat(&r.attn),
+        )?;
+        lstm_backward(
+            g,
+            &net.lstm,
+            at(&r.lstm),
+            &cache.v,
+            &tm.lstm,
+            &dhs,
+            gat(&r.lstm),
+        )?
     } else {
         scatter(&dh)?
     };
-    let du = vsn_backward(g, &net.vsn, at(&r.vsn), &cache.u, &cache.vsn, drop.map(|d| &d.selection), &dv, gat(&r.vsn))?;
+    let du = vsn_backward(
+        g,
+        &net.vsn,
+        at(&r.vsn),
+        &cache.u,
+        &cache.vsn,
+        drop.map(|d| &d.selection),
+        &dv,
+        gat(&r.vsn),
+    )?;
     if let Some(fc) = &cache.fan {
         let k = c.frequencies;
         let (dxf, damp) = (g.zeros_f32(n * t * f)?, g.zeros_f32(n * f * k)?);
         g.launch_f32(
             "selection_input_backward",
             Launch::cover(n * t * f + n * f * k, BLOCK),
-            &[du.arg(), dxf.arg(), damp.arg(), int(n), int(t), int(f), int(k), int(c.masks)],
+            &[
+                du.arg(),
+                dxf.arg(),
+                damp.arg(),
+                int(n),
+                int(t),
+                int(f),
+                int(k),
+                int(c.masks),
+            ],
         )?;
         fan_backward(g, &net.fan, at(&r.fan), fc, &dxf, &damp, gat(&r.fan))?;
     }
@@ -321,7 +478,10 @@ mod tests {
             .collect();
         let l = c.graph().history_days();
         let common = rand_f32(l, 133, 1.0);
-        let mut history: Vec<f64> = rand_f32(n * l, 134, 1.0).iter().map(|v| *v as f64).collect();
+        let mut history: Vec<f64> = rand_f32(n * l, 134, 1.0)
+            .iter()
+            .map(|v| *v as f64)
+            .collect();
         for i in 0..n {
             for d in 0..l {
                 if i < 12 {
@@ -332,8 +492,12 @@ mod tests {
                 }
             }
         }
-        let window: Vec<f64> = (0..n).flat_map(|i| history[i * l + l - c.t..(i + 1) * l].to_vec()).collect();
-        let sector: Vec<u32> = (0..n as u32).map(|i| if i == n as u32 - 1 { 99 } else { i % 4 }).collect();
+        let window: Vec<f64> = (0..n)
+            .flat_map(|i| history[i * l + l - c.t..(i + 1) * l].to_vec())
+            .collect();
+        let sector: Vec<u32> = (0..n as u32)
+            .map(|i| if i == n as u32 - 1 { 99 } else { i % 4 })
+            .collect();
         let graph = build(
             &GraphInputs {
                 window: &window,
@@ -343,7 +507,11 @@ mod tests {
             },
             &c.graph(),
         );
-        assert_eq!(graph.in_degree(n - 1), 1, "stock 29 must be isolated (its self-loop only)");
+        assert_eq!(
+            graph.in_degree(n - 1),
+            1,
+            "stock 29 must be isolated (its self-loop only)"
+        );
         let y = rand_f32(n * c.horizons, 135, 1.0);
         let mut valid = vec![true; n * c.horizons];
         valid[7] = false;
@@ -373,7 +541,8 @@ mod tests {
         both(|g| {
             // The CPU reference's step, on the inputs as the device stores them (FAN's
             // top-k selection is a discontinuous choice: both make it on the same numbers).
-            let stored = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| g.precision.stored(*x)).collect() };
+            let stored =
+                |v: &[f32]| -> Vec<f32> { v.iter().map(|x| g.precision.stored(*x)).collect() };
             let d_stored = DayInput {
                 x: stored(&d.x),
                 ..d.clone()
@@ -386,9 +555,16 @@ mod tests {
             // the update depends smoothly on the gradient; the first step of Adam is ±lr per
             // parameter whatever the gradient's size, so parameters whose gradient is
             // rounding noise (attention's bk) would flip at random.
-            let rms = (cpu_g.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / cpu_g.len() as f64).sqrt() as f32;
-            let m0: Vec<f32> = rand_f32(p0.len(), 136, 1.0).iter().map(|v| v * rms).collect();
-            let v0: Vec<f32> = rand_f32(p0.len(), 137, 1.0).iter().map(|v| (v * v + 0.5) * rms * rms).collect();
+            let rms = (cpu_g.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / cpu_g.len() as f64)
+                .sqrt() as f32;
+            let m0: Vec<f32> = rand_f32(p0.len(), 136, 1.0)
+                .iter()
+                .map(|v| v * rms)
+                .collect();
+            let v0: Vec<f32> = rand_f32(p0.len(), 137, 1.0)
+                .iter()
+                .map(|v| (v * v + 0.5) * rms * rms)
+                .collect();
             let mut cpu_p = p0.clone();
             let mut cpu_opt = AdamW {
                 m: m0.clone(),
@@ -425,19 +601,38 @@ mod tests {
             let (q, parts, grads, p1) = run().expect("shim");
             let pr = g.precision;
             assert_matches("network forward q", pr, &q, &cpu_q);
-            let tol = if pr == lakebuild_kernels::Precision::F32 { 1e-5 } else { 1e-2 };
+            let tol = if pr == lakebuild_kernels::Precision::F32 {
+                1e-5
+            } else {
+                1e-2
+            };
             let rel = (parts.total - cpu_parts.total).abs() / cpu_parts.total.abs();
-            assert!(rel < tol, "loss ({pr:?}): {} vs {} (relative {rel:.2e})", parts.total, cpu_parts.total);
+            assert!(
+                rel < tol,
+                "loss ({pr:?}): {} vs {} (relative {rel:.2e})",
+                parts.total,
+                cpu_parts.total
+            );
             for (name, range) in net.ranges.named() {
                 if range.is_empty() {
                     continue;
                 }
-                assert_matches(&format!("network backward ∂{name}"), pr, &grads[range.clone()], &cpu_g[range]);
+                assert_matches(
+                    &format!("network backward ∂{name}"),
+                    pr,
+                    &grads[range.clone()],
+                    &cpu_g[range],
+                );
             }
             // The update: the change of every parameter, as on the CPU.
             let step: Vec<f32> = p1.iter().zip(&p0).map(|(a, b)| a - b).collect();
             let cpu_step: Vec<f32> = cpu_p.iter().zip(&p0).map(|(a, b)| a - b).collect();
-            assert_matches("AdamW step after the network's backward", pr, &step, &cpu_step);
+            assert_matches(
+                "AdamW step after the network's backward",
+                pr,
+                &step,
+                &cpu_step,
+            );
         });
     }
 }
