@@ -2,6 +2,7 @@
 //! residual and LayerNorm, mirroring `attention::attention_forward` /
 //! `attention_backward` (the projections and LayerNorm are layers.cu's).
 
+use super::heads::copy_rows;
 use super::layers::{
     LayerNormCache, gemm_launch, layer_norm, layer_norm_backward, linear, linear_backward,
 };
@@ -109,11 +110,7 @@ pub fn attention_forward(
     )?;
     // r = x, then r += C·wo + bo (the product kernel in accumulating mode).
     let r = g.zeros(m * h)?;
-    g.launch(
-        "copy_rows",
-        Launch::cover(m * h, 256),
-        &[x.arg(), int(h), r.arg(), int(h), int(m), int(h)],
-    )?;
+    copy_rows(g, false, x.into(), h, (&r).into(), h, m, h)?;
     g.launch(
         "matmul_forward",
         gemm_launch(m, h),

@@ -65,17 +65,15 @@ pub fn heads_forward(
             ],
         )?;
         let qk = linear(g, (&r).into(), p.offset(w2), Some(p.offset(b2)), n, m, NQ)?;
-        g.launch(
-            "copy_rows",
-            elementwise(n * NQ),
-            &[
-                qk.arg(),
-                int(NQ),
-                q.arg_at(k * NQ),
-                int(hz * NQ),
-                int(n),
-                int(NQ),
-            ],
+        copy_rows(
+            g,
+            false,
+            (&qk).into(),
+            NQ,
+            View { t: &q, at: k * NQ },
+            hz * NQ,
+            n,
+            NQ,
         )?;
         cache.pre.push(a);
         cache.hidden.push(r);
@@ -101,17 +99,15 @@ pub fn heads_backward(
     for k in 0..hz {
         let [w1, b1, w2, b2] = pieces(s, k);
         let dqk = g.zeros_f32(n * NQ)?;
-        g.launch_f32(
-            "copy_rows_f32",
-            elementwise(n * NQ),
-            &[
-                dq.arg_at(k * NQ),
-                int(hz * NQ),
-                dqk.arg(),
-                int(NQ),
-                int(n),
-                int(NQ),
-            ],
+        copy_rows(
+            g,
+            true,
+            View { t: dq, at: k * NQ },
+            hz * NQ,
+            (&dqk).into(),
+            NQ,
+            n,
+            NQ,
         )?;
         let dr = g.zeros_f32(n * m)?;
         linear_backward(
@@ -154,6 +150,35 @@ pub fn heads_backward(
         )?;
     }
     Ok(dz)
+}
+
+/// `dst[i·dst_stride + j] = src[i·src_stride + j]` for an `rows × width` block
+/// (heads.cu `copy_rows`): in the storage precision (activations), or f32 (gradients).
+#[allow(clippy::too_many_arguments)]
+pub fn copy_rows(
+    g: &Gpu,
+    f32_data: bool,
+    src: View,
+    src_stride: usize,
+    dst: View,
+    dst_stride: usize,
+    rows: usize,
+    width: usize,
+) -> Result<()> {
+    let args = [
+        src.arg(),
+        int(src_stride),
+        dst.arg(),
+        int(dst_stride),
+        int(rows),
+        int(width),
+    ];
+    let cfg = elementwise(rows * width);
+    if f32_data {
+        g.launch_f32("copy_rows_f32", cfg, &args)
+    } else {
+        g.launch("copy_rows", cfg, &args)
+    }
 }
 
 #[cfg(test)]

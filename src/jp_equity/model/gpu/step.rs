@@ -8,7 +8,7 @@ use super::attention::{AttnCache, attention_backward, attention_forward};
 use super::fan::{FanCache, fan_backward, fan_forward};
 use super::gat::{GatCache, gat_backward, gat_forward};
 use super::grn::{GrnCache, VsnCache, grn_backward, grn_forward, vsn_backward, vsn_forward};
-use super::heads::{HeadsCache, heads_backward, heads_forward};
+use super::heads::{HeadsCache, copy_rows, heads_backward, heads_forward};
 use super::lstm::{LstmCache, lstm_backward, lstm_forward};
 use super::network::{
     DeviceGraph, fusion_backward, fusion_forward, last_day_inputs, linear_path_backward,
@@ -85,32 +85,6 @@ pub struct DeviceNetCache {
     neighbours: Option<Tensor>,
 }
 
-/// `dst` rows of `width` from `src` rows of `src_stride`, starting at element `from`.
-fn copy_rows(
-    g: &Gpu,
-    f32_data: bool,
-    src: View,
-    src_stride: usize,
-    dst: &Tensor,
-    rows: usize,
-    width: usize,
-) -> Result<()> {
-    let args = [
-        src.arg(),
-        int(src_stride),
-        dst.arg(),
-        int(width),
-        int(rows),
-        int(width),
-    ];
-    let cfg = Launch::cover(rows * width, BLOCK);
-    if f32_data {
-        g.launch_f32("copy_rows_f32", cfg, &args)
-    } else {
-        g.launch("copy_rows", cfg, &args)
-    }
-}
-
 /// Forward pass of one day: quantiles `[n × horizons × 5]` (storage precision) and the
 /// cache, as `Network::forward`. `p` is the flat parameter buffer in the storage
 /// precision (`AdamW::copy`).
@@ -165,23 +139,30 @@ pub fn forward(
         drop.map(|d| &d.selection),
     )?;
 
-    // 3. LSTM, causal attention, the post GRN at the last step.
-    let (hvec, temporal) = if c.use_temporal {
-        let (hs, lstm) = lstm_forward(g, &net.lstm, at(&r.lstm), &v, n, t)?;
-        let (a, attn) = attention_forward(g, &net.attn, at(&r.attn), &hs, n, t)?;
+    // Each stock's last step of `[n × t × h]` (network.rs `last_steps`).
+    let last_steps = |a: &Tensor| -> Result<Tensor> {
         let last = g.zeros(n * h)?;
         copy_rows(
             g,
             false,
             View {
-                t: &a,
+                t: a,
                 at: (t - 1) * h,
             },
             t * h,
-            &last,
+            (&last).into(),
+            h,
             n,
             h,
         )?;
+        Ok(last)
+    };
+
+    // 3. LSTM, causal attention, the post GRN at the last step.
+    let (hvec, temporal) = if c.use_temporal {
+        let (hs, lstm) = lstm_forward(g, &net.lstm, at(&r.lstm), &v, n, t)?;
+        let (a, attn) = attention_forward(g, &net.attn, at(&r.attn), &hs, n, t)?;
+        let last = last_steps(&a)?;
         let (hv, post) = grn_forward(g, &net.post, at(&r.post), &last, n, drop.map(|d| &d.post))?;
         (
             hv,
@@ -194,19 +175,7 @@ pub fn forward(
             }),
         )
     } else {
-        let last = g.zeros(n * h)?;
-        copy_rows(
-            g,
-            false,
-            View {
-                t: &v,
-                at: (t - 1) * h,
-            },
-            t * h,
-            &last,
-            n,
-            h,
-        )?;
+        let last = last_steps(&v)?;
         (last, None)
     };
 
@@ -218,7 +187,7 @@ pub fn forward(
         (z, Some(Graph { c1, g1, c2, g2 }))
     } else {
         let z = g.zeros(n * h)?;
-        copy_rows(g, false, (&hvec).into(), h, &z, n, h)?;
+        copy_rows(g, false, (&hvec).into(), h, (&z).into(), h, n, h)?;
         (z, None)
     };
 
@@ -376,17 +345,18 @@ pub fn backward(
     // Back to every step: zero except the last.
     let scatter = |d: &Tensor| -> Result<Tensor> {
         let out = g.zeros_f32(n * t * h)?;
-        g.launch_f32(
-            "copy_rows_f32",
-            Launch::cover(n * h, BLOCK),
-            &[
-                d.arg(),
-                int(h),
-                out.arg_at((t - 1) * h),
-                int(t * h),
-                int(n),
-                int(h),
-            ],
+        copy_rows(
+            g,
+            true,
+            d.into(),
+            h,
+            View {
+                t: &out,
+                at: (t - 1) * h,
+            },
+            t * h,
+            n,
+            h,
         )?;
         Ok(out)
     };
