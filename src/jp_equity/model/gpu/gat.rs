@@ -5,10 +5,8 @@ use super::layers::{
     LayerNormCache, columns_launch, layer_norm, layer_norm_backward, linear, linear_backward,
 };
 use super::network::DeviceGraph;
-use super::{Gpu, Launch, Result, Tensor, View, int};
+use super::{BLOCK, Gpu, Launch, Result, Tensor, View, int};
 use crate::jp_equity::model::gat::GatShape;
-
-const BLOCK: u32 = 256;
 
 /// Where each parameter piece starts in the layer's range (`GatShape`'s order).
 struct Offsets {

@@ -5,15 +5,9 @@
 use super::layers::{
     LayerNormCache, layer_norm, layer_norm_backward, linear, linear_backward, rows_launch,
 };
-use super::{Arg, Gpu, Launch, Result, Tensor, View, int};
+use super::{Arg, Gpu, Result, Tensor, View, elementwise, int};
 use crate::jp_equity::model::grn::{GrnShape, VsnShape};
 use lakebuild_kernels::Error;
-
-const BLOCK: u32 = 256;
-
-fn elementwise(len: usize) -> Launch {
-    Launch::cover(len, BLOCK)
-}
 
 /// Where each GRN parameter piece starts (`GrnShape`'s order).
 struct GrnOffsets {

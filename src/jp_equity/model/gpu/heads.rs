@@ -3,14 +3,8 @@
 //! `b1`, `w2`, `b2`, each head contiguous; output `q[(i·horizons + k)·5 + j]`).
 
 use super::layers::{linear, linear_backward};
-use super::{Arg, Gpu, Launch, Result, Tensor, View, int};
+use super::{Arg, Gpu, Result, Tensor, View, elementwise, int};
 use crate::jp_equity::model::heads::{HeadsShape, NQ};
-
-const BLOCK: u32 = 256;
-
-fn elementwise(len: usize) -> Launch {
-    Launch::cover(len, BLOCK)
-}
 
 /// Offsets of head `k`'s pieces inside the heads' parameters.
 fn pieces(s: &HeadsShape, k: usize) -> [usize; 4] {

@@ -1,12 +1,10 @@
 //! kernels/layers.cu: dense layers (mirroring `linalg::linear` / `linear_backward` and
 //! the products behind them) and LayerNorm (`layers::layer_norm` / its backward).
 
-use super::{Arg, Gpu, Launch, Result, Tensor, View, int};
+use super::{Arg, BLOCK, Gpu, Launch, Result, Tensor, View, int};
 
 /// Tile edge of the product kernels (`LB_TILE`).
 const TILE: usize = 16;
-/// Threads per block of the row-wise kernels (`LB_BLOCK`): 8 warps, one row each.
-const BLOCK: u32 = 256;
 const ROWS_PER_BLOCK: usize = BLOCK as usize / 32;
 
 /// One 16×16 block per 16×16 tile of an `m × n` output.

@@ -1,12 +1,11 @@
 //! kernels/loss.cu: the training loss and its gradient, mirroring `loss::loss_and_grad`.
 
-use super::{Arg, Gpu, Launch, Result, Tensor, int};
+use super::{Arg, BLOCK, Gpu, Launch, Result, Tensor, int};
 use crate::jp_equity::model::heads::QUANTILES;
 use crate::jp_equity::model::loss::{LossConfig, LossParts};
 
 /// Horizons one launch handles (`LB_MAX_HORIZONS`; each is one block).
 pub const MAX_HORIZONS: usize = 32;
-const BLOCK: u32 = 256;
 const NQ: usize = QUANTILES.len();
 
 /// The loss of one day and `dL/dq` (f32, `[n × hz × 5]`), as `loss::loss_and_grad`:

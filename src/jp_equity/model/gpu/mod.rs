@@ -117,6 +117,15 @@ pub fn kernels_version() -> &'static str {
     })
 }
 
+/// Threads per block of the row-wise and element-wise kernels (`LB_BLOCK` in
+/// kernels/common.cuh): 8 warps.
+pub(crate) const BLOCK: u32 = 256;
+
+/// One thread per element of `len`.
+pub(crate) fn elementwise(len: usize) -> Launch {
+    Launch::cover(len, BLOCK)
+}
+
 /// A size as a kernel's `int` argument.
 pub(crate) fn int(v: usize) -> Arg<'static> {
     Arg::I32(i32::try_from(v).unwrap_or(i32::MAX))

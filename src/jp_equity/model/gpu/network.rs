@@ -1,14 +1,8 @@
 //! kernels/network.cu: the day graph on the device, the gated fusion and the two linear
 //! paths, mirroring the functions of the same names in `network.rs`.
 
-use super::{Arg, Gpu, Launch, Result, Tensor, View, int};
+use super::{Arg, BLOCK, Gpu, Launch, Result, Tensor, View, elementwise, int};
 use crate::jp_equity::model::graph::Graph;
-
-const BLOCK: u32 = 256;
-
-fn elementwise(len: usize) -> Launch {
-    Launch::cover(len, BLOCK)
-}
 
 /// The day graph in device memory: CSR by destination (`offsets`, `src`, i32), each
 /// edge's destination (`dst`), the reverse CSR by source (`out_offsets`, `out_edges`:

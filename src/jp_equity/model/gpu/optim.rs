@@ -2,12 +2,11 @@
 //! `optim::AdamW::step` (fp32 master weights and moments; the update also refreshes the
 //! storage-precision copy of the weights that the other kernels read).
 
-use super::{Arg, DType, Gpu, Launch, Result, Tensor, int};
+use super::{Arg, BLOCK, DType, Gpu, Launch, Result, Tensor, int};
 use crate::jp_equity::model::optim::{AdamWConfig, StepInfo, lr_at};
 
 /// Blocks of the norm's first pass (`LB_NORM_BLOCKS`).
 const NORM_BLOCKS: usize = 64;
-const BLOCK: u32 = 256;
 /// Blocks of the update (grid-stride over the parameters).
 const UPDATE_BLOCKS: usize = 132;
 

@@ -14,10 +14,8 @@ use super::network::{
     DeviceGraph, fusion_backward, fusion_forward, last_day_inputs, linear_path_backward,
     linear_path_forward, neighbour_inputs,
 };
-use super::{Gpu, Launch, Result, Tensor, View, int};
+use super::{BLOCK, Gpu, Launch, Result, Tensor, View, int};
 use crate::jp_equity::model::network::{DayInput, Dropout, Network};
-
-const BLOCK: u32 = 256;
 
 /// One day's inputs in device memory.
 pub struct DeviceDay {
