@@ -252,3 +252,54 @@ fn feature_rules_with_bad_families_or_windows_are_refused() -> R {
     assert!(out.contains("labels read window [0, 20]"), "{out}");
     Ok(())
 }
+
+/// A `listed_info` imported from a CSV, whose codes a reader takes for numbers: the
+/// features op refuses it before computing, naming the asset, the column, the type found
+/// and the type expected (not polars' "datatypes of join keys don't match" plan dump), and
+/// everything already committed stays as it was.
+#[test]
+fn a_listed_info_imported_with_numeric_codes_is_refused_naming_the_column() -> R {
+    use polars::prelude::{CsvWriter, SerWriter};
+    let p = project()?;
+    let today = date("2026-01-30");
+    build_at(&p, today, &["raw_stock_data", "topix", "listed_info"])?;
+    // Keep the numeric codes (the synthetic market also lists alphanumeric ones such as
+    // "131A0"), so that a CSV reader takes the column for integers.
+    let listed = p.frame("listed_info")?;
+    let numeric: Vec<bool> = listed
+        .column("Code")?
+        .str()?
+        .iter()
+        .map(|c| c.is_some_and(|c| c.parse::<i64>().is_ok()))
+        .collect();
+    let mut listed = listed.filter(&numeric.iter().copied().collect())?;
+    assert!(listed.height() > 0, "no numeric code listed");
+    let mut csv = Vec::new();
+    CsvWriter::new(&mut csv).finish(&mut listed)?;
+    p.write("data/listed_info.csv", &String::from_utf8(csv)?)?;
+    p.rule(
+        "listed_info",
+        "op = \"files\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\n[params]\npath = \"data/listed_info.csv\"\n",
+    )?;
+    let raw = p.version("raw_stock_data")?;
+    let out = p
+        .cmd(&["build", "processed_features"])
+        .env("LAKEBUILD_NOW", today.to_string())
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("op features cannot read its input 'listed_info': column 'Code' is i64, expected a string (str)"),
+        "{text}"
+    );
+    assert!(!text.contains("Resolved plan"), "{text}");
+    // The import itself was built (it is valid data); nothing downstream was committed.
+    assert!(p.version("listed_info")?.is_some());
+    assert_eq!(p.version("raw_stock_data")?, raw);
+    assert_eq!(p.version("processed_features")?, None);
+    Ok(())
+}

@@ -90,3 +90,42 @@ fn a_bad_model_promoted_over_a_good_one_is_detected_as_decay_and_alerted_once() 
     assert_eq!(alerts[1]["status"], "resolved");
     Ok(())
 }
+
+/// Predictions keyed by string codes against labels imported with numeric codes: the
+/// performance op refuses the pair before joining, naming both assets and both types (not
+/// polars' "datatypes of join keys don't match" plan dump), and what was built stays.
+#[test]
+fn predictions_and_labels_with_codes_of_different_types_are_refused_naming_both() -> R {
+    let p = Proj::new()?;
+    p.write("data/labels.csv", &labels_csv())?;
+    p.rule("labels", "op = \"files\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\n[params]\npath = \"data/labels.csv\"\n")?;
+    p.rule(
+        "predictions",
+        &predictions("").replace("Code,", "CAST(Code AS VARCHAR) AS Code,"),
+    )?;
+    let perf = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/prediction_performance.toml"),
+    )?;
+    p.rule("prediction_performance", &perf)?;
+    p.ok(&["build", "labels", "predictions"])?;
+    let (labels, preds) = (p.version("labels")?, p.version("predictions")?);
+    assert!(labels.is_some() && preds.is_some());
+    let out = p.run(&["build"])?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "op performance joins its inputs 'predictions' and 'labels' on Code, Date: column 'Code' is str in 'predictions' but i64 in 'labels'"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("Resolved plan"), "{text}");
+    assert_eq!(p.version("labels")?, labels);
+    assert_eq!(p.version("predictions")?, preds);
+    assert_eq!(p.version("prediction_performance")?, None);
+    Ok(())
+}

@@ -141,6 +141,41 @@ impl OpInput {
         .into())
     }
 
+    /// Checks, before an op joins this input with `other` on `keys`, that both have every
+    /// key column and with the same type: either side may be imported (a `Code` read as a
+    /// number from a CSV), and a join of a string with an integer key would fail deep in
+    /// the query plan. Inputs without partitions have nothing to check.
+    pub fn expect_same_keys(&self, op: &str, other: &OpInput, keys: &[&str]) -> Result<()> {
+        let (Some(a), Some(b)) = (&self.schema, &other.schema) else {
+            return Ok(());
+        };
+        let mut problems = Vec::new();
+        for key in keys {
+            match (a.get(key), b.get(key)) {
+                (Some(x), Some(y)) if x == y => {}
+                (Some(x), Some(y)) => problems.push(format!(
+                    "column '{key}' is {x} in '{}' but {y} in '{}'",
+                    self.asset, other.asset
+                )),
+                (x, _) => {
+                    let missing = if x.is_none() { self } else { other };
+                    problems.push(format!("'{}' has no column '{key}'", missing.asset));
+                }
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(crate::core::error::UsageError(format!(
+            "op {op} joins its inputs '{}' and '{}' on {}: {}. Make the key columns the same type in both rules (e.g. cast Code to a string in the one that imports it)",
+            self.asset,
+            other.asset,
+            keys.join(", "),
+            problems.join("; ")
+        ))
+        .into())
+    }
+
     fn scan_files(&self, files: Vec<PathBuf>) -> Result<LazyFrame> {
         if files.is_empty() {
             let schema = self.schema.clone().unwrap_or_default();
@@ -260,6 +295,50 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains("'S33'") && !err.contains("'Date'"), "{err}");
+    }
+
+    #[test]
+    fn inputs_joined_on_keys_of_different_types_name_both_assets_and_types() {
+        let preds = OpInput {
+            asset: "predictions".into(),
+            ..input(Some(Schema::from_iter([
+                Field::new("Code".into(), DataType::String),
+                Field::new("Date".into(), DataType::Date),
+            ])))
+        };
+        let labels = OpInput {
+            asset: "labels".into(),
+            ..input(Some(Schema::from_iter([
+                Field::new("Code".into(), DataType::Int64),
+                Field::new("Date".into(), DataType::Date),
+            ])))
+        };
+        let err = preds
+            .expect_same_keys("performance", &labels, &["Code", "Date", "Segment"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "op performance joins its inputs 'predictions' and 'labels' on Code, Date, Segment: "
+            ),
+            "{err}"
+        );
+        assert!(
+            err.contains("column 'Code' is str in 'predictions' but i64 in 'labels'"),
+            "{err}"
+        );
+        assert!(
+            err.contains("'predictions' has no column 'Segment'"),
+            "{err}"
+        );
+        assert!(!err.contains("'Date' is"), "{err}");
+        // Same types on both sides, or a side without partitions: nothing to say.
+        assert!(
+            labels
+                .expect_same_keys("x", &labels, &["Code", "Date"])
+                .is_ok()
+        );
+        assert!(preds.expect_same_keys("x", &input(None), &["Code"]).is_ok());
     }
 
     #[test]

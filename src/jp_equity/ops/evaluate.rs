@@ -10,7 +10,7 @@ use crate::core::rule::Rule;
 use crate::jp_equity::model::dataset::{f64_values, join_stock_days};
 use crate::jp_equity::model::metrics::{daily_pairs, pearson};
 use crate::jp_equity::model::store::StoredModel;
-use crate::op::{Op, OpContext, OpSpec, ParamSpec, ParamType};
+use crate::op::{ColumnKind, Op, OpContext, OpSpec, ParamSpec, ParamType};
 use anyhow::{Context, Result, anyhow};
 use polars::prelude::*;
 use std::collections::HashMap;
@@ -126,6 +126,14 @@ impl Op for EvaluateOp {
         let labels = ctx.input(input_name(&ctx.params, "labels", "labels"));
         let oracle = match (truth, labels) {
             (Some(t), Some(l)) if !t.partitions.is_empty() && !l.partitions.is_empty() => {
+                t.expect_columns(
+                    "evaluate",
+                    &[
+                        ("Date", ColumnKind::Date),
+                        ("planted_next", ColumnKind::Numeric),
+                    ],
+                )?;
+                t.expect_same_keys("evaluate", l, &["Code", "Date"])?;
                 oracle(t.scan()?.collect()?, l.scan()?.collect()?, &model.labels)?
             }
             _ => HashMap::new(),

@@ -12,7 +12,7 @@ use crate::core::partition::Coverage;
 use crate::core::rule::Rule;
 use crate::jp_equity::model::dataset::{dates_of, f64_values, join_stock_days};
 use crate::jp_equity::model::metrics::{daily_pairs, day_metrics};
-use crate::op::{Op, OpContext, OpSpec, ParamSpec, ParamType};
+use crate::op::{ColumnKind, Op, OpContext, OpSpec, ParamSpec, ParamType};
 use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -97,6 +97,13 @@ impl Op for PerformanceOp {
             .get("in_sample")
             .and_then(|v| v.as_bool())
             .unwrap_or(false);
+        let mut wanted = vec![("Date", ColumnKind::Date)];
+        if !in_sample {
+            wanted.push(("in_sample", ColumnKind::Bool));
+        }
+        p_in.expect_columns("performance", &wanted)?;
+        l_in.expect_columns("performance", &[("Date", ColumnKind::Date)])?;
+        p_in.expect_same_keys("performance", l_in, &["Code", "Date"])?;
         let mut preds = p_in.scan()?;
         if !in_sample {
             preds = preds.filter(col("in_sample").not());
