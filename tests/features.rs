@@ -41,11 +41,7 @@ fn build_at(p: &Proj, today: NaiveDate, extra: &[&str]) -> R<String> {
         .cmd(&args)
         .env("LAKEBUILD_NOW", today.to_string())
         .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     if !out.status.success() {
         return Err(format!("build at {today} failed:\n{text}").into());
     }
@@ -286,11 +282,7 @@ fn a_listed_info_imported_with_numeric_codes_is_refused_naming_the_column() -> R
         .cmd(&["build", "processed_features"])
         .env("LAKEBUILD_NOW", today.to_string())
         .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains("op features cannot read its input 'listed_info': column 'Code' is i64, expected a string (str)"),

@@ -111,11 +111,7 @@ fn predictions_and_labels_with_codes_of_different_types_are_refused_naming_both(
     let (labels, preds) = (p.version("labels")?, p.version("predictions")?);
     assert!(labels.is_some() && preds.is_some());
     let out = p.run(&["build"])?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains(

@@ -86,11 +86,7 @@ impl Proj {
     /// Runs lakebuild, expecting exit code `code`; returns stdout + stderr.
     pub fn fails(&self, args: &[&str], code: i32) -> R<String> {
         let out = self.run(args)?;
-        let all = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let all = output_text(&out);
         if out.status.code() != Some(code) {
             return Err(
                 format!("expected exit {code}, got {:?}:\n{all}", out.status.code()).into(),
@@ -156,6 +152,15 @@ pub fn repository_rules(assets: &[&str], edits: &[(&str, &str)]) -> R<Proj> {
         p.rule(asset, &text)?;
     }
     Ok(p)
+}
+
+/// A finished command's stdout followed by its stderr, as one text for assertions.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A `YYYY-MM-DD` date (tests only: a bad literal is a test bug).
