@@ -268,21 +268,9 @@ fn all_hashes(p: &Proj) -> R<Vec<std::collections::BTreeMap<PartitionId, String>
         .collect()
 }
 
-/// Every table opens at a committed version (its log replays and every file it lists is
-/// on disk).
+/// Every table of the crash pipeline opens at a committed version.
 fn tables_open_at_committed_versions(p: &Proj, why: &str) -> R {
-    for a in ["prices", "ma", "summary", "_lakebuild/runs"] {
-        let state = p
-            .state(a)
-            .map_err(|e| format!("{why}: {a} does not open: {e}"))?;
-        for f in state.active_files.keys() {
-            assert!(
-                p.path(&format!("lake/{a}/{f}")).exists(),
-                "{why}: {a} lists {f}, which is missing"
-            );
-        }
-    }
-    Ok(())
+    p.assert_tables_committed(&["prices", "ma", "summary", "_lakebuild/runs"], why)
 }
 
 /// Every commit of every table, the killed run's included, has a row in the run history.

@@ -613,3 +613,77 @@ fn days_restored_by_a_build_are_restated_by_a_split_it_finds() -> R {
     assert_eq!(state.active_files.len(), state.current.len());
     Ok(())
 }
+
+/// Crash safety through a restatement: two splits found in successive batches of one
+/// build (each batch restates published days and publishes a new one), killed with SIGKILL
+/// at every commit of that build (before it, after it) and at data files written in
+/// between. After each kill every table opens at a committed version; the next build
+/// completes the restatement to exactly the content of a lake fetched in one go, and the
+/// one after it asks the server for nothing.
+#[test]
+fn a_build_killed_at_any_commit_of_a_restatement_completes_it_on_the_next_build() -> R {
+    use std::os::unix::process::ExitStatusExt;
+    let tables = [
+        "trading_calendar",
+        "raw_stock_data",
+        "closes",
+        "_lakebuild/runs",
+    ];
+    let splits = |server: &Server| {
+        server.split("72030", "2026-09-07", 0.5);
+        server.split("131A0", "2026-09-08", 0.25);
+    };
+    let restating_build = |p: &Proj, failpoint: &str| {
+        p.cmd(&["build", "--batch-size", "1"])
+            .env("LAKEBUILD_NOW", "2026-09-08")
+            .env("JQUANTS_API_KEY", KEY)
+            .env("LAKEBUILD_FAILPOINT", failpoint)
+            .output()
+    };
+    // The content an uninterrupted fetch reaches.
+    let server = Server::start(KEY, 5)?;
+    splits(&server);
+    let full = project(&server, "")?;
+    closes_rule(&full)?;
+    build_ok(&full, "2026-09-08")?;
+    let want = (full.hashes("raw_stock_data")?, full.hashes("closes")?);
+
+    let mut kills = 0;
+    for (point, every) in [
+        ("publish.before_commit", 1),
+        ("publish.after_commit", 1),
+        ("publish.file_written", 2),
+    ] {
+        for n in (1..).step_by(every) {
+            let at = format!("{point}@{n}");
+            let server = Server::start(KEY, 5)?;
+            let p = project(&server, "")?;
+            closes_rule(&p)?;
+            build_ok(&p, "2026-09-04")?;
+            splits(&server);
+            let out = restating_build(&p, &at)?;
+            if out.status.success() {
+                break; // the build has fewer than n such points: all were covered
+            }
+            assert_eq!(out.status.signal(), Some(9), "{at}: {}", text(&out));
+            kills += 1;
+            p.assert_tables_committed(&tables, &at)?;
+            let out = restating_build(&p, "")?;
+            assert!(out.status.success(), "{at}: {}", text(&out));
+            assert_eq!(
+                (p.hashes("raw_stock_data")?, p.hashes("closes")?),
+                want,
+                "{at}: the completed build differs from an uninterrupted fetch"
+            );
+            server.clear_log();
+            build_ok(&p, "2026-09-08")?;
+            assert!(server.log().is_empty(), "{at}: {:?}", server.log());
+        }
+    }
+    eprintln!("{kills} kills, each completed");
+    assert!(
+        kills >= 6,
+        "only {kills} kills: the failpoints were not reached"
+    );
+    Ok(())
+}

@@ -137,6 +137,23 @@ impl Proj {
     pub fn history(&self) -> R<Vec<RunRow>> {
         Ok(runs::read_all(&self.lake())?)
     }
+
+    /// Every table of `assets` opens at a committed version (its log replays and every
+    /// file it lists is on disk); `why` names the situation in a failure.
+    pub fn assert_tables_committed(&self, assets: &[&str], why: &str) -> R {
+        for a in assets {
+            let state = self
+                .state(a)
+                .map_err(|e| format!("{why}: {a} does not open: {e}"))?;
+            for f in state.active_files.keys() {
+                assert!(
+                    self.path(&format!("lake/{a}/{f}")).exists(),
+                    "{why}: {a} lists {f}, which is missing"
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A project holding the repository's own rules for `assets`, each with `edits`
