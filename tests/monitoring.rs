@@ -43,7 +43,7 @@ fn a_bad_model_promoted_over_a_good_one_is_detected_as_decay_and_alerted_once() 
     // Not vacuous: the rolling RankIC exists on most rows (an all-null column would pass
     // the check below).
     assert!(
-        ric.len() > 0 && ric.null_count() * 2 < ric.len(),
+        !ric.is_empty() && ric.null_count() * 2 < ric.len(),
         "rank_ic_20d is null on {} of {} rows",
         ric.null_count(),
         ric.len()

@@ -200,6 +200,55 @@ pub fn find(rules_dir: &Path, rules: &RuleSet, name: &str) -> Result<Job> {
     })
 }
 
+/// `LAKEBUILD_LOCK_TIMEOUT` for the builds of `run`, `retry` and `tick` (10 minutes).
+pub fn env_lock_timeout() -> std::time::Duration {
+    std::env::var("LAKEBUILD_LOCK_TIMEOUT")
+        .ok()
+        .and_then(|v| crate::core::rule::parse_duration(&v))
+        .unwrap_or(std::time::Duration::from_secs(600))
+}
+
+/// `LAKEBUILD_BATCH_SIZE` for the builds of `run`, `retry` and `tick` (500).
+pub fn env_batch_size() -> usize {
+    std::env::var("LAKEBUILD_BATCH_SIZE")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(BuildOptions::default().batch_size)
+        .max(1)
+}
+
+/// The build options of one run of `job` for `date`.
+pub fn run_options(
+    job: &Job,
+    date: chrono::NaiveDate,
+    trigger: String,
+    progress: bool,
+) -> BuildOptions {
+    let latest = job.partitions == Partitions::Latest;
+    BuildOptions {
+        lock_timeout: env_lock_timeout(),
+        batch_size: env_batch_size(),
+        targets: job.assets.clone(),
+        only: true,
+        from: latest.then_some(date),
+        to: latest.then_some(date),
+        trigger,
+        today: date,
+        progress,
+        ..Default::default()
+    }
+}
+
+/// A parsed 5-field cron expression (a job's `[schedule] cron`).
+pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
+    if expr.split_whitespace().count() != 5 {
+        return Err(
+            "use 5 fields: minute hour day-of-month month day-of-week, e.g. \"0 2 * * 1-5\"".into(),
+        );
+    }
+    croner::Cron::from_str(expr).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,53 +324,4 @@ mod tests {
             Some((chrono_tz::Asia::Tokyo, CatchUp::All))
         );
     }
-}
-
-/// `LAKEBUILD_LOCK_TIMEOUT` for the builds of `run`, `retry` and `tick` (10 minutes).
-pub fn env_lock_timeout() -> std::time::Duration {
-    std::env::var("LAKEBUILD_LOCK_TIMEOUT")
-        .ok()
-        .and_then(|v| crate::core::rule::parse_duration(&v))
-        .unwrap_or(std::time::Duration::from_secs(600))
-}
-
-/// `LAKEBUILD_BATCH_SIZE` for the builds of `run`, `retry` and `tick` (500).
-pub fn env_batch_size() -> usize {
-    std::env::var("LAKEBUILD_BATCH_SIZE")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(BuildOptions::default().batch_size)
-        .max(1)
-}
-
-/// The build options of one run of `job` for `date`.
-pub fn run_options(
-    job: &Job,
-    date: chrono::NaiveDate,
-    trigger: String,
-    progress: bool,
-) -> BuildOptions {
-    let latest = job.partitions == Partitions::Latest;
-    BuildOptions {
-        lock_timeout: env_lock_timeout(),
-        batch_size: env_batch_size(),
-        targets: job.assets.clone(),
-        only: true,
-        from: latest.then_some(date),
-        to: latest.then_some(date),
-        trigger,
-        today: date,
-        progress,
-        ..Default::default()
-    }
-}
-
-/// A parsed 5-field cron expression (a job's `[schedule] cron`).
-pub fn parse_cron(expr: &str) -> Result<croner::Cron, String> {
-    if expr.split_whitespace().count() != 5 {
-        return Err(
-            "use 5 fields: minute hour day-of-month month day-of-week, e.g. \"0 2 * * 1-5\"".into(),
-        );
-    }
-    croner::Cron::from_str(expr).map_err(|e| e.to_string())
 }

@@ -502,12 +502,12 @@ mod tests {
         let mut on_truth = known;
         on_truth.graph_on_true_links = true;
         let t = on_truth.sample(d, 5, &cfg).expect("sample").input.graph;
-        for i in 0..stocks {
+        for (i, leader) in truth.iter().enumerate().take(stocks) {
             let partners: Vec<usize> = (t.offsets[i]..t.offsets[i + 1])
                 .filter(|&e| t.edge_feat[4 * e + 3] == 1.0)
                 .map(|e| t.src[e])
                 .collect();
-            assert_eq!(partners, vec![truth[i].expect("leader")], "node {i}");
+            assert_eq!(partners, vec![leader.expect("leader")], "node {i}");
         }
     }
 }

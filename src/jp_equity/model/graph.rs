@@ -791,7 +791,7 @@ mod tests {
         let g = build(&inputs, &cfg);
         check_invariants_directed(&g, &window, &sector, &cfg);
         let base = build_graph(&window, &sector, &cfg.same_day_only());
-        for i in 0..n {
+        for (i, planted) in leader.iter().enumerate() {
             // Brute force: the top 3 by |λ|, ties to the lower index.
             let mut others: Vec<usize> = (0..n).filter(|&j| j != i).collect();
             others.sort_by(|&a, &b| {
@@ -802,7 +802,7 @@ mod tests {
                     .then(a.cmp(&b))
             });
             let partners: Vec<usize> = others[..3].to_vec();
-            if let Some(j) = leader[i] {
+            if let Some(j) = *planted {
                 assert!(
                     partners.contains(&j),
                     "node {i} misses its planted leader {j}"
@@ -842,9 +842,9 @@ mod tests {
         };
         let gt = build(&truth, &cfg);
         check_invariants_directed(&gt, &window, &sector, &cfg);
-        for i in 0..n {
+        for (i, planted) in leader.iter().enumerate() {
             let mut expect: Vec<usize> = base.src[base.offsets[i]..base.offsets[i + 1]].to_vec();
-            expect.extend(leader[i]);
+            expect.extend(*planted);
             expect.sort();
             expect.dedup();
             assert_eq!(

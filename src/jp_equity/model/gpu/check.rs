@@ -117,6 +117,8 @@ pub fn both(mut f: impl FnMut(Gpu)) {
     }
 }
 
+pub use super::super::gradcheck::rand_f32 as values;
+
 #[cfg(test)]
 mod tests {
     /// Not a check of its own: it makes the skip visible (`cargo test -- --nocapture`).
@@ -133,5 +135,3 @@ mod tests {
         }
     }
 }
-
-pub use super::super::gradcheck::rand_f32 as values;
