@@ -350,11 +350,11 @@ fn recovery(
             let rec = link_recovery(g, truth);
             let (mut found, mut edges) = (0, 0);
             if g.edge_dim == 4 {
-                for i in 0..g.n {
+                for (i, &leader) in truth.iter().enumerate().take(g.n) {
                     for e in g.offsets[i]..g.offsets[i + 1] {
                         if g.edge_feat[4 * e + 3] == 1.0 {
                             edges += 1;
-                            found += usize::from(truth[i] == Some(g.src[e]));
+                            found += usize::from(leader == Some(g.src[e]));
                         }
                     }
                 }
