@@ -626,6 +626,32 @@ fn main() -> anyhow::Result<()> {
     println!(
         "ridge λ per fold (inner walk-forward choice): last day {lambdas_last:?}; with the window's mean {lambdas_mean:?}"
     );
+    if trained.folds.iter().any(|f| !f.fallback.is_empty()) {
+        println!(
+            "\nhorizon fallback per fold, validation RankIC trained / start (* = the fold reports the start, chosen by the earlier folds):"
+        );
+        println!("| fold | {} |", horizons.join(" | "));
+        println!("| --- |{}", " --- |".repeat(horizons.len()));
+        for f in &trained.folds {
+            let cells: Vec<String> = horizons
+                .iter()
+                .map(|h| match f.fallback.iter().find(|c| &c.horizon == h) {
+                    Some(c) => format!(
+                        "{:+.4} / {:+.4}{}",
+                        c.trained_rank_ic,
+                        c.start_rank_ic,
+                        if c.from_start { " *" } else { "" }
+                    ),
+                    None => "–".into(),
+                })
+                .collect();
+            println!("| {} | {} |", f.fold + 1, cells.join(" | "));
+        }
+        println!(
+            "stored model, per horizon from its start: {:?}",
+            trained.from_start
+        );
+    }
     println!("\npaired differences on the same days, mean ± Newey–West SE (t):");
     println!("| | {} |", horizons.join(" | "));
     println!("| --- |{}", " --- |".repeat(horizons.len()));

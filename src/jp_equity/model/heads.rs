@@ -64,6 +64,18 @@ impl HeadsShape {
         self.horizons * self.per_head()
     }
 
+    /// Head `k`'s parameters, relative to the heads' block.
+    pub fn head_range(&self, k: usize) -> std::ops::Range<usize> {
+        k * self.per_head()..(k + 1) * self.per_head()
+    }
+
+    /// Head `k`'s output weights `w2`, relative to the heads' block.
+    pub fn w2_range(&self, k: usize) -> std::ops::Range<usize> {
+        let m = self.hidden();
+        let start = k * self.per_head() + self.h * m + m;
+        start..start + m * NQ
+    }
+
     /// Initialises every head: `w1` and `w2` Glorot-uniform, `b1 = 0`, and `b2` set to the
     /// standard-normal quantiles of [`QUANTILES`] (≈ −1.645, −0.674, 0, 0.674, 1.645), so
     /// the untrained heads already predict ordered quantiles of a z-scored target.

@@ -403,6 +403,34 @@ impl Network {
         }
     }
 
+    /// Zeroes every head's output weights `w2`: the heads then output their biases `b2`,
+    /// so the network's prediction is the linear paths plus those biases, and the rest of
+    /// the network (still initialised) starts to matter as `w2` learns. The start of a fit
+    /// with the horizon fallback ([`super::train::TrainConfig::horizon_fallback`]).
+    pub fn zero_head_outputs(&self, p: &mut [f32]) {
+        let base = self.ranges.heads.start;
+        for k in 0..self.cfg.horizons {
+            let r = self.heads.w2_range(k);
+            p[base + r.start..base + r.end].fill(0.0);
+        }
+    }
+
+    /// The parameters that only horizon `h`'s prediction depends on: its head and its
+    /// weights in the active linear paths. Two parameter vectors that share everything
+    /// else and whose head `h` has `w2 = 0` in both predict the same at `h` when these
+    /// ranges are copied from one to the other.
+    pub fn horizon_ranges(&self, h: usize) -> Vec<Range<usize>> {
+        let base = self.ranges.heads.start;
+        let head = self.heads.head_range(h);
+        let mut out = Vec::with_capacity(3);
+        out.push(base + head.start..base + head.end);
+        for r in self.linear_ranges() {
+            let width = r.len() / self.cfg.horizons.max(1);
+            out.push(r.start + h * width..r.start + (h + 1) * width);
+        }
+        out
+    }
+
     /// Initial parameters, deterministic from the seed.
     pub fn init<T: Real>(&self, seed: u64) -> Vec<T> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

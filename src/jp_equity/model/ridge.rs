@@ -31,11 +31,14 @@ pub struct DayRows {
     pub raw_y: Vec<f64>,
 }
 
-/// Weights per horizon (`k` each, the intercept last) and the penalty each was fitted with.
+/// Weights per horizon (`k` each, the intercept last), the penalty each was fitted with
+/// and the design (an index into the designs offered) it uses; a column outside its
+/// design has weight 0.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RidgeFit {
     pub weights: Vec<Vec<f64>>,
     pub lambdas: Vec<f64>,
+    pub designs: Vec<usize>,
 }
 
 /// Sums of `xxᵀ` and `x·y` per horizon. Rows valid at every horizon go into one shared
@@ -103,6 +106,18 @@ impl Gram {
             }
         }
         (m, self.xty[h * k..(h + 1) * k].to_vec())
+    }
+
+    /// The system of horizon `h` restricted to the columns `cols` (ascending).
+    fn sub_system(&self, h: usize, cols: &[usize]) -> (Vec<f64>, Vec<f64>) {
+        let k = self.k;
+        let (m, v) = self.system(h);
+        let m = &m;
+        let sub = cols
+            .iter()
+            .flat_map(|&a| cols.iter().map(move |&b| m[a * k + b]))
+            .collect();
+        (sub, cols.iter().map(|&a| v[a]).collect())
     }
 }
 
@@ -201,6 +216,30 @@ pub fn fit_walk_forward<F>(days: &[usize], embargo: usize, k: usize, hz: usize, 
 where
     F: Fn(usize) -> Option<DayRows> + Sync,
 {
+    let all: Vec<usize> = (0..k).collect();
+    fit_walk_forward_designs(days, embargo, k, hz, &[all], rows)
+}
+
+/// [`fit_walk_forward`] choosing, per horizon, a design as well as λ: each design is a
+/// set of columns (ascending, the intercept `k − 1` last) and the pair with the best inner
+/// validation RankIC wins (ties go to the earlier design, then the smaller λ). The weights
+/// of the columns a horizon's design leaves out are 0.
+pub fn fit_walk_forward_designs<F>(
+    days: &[usize],
+    embargo: usize,
+    k: usize,
+    hz: usize,
+    designs: &[Vec<usize>],
+    rows: F,
+) -> RidgeFit
+where
+    F: Fn(usize) -> Option<DayRows> + Sync,
+{
+    debug_assert!(
+        designs
+            .iter()
+            .all(|d| d.last() == Some(&(k - 1)) && d.windows(2).all(|w| w[0] < w[1]))
+    );
     let valid_len = (days.len() / 5).max(1);
     let cut = days.len().saturating_sub(valid_len);
     let part = |pos: usize| {
@@ -240,25 +279,42 @@ where
             a
         });
     let all = inner.clone().merge(&rest);
-    let (weights, lambdas) = (0..hz)
-        .map(|h| {
-            let (lambda, _) = LAMBDAS
-                .iter()
-                .map(|&l| {
-                    let w = fit_system(inner.system(h), l);
-                    let ics: Vec<f64> = valid_rows
-                        .iter()
-                        .filter_map(|r| day_rank_ic(r, &w, h, hz))
-                        .collect();
-                    (l, ics.iter().sum::<f64>() / ics.len().max(1) as f64)
-                })
-                .fold((LAMBDAS[0], f64::NEG_INFINITY), |best, c| {
-                    if c.1 > best.1 { c } else { best }
-                });
-            (fit_system(all.system(h), lambda), lambda)
-        })
-        .unzip();
-    RidgeFit { weights, lambdas }
+    // The weights of a design's columns, spread back over all `k` columns.
+    let spread = |cols: &[usize], w: Vec<f64>| {
+        let mut full = vec![0.0; k];
+        for (&c, v) in cols.iter().zip(w) {
+            full[c] = v;
+        }
+        full
+    };
+    let mut fit = RidgeFit {
+        weights: Vec::with_capacity(hz),
+        lambdas: Vec::with_capacity(hz),
+        designs: Vec::with_capacity(hz),
+    };
+    for h in 0..hz {
+        let mut best = (0usize, LAMBDAS[0], f64::NEG_INFINITY);
+        for (di, cols) in designs.iter().enumerate() {
+            for &l in &LAMBDAS {
+                let w = spread(cols, fit_system(inner.sub_system(h, cols), l));
+                let ics: Vec<f64> = valid_rows
+                    .iter()
+                    .filter_map(|r| day_rank_ic(r, &w, h, hz))
+                    .collect();
+                let score = ics.iter().sum::<f64>() / ics.len().max(1) as f64;
+                if score > best.2 {
+                    best = (di, l, score);
+                }
+            }
+        }
+        let (di, lambda, _) = best;
+        let cols = &designs[di];
+        fit.weights
+            .push(spread(cols, fit_system(all.sub_system(h, cols), lambda)));
+        fit.lambdas.push(lambda);
+        fit.designs.push(di);
+    }
+    fit
 }
 
 #[cfg(test)]
@@ -316,6 +372,39 @@ mod tests {
             (w[0] - 0.5).abs() < 0.01 && (w[1] + 2.0).abs() < 0.01,
             "{w:?}"
         );
+    }
+
+    /// Horizon 0's label is column 0's signal, horizon 1's is column 1's; offered the
+    /// designs {0, intercept} and {1, intercept}, each horizon takes its own column, and
+    /// the column its design leaves out has weight exactly 0.
+    #[test]
+    fn a_design_is_chosen_per_horizon_and_its_left_out_columns_stay_zero() {
+        let mut d = days([1.0, 0.0], 0.3, 40);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for r in &mut d {
+            let n = r.n;
+            let mut y = Vec::with_capacity(2 * n);
+            for i in 0..n {
+                let x = &r.x[i * 3..i * 3 + 3];
+                y.push((x[0] + 0.3 * rng.random_range(-1.0..1.0)) as f32);
+                y.push((x[1] + 0.3 * rng.random_range(-1.0..1.0)) as f32);
+            }
+            r.raw_y = y.iter().map(|v| *v as f64).collect();
+            r.y = y;
+            r.valid = vec![true; 2 * n];
+        }
+        let idx: Vec<usize> = (0..d.len()).collect();
+        let designs = [vec![0, 2], vec![1, 2]];
+        let f = fit_walk_forward_designs(&idx, 2, 3, 2, &designs, |i| d.get(i).cloned());
+        assert_eq!(f.designs, vec![0, 1]);
+        assert_eq!(f.weights[0][1], 0.0);
+        assert_eq!(f.weights[1][0], 0.0);
+        assert!((f.weights[0][0] - 1.0).abs() < 0.05, "{:?}", f.weights);
+        assert!((f.weights[1][1] - 1.0).abs() < 0.05, "{:?}", f.weights);
+        // With every column on offer as well, the plain fit is the single-design one.
+        let one = fit_walk_forward(&idx, 2, 3, 2, |i| d.get(i).cloned());
+        let all = fit_walk_forward_designs(&idx, 2, 3, 2, &[vec![0, 1, 2]], |i| d.get(i).cloned());
+        assert_eq!(one, all);
     }
 
     #[test]

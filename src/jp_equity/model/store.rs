@@ -19,6 +19,10 @@ pub struct Metrics {
     pub final_epochs: usize,
     pub final_log: Vec<EpochLog>,
     pub train_last: chrono::NaiveDate,
+    /// Per horizon, whether the model predicts it as its ridge start (the horizon
+    /// fallback); empty for models stored before it existed.
+    #[serde(default)]
+    pub horizons_from_start: Vec<bool>,
 }
 
 /// A trained model as stored in the lake.

@@ -42,6 +42,18 @@ pub struct TrainConfig {
     /// Keep the linear paths at their start (the network learns the rest around them).
     #[serde(default)]
     pub freeze_linear: bool,
+    /// Per horizon, keep the trained network or fall back to its ridge start, by which
+    /// did better on the validation folds (MODEL.md "Training"); only with
+    /// `linear_init = "ridge"`. Off for models trained before the choice existed.
+    #[serde(default)]
+    pub horizon_fallback: bool,
+}
+
+impl TrainConfig {
+    /// Whether the horizon fallback applies: it needs a ridge start to fall back to.
+    pub fn fallback_active(&self) -> bool {
+        self.horizon_fallback && self.linear_init == LinearInit::Ridge
+    }
 }
 
 /// The start of the linear paths (the skip path and the linear graph path).
@@ -74,6 +86,7 @@ impl Default for TrainConfig {
             cv: true,
             linear_init: LinearInit::Ridge,
             freeze_linear: false,
+            horizon_fallback: true,
         }
     }
 }
@@ -284,6 +297,17 @@ pub struct DayReport {
     pub hit_rate: f64,
 }
 
+/// One fold and horizon's comparison of the trained network with its start: the mean
+/// daily validation RankIC of each, and which of them the fold's reported metrics use
+/// (decided by the earlier folds alone, [`fallback_choice`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HorizonFallback {
+    pub horizon: String,
+    pub trained_rank_ic: f64,
+    pub start_rank_ic: f64,
+    pub from_start: bool,
+}
+
 /// One fold's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FoldReport {
@@ -298,6 +322,44 @@ pub struct FoldReport {
     pub epochs: Vec<EpochLog>,
     pub horizons: Vec<HorizonReport>,
     pub days: Vec<DayReport>,
+    /// The horizon fallback's comparison, per horizon (empty without it).
+    #[serde(default)]
+    pub fallback: Vec<HorizonFallback>,
+}
+
+/// Per horizon, whether to take it from the start: where the start's validation RankIC
+/// beat the trained network's on average over `folds` (none: keep the trained one).
+/// Fold k decides with folds 0..k, so its reported metrics never select on its own
+/// validation days; the final fit decides with every fold.
+pub fn fallback_choice(folds: &[FoldReport], horizons: &[String]) -> Vec<bool> {
+    horizons
+        .iter()
+        .map(|h| {
+            let gains: Vec<f64> = folds
+                .iter()
+                .flat_map(|f| f.fallback.iter().filter(|c| &c.horizon == h))
+                .map(|c| c.start_rank_ic - c.trained_rank_ic)
+                .collect();
+            !gains.is_empty() && gains.iter().sum::<f64>() / gains.len() as f64 > 0.0
+        })
+        .collect()
+}
+
+/// `trained` with the horizons of `from_start` taken from `start`
+/// ([`Network::horizon_ranges`]).
+pub fn with_horizons_from(
+    net: &Network,
+    trained: &[f32],
+    start: &[f32],
+    from_start: &[bool],
+) -> Vec<f32> {
+    let mut p = trained.to_vec();
+    for (h, _) in from_start.iter().enumerate().filter(|(_, b)| **b) {
+        for r in net.horizon_ranges(h) {
+            p[r.clone()].copy_from_slice(&start[r]);
+        }
+    }
+    p
 }
 
 /// What training produces.
@@ -309,6 +371,17 @@ pub struct Trained {
     pub final_log: Vec<EpochLog>,
     /// The last day the final fit trained on.
     pub train_last: chrono::NaiveDate,
+    /// Per horizon, whether the stored model takes it from the start (the fallback).
+    pub from_start: Vec<bool>,
+}
+
+/// What one fit returns.
+struct Fit {
+    params: Vec<f32>,
+    best_epoch: usize,
+    log: Vec<EpochLog>,
+    /// The parameters the fit started from.
+    start: Vec<f32>,
 }
 
 fn adamw(cfg: &TrainConfig, total_steps: u64) -> AdamWConfig {
@@ -374,7 +447,15 @@ impl Trainer<'_> {
             return;
         }
         let k = width + 1;
-        let fit = ridge::fit_walk_forward(days, self.cfg.embargo, k, hz, |d| {
+        // With the fallback and both paths on, each horizon may also leave the graph path
+        // out (its weights stay 0): the start is then the better linear model per horizon.
+        let mut designs = vec![(0..k).collect::<Vec<usize>>()];
+        let skip_width = net.cfg.skip_width();
+        if self.cfg.fallback_active() && net.linear_ranges().len() == 2 {
+            let skip_only = (0..skip_width).chain([k - 1]).collect();
+            designs.insert(0, skip_only);
+        }
+        let fit = ridge::fit_walk_forward_designs(days, self.cfg.embargo, k, hz, &designs, |d| {
             let s = self.sample(d)?;
             let (x, w) = net.linear_inputs(&s.input)?;
             let mut rows = Vec::with_capacity(s.input.n * k);
@@ -395,9 +476,23 @@ impl Trainer<'_> {
         }
     }
 
-    /// Trains from `init` on `days` for up to `epochs` epochs. With validation days,
-    /// stops after `patience` epochs without improvement and returns the best epoch's
-    /// parameters.
+    /// The parameters a fit on `days` starts from: the seed's initialisation, the ridge
+    /// start of the linear paths and, with the fallback, the heads' `w2` at 0 (so that
+    /// the start predicts exactly as its linear paths).
+    fn start(&self, days: &[usize]) -> Vec<f32> {
+        let mut p: Vec<f32> = self.net.init(self.cfg.seed);
+        if self.cfg.linear_init == LinearInit::Ridge {
+            self.ridge_start(days, &mut p);
+        }
+        if self.cfg.fallback_active() {
+            self.net.zero_head_outputs(&mut p);
+        }
+        p
+    }
+
+    /// Trains from [`Trainer::start`] on `days` for up to `epochs` epochs. With
+    /// validation days, stops after `patience` epochs without improvement and returns the
+    /// best epoch's parameters.
     #[allow(clippy::too_many_arguments)]
     fn fit(
         &self,
@@ -408,8 +503,10 @@ impl Trainer<'_> {
         resume: Option<FitState>,
         on: &mut dyn FnMut(Event),
         save: &mut dyn FnMut(FitState),
-    ) -> Result<(Vec<f32>, usize, Vec<EpochLog>), String> {
+    ) -> Result<Fit, String> {
         let net = self.net;
+        // Recomputed on a resume too (it is deterministic): the fallback needs it.
+        let start = self.start(days);
         let per_epoch = self
             .cfg
             .days_per_epoch
@@ -431,10 +528,7 @@ impl Trainer<'_> {
                 (r.params, opt, best, r.log, r.next_epoch)
             }
             None => {
-                let mut p: Vec<f32> = net.init(self.cfg.seed);
-                if self.cfg.linear_init == LinearInit::Ridge {
-                    self.ridge_start(days, &mut p);
-                }
+                let p = start.clone();
                 let opt = AdamW::new(p.len());
                 let best = (f64::NEG_INFINITY, 0usize, p.clone());
                 (p, opt, best, Vec::new(), 0)
@@ -517,15 +611,25 @@ impl Trainer<'_> {
             }
         }
         if valid.is_empty() {
-            let e = log.len().saturating_sub(1);
-            return Ok((p, e, log));
+            let best_epoch = log.len().saturating_sub(1);
+            return Ok(Fit {
+                params: p,
+                best_epoch,
+                log,
+                start,
+            });
         }
-        Ok((best.2, best.1, log))
+        Ok(Fit {
+            params: best.2,
+            best_epoch: best.1,
+            log,
+            start,
+        })
     }
 }
 
-/// Mean over horizons of the mean daily RankIC on `valid`.
-fn mean_rank_ic(net: &Network, p: &[f32], valid: &[Sample]) -> f64 {
+/// Per horizon, the mean daily RankIC on `valid` (`None` where no day has one).
+fn horizon_rank_ics(net: &Network, p: &[f32], valid: &[Sample]) -> Vec<Option<f64>> {
     let hz = net.cfg.horizons;
     let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); hz];
     for s in valid {
@@ -533,10 +637,16 @@ fn mean_rank_ic(net: &Network, p: &[f32], valid: &[Sample]) -> f64 {
             per[h].extend(m);
         }
     }
-    let ics: Vec<f64> = per
-        .iter()
-        .filter(|d| !d.is_empty())
-        .map(|d| summarize(d).rank_ic)
+    per.iter()
+        .map(|d| (!d.is_empty()).then(|| summarize(d).rank_ic))
+        .collect()
+}
+
+/// Mean over horizons of the mean daily RankIC on `valid`.
+fn mean_rank_ic(net: &Network, p: &[f32], valid: &[Sample]) -> f64 {
+    let ics: Vec<f64> = horizon_rank_ics(net, p, valid)
+        .into_iter()
+        .flatten()
         .collect();
     if ics.is_empty() {
         0.0
@@ -628,7 +738,7 @@ pub fn train(
                 .filter_map(|d| trainer.sample(d))
                 .collect();
             let resume = ck.fit.take().filter(|r| r.fold == Some(i));
-            let (p, best_epoch, epochs) = trainer.fit(
+            let fit = trainer.fit(
                 Some(i),
                 &train_days,
                 &valid,
@@ -637,6 +747,25 @@ pub fn train(
                 on,
                 &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
             )?;
+            let mut fallback = Vec::new();
+            let mut p = fit.params;
+            if cfg.fallback_active() {
+                let choice = fallback_choice(&folds, &panel.horizons);
+                let trained = horizon_rank_ics(&net, &p, &valid);
+                let start = horizon_rank_ics(&net, &fit.start, &valid);
+                for (h, name) in panel.horizons.iter().enumerate() {
+                    if let (Some(t), Some(s)) = (trained[h], start[h]) {
+                        fallback.push(HorizonFallback {
+                            horizon: name.clone(),
+                            trained_rank_ic: t,
+                            start_rank_ic: s,
+                            from_start: choice[h],
+                        });
+                    }
+                }
+                p = with_horizons_from(&net, &p, &fit.start, &choice);
+            }
+            let (best_epoch, epochs) = (fit.best_epoch, fit.log);
             let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); model.horizons];
             let mut days = Vec::new();
             for s in &valid {
@@ -673,6 +802,7 @@ pub fn train(
                 epochs,
                 horizons,
                 days,
+                fallback,
             });
             checkpoints.save(&fingerprint, &folds, &best_epochs, None);
         }
@@ -684,7 +814,7 @@ pub fn train(
         (mean.round() as usize + 1).min(cfg.epochs)
     };
     let resume = ck.fit.take().filter(|r| r.fold.is_none());
-    let (params, _, final_log) = trainer.fit(
+    let fit = trainer.fit(
         None,
         &labelled,
         &[],
@@ -693,12 +823,18 @@ pub fn train(
         on,
         &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
     )?;
+    let from_start = if cfg.fallback_active() {
+        fallback_choice(&folds, &panel.horizons)
+    } else {
+        vec![false; model.horizons]
+    };
     Ok(Trained {
-        params,
+        params: with_horizons_from(&net, &fit.params, &fit.start, &from_start),
         folds,
         final_epochs,
-        final_log,
+        final_log: fit.log,
         train_last: panel.dates[last_labelled],
+        from_start,
     })
 }
 
@@ -796,7 +932,7 @@ mod tests {
             Some(&labels),
             &["ret_1d_cs_z".into(), "noise_cs_z".into()],
             &["valid_returns".into()],
-            &["fwd_ret_1d".into()],
+            &["fwd_ret_1d".to_string()],
         )
         .expect("panel")
     }
@@ -908,6 +1044,141 @@ mod tests {
         for (a, b) in v.iter().zip(&back.params).chain(v.iter().zip(&back.v)) {
             assert_eq!(a.to_bits(), b.to_bits());
         }
+    }
+
+    /// The fallback's premise: with head h's `w2` at 0 in the start, copying horizon h's
+    /// ranges from the start into any trained vector makes horizon h predict exactly (bit
+    /// for bit) as the start, and leaves every other horizon exactly as trained.
+    #[test]
+    fn a_horizon_taken_from_its_start_predicts_exactly_as_the_start_there() {
+        let mut cfg = small_model();
+        cfg.horizons = 3;
+        let net = Network::new(cfg).expect("config");
+        let panel = panel(false);
+        let s = panel
+            .sample(100, net.cfg.t, &net.cfg.graph())
+            .expect("sample");
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let trained: Vec<f32> = net
+            .init::<f32>(1)
+            .iter()
+            .map(|v| v + rng.random_range(-0.1..0.1))
+            .collect();
+        let mut start: Vec<f32> = net.init(2);
+        for r in net.linear_ranges() {
+            for v in &mut start[r] {
+                *v = rng.random_range(-0.5..0.5);
+            }
+        }
+        net.zero_head_outputs(&mut start);
+        let mixed = with_horizons_from(&net, &trained, &start, &[false, true, false]);
+        let (pm, pt, ps) = (
+            predict_median(&net, &mixed, &s),
+            predict_median(&net, &trained, &s),
+            predict_median(&net, &start, &s),
+        );
+        let hz = net.cfg.horizons;
+        for i in 0..s.input.n {
+            for h in 0..hz {
+                let want = if h == 1 {
+                    ps[i * hz + h]
+                } else {
+                    pt[i * hz + h]
+                };
+                assert_eq!(pm[i * hz + h].to_bits(), want.to_bits(), "stock {i}, h {h}");
+            }
+            assert_ne!(pt[i * hz + 1], ps[i * hz + 1]);
+        }
+    }
+
+    fn fold_with(fallback: &[(&str, f64, f64)]) -> FoldReport {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
+        FoldReport {
+            fold: 0,
+            train_first: day,
+            train_last: day,
+            valid_first: day,
+            valid_last: day,
+            train_days: 1,
+            valid_days: 1,
+            best_epoch: 0,
+            epochs: vec![],
+            horizons: vec![],
+            days: vec![],
+            fallback: fallback
+                .iter()
+                .map(|(h, t, s)| HorizonFallback {
+                    horizon: h.to_string(),
+                    trained_rank_ic: *t,
+                    start_rank_ic: *s,
+                    from_start: false,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_fallback_follows_the_mean_over_earlier_folds() {
+        let hz = ["1d".to_string(), "5d".to_string()];
+        assert_eq!(fallback_choice(&[], &hz), vec![false, false]);
+        // 1d: the start wins once by 0.01 and loses once by 0.03 (mean −0.01: trained);
+        // 5d: it loses by 0.01 and wins by 0.02 (mean +0.005: start).
+        let folds = [
+            fold_with(&[("1d", 0.05, 0.06), ("5d", 0.03, 0.02)]),
+            fold_with(&[("1d", 0.07, 0.04), ("5d", 0.01, 0.03)]),
+        ];
+        assert_eq!(fallback_choice(&folds, &hz), vec![false, true]);
+        assert_eq!(fallback_choice(&folds[..1], &hz), vec![true, false]);
+        // A horizon no fold compared keeps the trained network.
+        assert_eq!(fallback_choice(&folds, &["20d".to_string()]), vec![false]);
+    }
+
+    /// Every fold records, per horizon, the trained network's and the start's validation
+    /// RankIC; its reported RankIC is the one of the side the earlier folds chose (fold 0:
+    /// trained), and the stored model takes the choice of all folds.
+    #[test]
+    fn training_records_the_fallback_comparison_of_every_fold() {
+        for shuffle in [false, true] {
+            let t = fit_with(
+                &TrainConfig {
+                    folds: 3,
+                    ..small_config()
+                },
+                shuffle,
+            );
+            assert_eq!(t.folds.len(), 3);
+            for (k, f) in t.folds.iter().enumerate() {
+                assert_eq!(f.fallback.len(), 1, "fold {k}");
+                let c = &f.fallback[0];
+                assert_eq!(c.horizon, "fwd_ret_1d");
+                assert_eq!(
+                    c.from_start,
+                    fallback_choice(&t.folds[..k], &["fwd_ret_1d".to_string()])[0]
+                );
+                assert!(k > 0 || !c.from_start);
+                let want = if c.from_start {
+                    c.start_rank_ic
+                } else {
+                    c.trained_rank_ic
+                };
+                assert_eq!(f.horizons[0].rank_ic.to_bits(), want.to_bits(), "fold {k}");
+                assert_ne!(c.trained_rank_ic, c.start_rank_ic);
+            }
+            assert_eq!(
+                t.from_start,
+                fallback_choice(&t.folds, &["fwd_ret_1d".to_string()])
+            );
+        }
+        // Off, nothing is compared and nothing falls back.
+        let off = fit_with(
+            &TrainConfig {
+                horizon_fallback: false,
+                ..small_config()
+            },
+            false,
+        );
+        assert!(off.folds.iter().all(|f| f.fallback.is_empty()));
+        assert_eq!(off.from_start, vec![false]);
     }
 
     #[test]

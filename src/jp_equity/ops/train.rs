@@ -85,6 +85,11 @@ const PARAMS: &[ParamSpec] = &[
         Bool,
         "keep the linear paths at their start while the rest trains (default false)"
     ),
+    p!(
+        "horizon_fallback",
+        Bool,
+        "per horizon, fall back to the ridge start where it beat the trained network on the validation folds (default true; needs linear_init = \"ridge\")"
+    ),
     p!("seed", Int, "the training seed (default 42)"),
     p!("epochs", Int, "maximum epochs per fold (default 8)"),
     p!(
@@ -169,6 +174,7 @@ pub fn train_config(params: &Value) -> Result<TrainConfig, String> {
             }
         },
         freeze_linear: flag(params, "freeze_linear", d.freeze_linear),
+        horizon_fallback: flag(params, "horizon_fallback", d.horizon_fallback),
         ..d
     })
     .and_then(|c: TrainConfig| {
@@ -435,6 +441,7 @@ impl Op for TrainOp {
                 final_epochs: trained.final_epochs,
                 final_log: trained.final_log,
                 train_last: trained.train_last,
+                horizons_from_start: trained.from_start,
             },
             params: trained.params,
         };
