@@ -295,8 +295,9 @@ where
     for h in 0..hz {
         let mut best = (0usize, LAMBDAS[0], f64::NEG_INFINITY);
         for (di, cols) in designs.iter().enumerate() {
+            let system = inner.sub_system(h, cols);
             for &l in &LAMBDAS {
-                let w = spread(cols, fit_system(inner.sub_system(h, cols), l));
+                let w = spread(cols, fit_system(system.clone(), l));
                 let ics: Vec<f64> = valid_rows
                     .iter()
                     .filter_map(|r| day_rank_ic(r, &w, h, hz))

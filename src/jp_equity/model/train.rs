@@ -932,7 +932,7 @@ mod tests {
             Some(&labels),
             &["ret_1d_cs_z".into(), "noise_cs_z".into()],
             &["valid_returns".into()],
-            &["fwd_ret_1d".to_string()],
+            &["fwd_ret_1d".into()],
         )
         .expect("panel")
     }
