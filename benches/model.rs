@@ -628,7 +628,7 @@ fn main() -> anyhow::Result<()> {
     );
     if trained.folds.iter().any(|f| !f.fallback.is_empty()) {
         println!(
-            "\nhorizon fallback per fold, validation RankIC trained / start (* = the fold reports the start, chosen by the earlier folds):"
+            "\nhorizon blend per fold, validation RankIC trained / start / the blend the fold reports, its weight on the trained network (chosen by the earlier folds) in brackets:"
         );
         println!("| fold | {} |", horizons.join(" | "));
         println!("| --- |{}", " --- |".repeat(horizons.len()));
@@ -636,20 +636,26 @@ fn main() -> anyhow::Result<()> {
             let cells: Vec<String> = horizons
                 .iter()
                 .map(|h| match f.fallback.iter().find(|c| &c.horizon == h) {
-                    Some(c) => format!(
-                        "{:+.4} / {:+.4}{}",
-                        c.trained_rank_ic,
-                        c.start_rank_ic,
-                        if c.from_start { " *" } else { "" }
-                    ),
+                    Some(c) => {
+                        let w = c.weight.unwrap_or(if c.from_start { 0.0 } else { 1.0 });
+                        let reported = c
+                            .blends
+                            .iter()
+                            .find(|b| b.weight == w)
+                            .map_or(f64::NAN, |b| b.rank_ic);
+                        format!(
+                            "{:+.4} / {:+.4} / {:+.4} ({w:.2})",
+                            c.trained_rank_ic, c.start_rank_ic, reported
+                        )
+                    }
                     None => "–".into(),
                 })
                 .collect();
             println!("| {} | {} |", f.fold + 1, cells.join(" | "));
         }
         println!(
-            "stored model, per horizon from its start: {:?}",
-            trained.from_start
+            "stored model, per horizon the trained network's weight in the blend with its start: {:?}",
+            trained.weights
         );
     }
     println!("\npaired differences on the same days, mean ± Newey–West SE (t):");

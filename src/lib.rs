@@ -15,6 +15,8 @@
 //!   the project, checks, source hashing.
 //! - [`jp_equity`]: the flagship pipeline (JPX calendar, market sources, features, the
 //!   ATFT-GAT-FAN model and its ops), on the engine's public API.
+//! - [`mlflow`]: MLflow tracking and registry of tracked materializations, through an
+//!   outbox in the lake (finance-free: what a run records comes from the op).
 //! - [`orchestration`]: jobs, schedules, sensors, SLAs, alerts, metrics export.
 //! - [`query`]: `status`, `graph`, `history` / `stats`, lineage (`why`).
 //! - [`cli`]: argument parsing, dispatch and printing.
@@ -26,6 +28,7 @@ pub use lakebuild_core as core;
 pub mod engine;
 pub mod jp_equity;
 pub mod lake;
+pub mod mlflow;
 pub mod op;
 pub mod ops;
 pub mod orchestration;

@@ -22,9 +22,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["core", "clock", "lake", "op", "ops", "engine"],
     ),
     ("query", &["core", "clock", "lake", "op", "engine"]),
+    ("mlflow", &["core", "clock", "lake", "op", "engine"]),
     (
         "orchestration",
-        &["core", "clock", "lake", "op", "engine", "query"],
+        &["core", "clock", "lake", "op", "engine", "query", "mlflow"],
     ),
     (
         "cli",
@@ -37,6 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "engine",
             "jp_equity",
             "query",
+            "mlflow",
             "orchestration",
             "lib",
         ],

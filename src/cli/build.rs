@@ -91,6 +91,7 @@ pub(super) fn run_build(project: &Project, a: &BuildArgs, g: &Global) -> Result<
     }
     let report = build(project, &opts)?;
     crate::orchestration::alerts::after_build(project, &report);
+    crate::mlflow::after_build(project, &report);
     print_report(&report, a.json)?;
     Ok(if report.ok() { 0 } else { 1 })
 }

@@ -5,6 +5,7 @@
 
 mod build;
 mod gc;
+mod mlflow;
 mod model;
 mod orchestrate;
 mod read;
@@ -167,6 +168,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ModelCommand,
     },
+    /// MLflow tracking (on when MLFLOW_TRACKING_URI is set).
+    Mlflow {
+        #[command(subcommand)]
+        command: MlflowCommand,
+    },
     /// The run history's figures in the Prometheus text format.
     Metrics {
         /// Write here (atomically) instead of stdout, e.g. for node_exporter's textfile collector.
@@ -188,6 +194,15 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum MlflowCommand {
+    /// Register every materialization and alias of every tracked asset in MLflow (what
+    /// it has already is found, not made again) and deliver what is queued.
+    Sync,
+    /// What waits in the lake for MLflow, and why.
+    Status,
 }
 
 #[derive(Subcommand, Debug)]
@@ -280,6 +295,7 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Cron { every }) => orchestrate::cron(&project, every),
         Some(Command::Jobs { json }) => orchestrate::jobs(&project, json),
         Some(Command::Model { command }) => model::run(&project, command),
+        Some(Command::Mlflow { command }) => mlflow::run(&project, command),
         Some(Command::Gc {
             retention,
             dry_run,

@@ -24,13 +24,17 @@ pub(super) fn run(project: &Project, command: ModelCommand) -> Result<i32> {
             version,
             asset,
         } => {
-            let _lock = lock::acquire(&project.lake.root, "model alias", Duration::from_secs(600))?;
-            let old = model_versions::set_alias(project, &asset, &alias, version)
-                .map_err(|e| UsageError(format!("{e:#}")))?;
+            let old = {
+                let _lock =
+                    lock::acquire(&project.lake.root, "model alias", Duration::from_secs(600))?;
+                model_versions::set_alias(project, &asset, &alias, version)
+                    .map_err(|e| UsageError(format!("{e:#}")))?
+            };
             match old {
                 Some(o) if o != version => println!("{asset}@{alias}: version {o} → {version}"),
                 _ => println!("{asset}@{alias} = version {version}"),
             }
+            crate::mlflow::alias_moved(project, &asset, &alias, version);
             Ok(0)
         }
     }

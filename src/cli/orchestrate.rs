@@ -21,6 +21,7 @@ pub(super) fn run_job(project: &Project, g: &Global, job: &str, json: bool) -> R
     );
     let report = build(project, &opts)?;
     alerts::after_build(project, &report);
+    crate::mlflow::after_build(project, &report);
     print_report(&report, json)?;
     Ok(if report.ok() { 0 } else { 1 })
 }
@@ -34,6 +35,7 @@ pub(super) fn retry(project: &Project, g: &Global, run_id: &str, json: bool) -> 
     println!("retrying {} from run {run_id}", opts.targets.join(", "));
     let report = build(project, &opts)?;
     alerts::after_build(project, &report);
+    crate::mlflow::after_build(project, &report);
     print_report(&report, json)?;
     Ok(if report.ok() { 0 } else { 1 })
 }

@@ -12,10 +12,18 @@ use std::path::Path;
 
 pub(super) fn status(project: &Project, g: &Global, json: bool) -> Result<i32> {
     let s = asset_status::status(project, &default_options(project, g)?)?;
+    let tracking = crate::mlflow::status_line(project);
     if json {
-        print_json(&s)?
+        print_json(&s)?;
+        // The JSON stays the assets' array; what waits for MLflow goes to stderr.
+        if let Some(t) = tracking {
+            eprintln!("{t}");
+        }
     } else {
-        print!("{}", asset_status::render(&s))
+        print!("{}", asset_status::render(&s));
+        if let Some(t) = tracking {
+            println!("{t}");
+        }
     }
     Ok(0)
 }

@@ -8,6 +8,7 @@ pub mod format;
 pub mod gc;
 pub mod lock;
 pub mod log;
+pub mod outbox;
 pub mod parquet;
 pub mod runs;
 pub mod state_file;

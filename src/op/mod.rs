@@ -5,6 +5,8 @@
 
 pub mod param;
 pub mod registry;
+pub mod safetensors;
+pub mod tracking;
 
 pub use crate::core::catalog::{OpSpec, ParamSpec, ParamType};
 pub use registry::Registry;
@@ -34,6 +36,17 @@ pub trait Op: OpSpec {
     /// `ctx.published` and corrected. Never partitions of the batch itself.
     fn restate(&self, _ctx: &OpContext, _fresh: &DataFrame) -> Result<Option<Restated>> {
         Ok(None)
+    }
+    /// Whether a materialization of this op is an experiment to track (a trained model):
+    /// then [`Op::tracking`] says what to record.
+    fn tracked(&self) -> bool {
+        false
+    }
+    /// What an experiment tracker records of one published materialization: its params
+    /// (`params`, as keyed) and its output `frame` as stored in the lake. Read again at
+    /// every delivery, so it must depend on nothing else.
+    fn tracking(&self, _params: &Value, _frame: &DataFrame) -> Result<tracking::TrackingReport> {
+        Ok(tracking::TrackingReport::default())
     }
 }
 

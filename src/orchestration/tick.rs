@@ -60,6 +60,7 @@ pub fn tick(project: &Project, progress: bool) -> Result<TickReport> {
             }
         };
         alerts::after_build(project, &report);
+        crate::mlflow::after_build(project, &report);
         alerts::could_run(project, &job.name);
         ok &= report.ok();
         Ok((report.run_id.clone(), report.ok()))
@@ -86,6 +87,7 @@ pub fn tick(project: &Project, progress: bool) -> Result<TickReport> {
         }
         let report = build(project, &opts)?;
         alerts::after_build(project, &report);
+        crate::mlflow::after_build(project, &report);
         ok &= report.ok();
         if report.ok() {
             sensors::commit(project, &f)?;
@@ -96,6 +98,7 @@ pub fn tick(project: &Project, progress: bool) -> Result<TickReport> {
         });
     }
     alerts::after_tick(project);
+    crate::mlflow::after_tick(project);
     Ok(TickReport {
         busy: false,
         schedules,

@@ -60,7 +60,12 @@ impl Proj {
             .env_remove("RUST_LOG")
             // The repository's market rules read J-Quants when a key is set: tests pick
             // their source explicitly.
-            .env_remove("JQUANTS_API_KEY");
+            .env_remove("JQUANTS_API_KEY")
+            // Tests that track in MLflow set it on the command.
+            .env_remove("MLFLOW_TRACKING_URI")
+            .env_remove("MLFLOW_TRACKING_USERNAME")
+            .env_remove("MLFLOW_TRACKING_PASSWORD")
+            .env_remove("MLFLOW_TRACKING_TOKEN");
         c
     }
 

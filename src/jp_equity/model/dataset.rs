@@ -232,6 +232,21 @@ impl Panel {
         self
     }
 
+    /// Trading days of each horizon, from its label column's name (`fwd_ret_5d` → 5; 1
+    /// for a name of another form): overlapping h-day labels are autocorrelated up to
+    /// lag h − 1, which standard errors must respect.
+    pub fn horizon_days(&self) -> Vec<usize> {
+        self.horizons
+            .iter()
+            .map(|h| {
+                h.strip_prefix("fwd_ret_")
+                    .and_then(|d| d.strip_suffix('d'))
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(1)
+            })
+            .collect()
+    }
+
     /// Whether any stock has a label on date `d` (training days need one).
     pub fn labelled(&self, d: usize) -> bool {
         let (ns, nh) = (self.codes.len(), self.horizons.len());

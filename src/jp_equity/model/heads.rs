@@ -69,6 +69,11 @@ impl HeadsShape {
         k * self.per_head()..(k + 1) * self.per_head()
     }
 
+    /// Head `k`'s output layer, `w2` then `b2`, relative to the heads' block.
+    pub fn output_range(&self, k: usize) -> std::ops::Range<usize> {
+        self.w2_range(k).start..self.head_range(k).end
+    }
+
     /// Head `k`'s output weights `w2`, relative to the heads' block.
     pub fn w2_range(&self, k: usize) -> std::ops::Range<usize> {
         let m = self.hidden();

@@ -431,6 +431,17 @@ impl Network {
         out
     }
 
+    /// The parameters horizon `h`'s prediction is linear in, given everything else: its
+    /// head's output layer (`w2`, `b2`) and its weights in the active linear paths (a
+    /// subset of [`Network::horizon_ranges`]).
+    pub fn blend_ranges(&self, h: usize) -> Vec<Range<usize>> {
+        let base = self.ranges.heads.start;
+        let out = self.heads.output_range(h);
+        let mut ranges = vec![base + out.start..base + out.end];
+        ranges.extend(self.horizon_ranges(h).into_iter().skip(1));
+        ranges
+    }
+
     /// Initial parameters, deterministic from the seed.
     pub fn init<T: Real>(&self, seed: u64) -> Vec<T> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

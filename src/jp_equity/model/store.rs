@@ -23,6 +23,10 @@ pub struct Metrics {
     /// fallback); empty for models stored before it existed.
     #[serde(default)]
     pub horizons_from_start: Vec<bool>,
+    /// Per horizon, the trained network's weight in the blend with its ridge start;
+    /// empty for models stored before the blend.
+    #[serde(default)]
+    pub horizon_weights: Vec<f64>,
 }
 
 /// A trained model as stored in the lake.

@@ -42,17 +42,32 @@ pub struct TrainConfig {
     /// Keep the linear paths at their start (the network learns the rest around them).
     #[serde(default)]
     pub freeze_linear: bool,
-    /// Per horizon, keep the trained network or fall back to its ridge start, by which
-    /// did better on the validation folds (MODEL.md "Training"); only with
-    /// `linear_init = "ridge"`. Off for models trained before the choice existed.
+    /// Per horizon, blend the trained network with its ridge start, the weight chosen by
+    /// the validation folds (MODEL.md "Training"); only with `linear_init = "ridge"`. Off
+    /// for models trained before the choice existed.
     #[serde(default)]
     pub horizon_fallback: bool,
+    /// The blend weights on offer are `j / blend_steps` for `j = 0..=blend_steps` (the
+    /// trained network's share): 1 is the plain choice between the start and the trained
+    /// network, which models trained before the blend used.
+    #[serde(default = "one")]
+    pub blend_steps: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl TrainConfig {
     /// Whether the horizon fallback applies: it needs a ridge start to fall back to.
     pub fn fallback_active(&self) -> bool {
         self.horizon_fallback && self.linear_init == LinearInit::Ridge
+    }
+
+    /// The trained network's blend weights on offer, from 0 (the start) to 1 (trained).
+    pub fn blend_weights(&self) -> Vec<f64> {
+        let n = self.blend_steps.max(1);
+        (0..=n).map(|j| j as f64 / n as f64).collect()
     }
 }
 
@@ -87,6 +102,7 @@ impl Default for TrainConfig {
             linear_init: LinearInit::Ridge,
             freeze_linear: false,
             horizon_fallback: true,
+            blend_steps: 4,
         }
     }
 }
@@ -298,14 +314,45 @@ pub struct DayReport {
 }
 
 /// One fold and horizon's comparison of the trained network with its start: the mean
-/// daily validation RankIC of each, and which of them the fold's reported metrics use
-/// (decided by the earlier folds alone, [`fallback_choice`]).
+/// daily validation RankIC of each and of their blends, and the blend the fold's reported
+/// metrics use (decided by the earlier folds alone, [`blend_choice`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HorizonFallback {
     pub horizon: String,
     pub trained_rank_ic: f64,
     pub start_rank_ic: f64,
+    /// Whether the fold reports the start alone (weight 0).
     pub from_start: bool,
+    /// The mean daily validation RankIC of each blend on offer (absent before the blend).
+    #[serde(default)]
+    pub blends: Vec<BlendScore>,
+    /// The trained network's weight in what the fold reports (absent before the blend:
+    /// then 0 or 1 by `from_start`).
+    #[serde(default)]
+    pub weight: Option<f64>,
+}
+
+/// A blend's validation score: `weight · trained + (1 − weight) · start`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BlendScore {
+    pub weight: f64,
+    pub rank_ic: f64,
+}
+
+impl HorizonFallback {
+    /// The fold's score at `weight` (the two ends from before the blend too).
+    fn score(&self, weight: f64) -> Option<f64> {
+        if let Some(b) = self.blends.iter().find(|b| b.weight == weight) {
+            return Some(b.rank_ic);
+        }
+        if weight == 1.0 {
+            Some(self.trained_rank_ic)
+        } else if weight == 0.0 {
+            Some(self.start_rank_ic)
+        } else {
+            None
+        }
+    }
 }
 
 /// One fold's result.
@@ -327,36 +374,56 @@ pub struct FoldReport {
     pub fallback: Vec<HorizonFallback>,
 }
 
-/// Per horizon, whether to take it from the start: where the start's validation RankIC
-/// beat the trained network's on average over `folds` (none: keep the trained one).
-/// Fold k decides with folds 0..k, so its reported metrics never select on its own
-/// validation days; the final fit decides with every fold.
-pub fn fallback_choice(folds: &[FoldReport], horizons: &[String]) -> Vec<bool> {
+/// Per horizon, the trained network's weight in its blend with the start: of `weights`,
+/// the one with the best mean validation RankIC over `folds` (ties go to the larger
+/// weight; no fold compared: 1, the trained network). Fold k decides with folds 0..k, so
+/// its reported metrics never select on its own validation days; the final fit decides
+/// with every fold.
+pub fn blend_choice(folds: &[FoldReport], horizons: &[String], weights: &[f64]) -> Vec<f64> {
     horizons
         .iter()
         .map(|h| {
-            let gains: Vec<f64> = folds
+            let compared: Vec<&HorizonFallback> = folds
                 .iter()
                 .flat_map(|f| f.fallback.iter().filter(|c| &c.horizon == h))
-                .map(|c| c.start_rank_ic - c.trained_rank_ic)
                 .collect();
-            !gains.is_empty() && gains.iter().sum::<f64>() / gains.len() as f64 > 0.0
+            let mut best = (1.0, f64::NEG_INFINITY);
+            for &w in weights.iter().rev() {
+                let scores: Option<Vec<f64>> = compared.iter().map(|c| c.score(w)).collect();
+                if let Some(scores) = scores.filter(|s| !s.is_empty()) {
+                    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+                    if mean > best.1 {
+                        best = (w, mean);
+                    }
+                }
+            }
+            best.0
         })
         .collect()
 }
 
-/// `trained` with the horizons of `from_start` taken from `start`
+/// Per horizon `h`, `weights[h] · trained + (1 − weights[h]) · start` as one network:
+/// the start's heads have `w2 = 0`, so a head's output is linear in its `w2`, its `b2` and
+/// its linear-path weights, and blending those (the trained network's hidden layer kept)
+/// blends the predictions. Weight 1 is `trained`, weight 0 the start, both exactly
 /// ([`Network::horizon_ranges`]).
-pub fn with_horizons_from(
-    net: &Network,
-    trained: &[f32],
-    start: &[f32],
-    from_start: &[bool],
-) -> Vec<f32> {
+pub fn blended(net: &Network, trained: &[f32], start: &[f32], weights: &[f64]) -> Vec<f32> {
     let mut p = trained.to_vec();
-    for (h, _) in from_start.iter().enumerate().filter(|(_, b)| **b) {
-        for r in net.horizon_ranges(h) {
-            p[r.clone()].copy_from_slice(&start[r]);
+    for (h, &w) in weights.iter().enumerate() {
+        if w == 1.0 {
+            continue;
+        }
+        if w == 0.0 {
+            for r in net.horizon_ranges(h) {
+                p[r.clone()].copy_from_slice(&start[r]);
+            }
+            continue;
+        }
+        let (w, s) = (w as f32, (1.0 - w) as f32);
+        for r in net.blend_ranges(h) {
+            for (o, v) in p[r.clone()].iter_mut().zip(&start[r]) {
+                *o = w * *o + s * *v;
+            }
         }
     }
     p
@@ -371,8 +438,9 @@ pub struct Trained {
     pub final_log: Vec<EpochLog>,
     /// The last day the final fit trained on.
     pub train_last: chrono::NaiveDate,
-    /// Per horizon, whether the stored model takes it from the start (the fallback).
-    pub from_start: Vec<bool>,
+    /// Per horizon, the trained network's weight in the stored model's blend with its
+    /// start (1 without the fallback).
+    pub weights: Vec<f64>,
 }
 
 /// What one fit returns.
@@ -455,7 +523,14 @@ impl Trainer<'_> {
             let skip_only = (0..skip_width).chain([k - 1]).collect();
             designs.insert(0, skip_only);
         }
-        let fit = ridge::fit_walk_forward_designs(days, self.cfg.embargo, k, hz, &designs, |d| {
+        let lags: Vec<usize> = self
+            .panel
+            .horizon_days()
+            .iter()
+            .map(|d| d.saturating_sub(1))
+            .collect();
+        let embargo = self.cfg.embargo;
+        let fit = ridge::fit_walk_forward_designs(days, embargo, k, hz, &designs, &lags, |d| {
             let s = self.sample(d)?;
             let (x, w) = net.linear_inputs(&s.input)?;
             let mut rows = Vec::with_capacity(s.input.n * k);
@@ -642,6 +717,47 @@ fn horizon_rank_ics(net: &Network, p: &[f32], valid: &[Sample]) -> Vec<Option<f6
         .collect()
 }
 
+/// Per horizon and weight `w` of `weights`, the mean daily RankIC on `valid` of the
+/// blended prediction `w · trained + (1 − w) · start` (`None` where no day has one): two
+/// forward passes a day, whatever the number of weights.
+fn blend_rank_ics(
+    net: &Network,
+    trained: &[f32],
+    start: &[f32],
+    valid: &[Sample],
+    weights: &[f64],
+) -> Vec<Vec<Option<f64>>> {
+    let hz = net.cfg.horizons;
+    let mut per: Vec<Vec<Vec<DayMetrics>>> = vec![vec![Vec::new(); weights.len()]; hz];
+    for s in valid {
+        let (t, st) = (
+            predict_median(net, trained, s),
+            predict_median(net, start, s),
+        );
+        for (h, per_h) in per.iter_mut().enumerate() {
+            let rows: Vec<usize> = (0..s.input.n)
+                .filter(|i| s.raw_y[i * hz + h].is_finite())
+                .collect();
+            let y: Vec<f64> = rows.iter().map(|i| s.raw_y[i * hz + h]).collect();
+            for (days, &w) in per_h.iter_mut().zip(weights) {
+                let pred: Vec<f64> = rows
+                    .iter()
+                    .map(|i| w * t[i * hz + h] as f64 + (1.0 - w) * st[i * hz + h] as f64)
+                    .collect();
+                days.extend(day_metrics(&pred, &y));
+            }
+        }
+    }
+    per.iter()
+        .map(|per_h| {
+            per_h
+                .iter()
+                .map(|d| (!d.is_empty()).then(|| summarize(d).rank_ic))
+                .collect()
+        })
+        .collect()
+}
+
 /// Mean over horizons of the mean daily RankIC on `valid`.
 fn mean_rank_ic(net: &Network, p: &[f32], valid: &[Sample]) -> f64 {
     let ics: Vec<f64> = horizon_rank_ics(net, p, valid)
@@ -750,20 +866,33 @@ pub fn train(
             let mut fallback = Vec::new();
             let mut p = fit.params;
             if cfg.fallback_active() {
-                let choice = fallback_choice(&folds, &panel.horizons);
-                let trained = horizon_rank_ics(&net, &p, &valid);
-                let start = horizon_rank_ics(&net, &fit.start, &valid);
+                let weights = cfg.blend_weights();
+                let choice = blend_choice(&folds, &panel.horizons, &weights);
+                let scores = blend_rank_ics(&net, &p, &fit.start, &valid, &weights);
                 for (h, name) in panel.horizons.iter().enumerate() {
-                    if let (Some(t), Some(s)) = (trained[h], start[h]) {
+                    let blends: Vec<BlendScore> = weights
+                        .iter()
+                        .zip(&scores[h])
+                        .filter_map(|(&weight, ic)| {
+                            Some(BlendScore {
+                                weight,
+                                rank_ic: (*ic)?,
+                            })
+                        })
+                        .collect();
+                    let at = |w: f64| blends.iter().find(|b| b.weight == w).map(|b| b.rank_ic);
+                    if let (Some(t), Some(s)) = (at(1.0), at(0.0)) {
                         fallback.push(HorizonFallback {
                             horizon: name.clone(),
                             trained_rank_ic: t,
                             start_rank_ic: s,
-                            from_start: choice[h],
+                            from_start: choice[h] == 0.0,
+                            blends,
+                            weight: Some(choice[h]),
                         });
                     }
                 }
-                p = with_horizons_from(&net, &p, &fit.start, &choice);
+                p = blended(&net, &p, &fit.start, &choice);
             }
             let (best_epoch, epochs) = (fit.best_epoch, fit.log);
             let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); model.horizons];
@@ -823,18 +952,18 @@ pub fn train(
         on,
         &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
     )?;
-    let from_start = if cfg.fallback_active() {
-        fallback_choice(&folds, &panel.horizons)
+    let weights = if cfg.fallback_active() {
+        blend_choice(&folds, &panel.horizons, &cfg.blend_weights())
     } else {
-        vec![false; model.horizons]
+        vec![1.0; model.horizons]
     };
     Ok(Trained {
-        params: with_horizons_from(&net, &fit.params, &fit.start, &from_start),
+        params: blended(&net, &fit.params, &fit.start, &weights),
         folds,
         final_epochs,
         final_log: fit.log,
         train_last: panel.dates[last_labelled],
-        from_start,
+        weights,
     })
 }
 
@@ -1071,7 +1200,7 @@ mod tests {
             }
         }
         net.zero_head_outputs(&mut start);
-        let mixed = with_horizons_from(&net, &trained, &start, &[false, true, false]);
+        let mixed = blended(&net, &trained, &start, &[1.0, 0.0, 1.0]);
         let (pm, pt, ps) = (
             predict_median(&net, &mixed, &s),
             predict_median(&net, &trained, &s),
@@ -1089,9 +1218,39 @@ mod tests {
             }
             assert_ne!(pt[i * hz + 1], ps[i * hz + 1]);
         }
+        // An interior weight blends the predictions: 0.25 · trained + 0.75 · start at
+        // horizon 0, 0.5 of each at horizon 2 (to f32 rounding), horizon 1 the start.
+        let weights = [0.25, 0.0, 0.5];
+        let pb = predict_median(&net, &blended(&net, &trained, &start, &weights), &s);
+        for i in 0..s.input.n {
+            for (h, w) in weights.iter().enumerate() {
+                let want = w * pt[i * hz + h] as f64 + (1.0 - w) * ps[i * hz + h] as f64;
+                let got = pb[i * hz + h] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                    "stock {i}, h {h}: {got} vs {want}"
+                );
+            }
+        }
     }
 
     fn fold_with(fallback: &[(&str, f64, f64)]) -> FoldReport {
+        fold_with_blends(
+            &fallback
+                .iter()
+                .map(|(h, t, s)| (*h, vec![(0.0, *s), (1.0, *t)]))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// A fold whose horizons scored each (weight, RankIC); weights 0 and 1 must be there.
+    fn fold_with_blends(fallback: &[(&str, Vec<(f64, f64)>)]) -> FoldReport {
+        let at = |b: &[(f64, f64)], w: f64| {
+            b.iter()
+                .find(|(x, _)| *x == w)
+                .map(|(_, ic)| *ic)
+                .expect("the ends")
+        };
         let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
         FoldReport {
             fold: 0,
@@ -1107,11 +1266,16 @@ mod tests {
             days: vec![],
             fallback: fallback
                 .iter()
-                .map(|(h, t, s)| HorizonFallback {
+                .map(|(h, b)| HorizonFallback {
                     horizon: h.to_string(),
-                    trained_rank_ic: *t,
-                    start_rank_ic: *s,
+                    trained_rank_ic: at(b, 1.0),
+                    start_rank_ic: at(b, 0.0),
                     from_start: false,
+                    blends: b
+                        .iter()
+                        .map(|&(weight, rank_ic)| BlendScore { weight, rank_ic })
+                        .collect(),
+                    weight: None,
                 })
                 .collect(),
         }
@@ -1120,17 +1284,49 @@ mod tests {
     #[test]
     fn the_fallback_follows_the_mean_over_earlier_folds() {
         let hz = ["1d".to_string(), "5d".to_string()];
-        assert_eq!(fallback_choice(&[], &hz), vec![false, false]);
+        let ends = [0.0, 1.0];
+        assert_eq!(blend_choice(&[], &hz, &ends), vec![1.0, 1.0]);
         // 1d: the start wins once by 0.01 and loses once by 0.03 (mean −0.01: trained);
         // 5d: it loses by 0.01 and wins by 0.02 (mean +0.005: start).
         let folds = [
             fold_with(&[("1d", 0.05, 0.06), ("5d", 0.03, 0.02)]),
             fold_with(&[("1d", 0.07, 0.04), ("5d", 0.01, 0.03)]),
         ];
-        assert_eq!(fallback_choice(&folds, &hz), vec![false, true]);
-        assert_eq!(fallback_choice(&folds[..1], &hz), vec![true, false]);
+        assert_eq!(blend_choice(&folds, &hz, &ends), vec![1.0, 0.0]);
+        assert_eq!(blend_choice(&folds[..1], &hz, &ends), vec![0.0, 1.0]);
         // A horizon no fold compared keeps the trained network.
-        assert_eq!(fallback_choice(&folds, &["20d".to_string()]), vec![false]);
+        assert_eq!(blend_choice(&folds, &["20d".to_string()], &ends), vec![1.0]);
+        // A tie goes to the trained network.
+        let tie = [fold_with(&[("1d", 0.05, 0.05)])];
+        assert_eq!(blend_choice(&tie, &hz[..1], &ends), vec![1.0]);
+    }
+
+    /// With blends on offer the weight with the best mean over the folds wins, a weight a
+    /// fold did not score is not on offer, and a fold stored before the blend (ends only)
+    /// still offers its two ends.
+    #[test]
+    fn the_blend_weight_is_the_best_mean_over_the_folds() {
+        let hz = ["1d".to_string()];
+        let w = [0.0, 0.5, 1.0];
+        let folds = [
+            fold_with_blends(&[("1d", vec![(0.0, 0.04), (0.5, 0.06), (1.0, 0.05)])]),
+            fold_with_blends(&[("1d", vec![(0.0, 0.06), (0.5, 0.065), (1.0, 0.03)])]),
+        ];
+        assert_eq!(blend_choice(&folds, &hz, &w), vec![0.5]);
+        // Without 0.5 in one fold, only the ends compete: 0.05 (start) > 0.04 (trained).
+        let partial = [folds[0].clone(), fold_with(&[("1d", 0.03, 0.06)])];
+        assert_eq!(blend_choice(&partial, &hz, &w), vec![0.0]);
+        assert_eq!(
+            TrainConfig::default().blend_weights(),
+            vec![0.0, 0.25, 0.5, 0.75, 1.0]
+        );
+        let old: TrainConfig = serde_json::from_str(
+            &serde_json::to_string(&TrainConfig::default())
+                .expect("json")
+                .replace(",\"blend_steps\":4", ""),
+        )
+        .expect("a config stored before the blend");
+        assert_eq!(old.blend_weights(), vec![0.0, 1.0]);
     }
 
     /// Every fold records, per horizon, the trained network's and the start's validation
@@ -1138,35 +1334,47 @@ mod tests {
     /// trained), and the stored model takes the choice of all folds.
     #[test]
     fn training_records_the_fallback_comparison_of_every_fold() {
+        let cfg_blend = TrainConfig {
+            folds: 3,
+            ..small_config()
+        };
         for shuffle in [false, true] {
-            let t = fit_with(
-                &TrainConfig {
-                    folds: 3,
-                    ..small_config()
-                },
-                shuffle,
-            );
+            let t = fit_with(&cfg_blend, shuffle);
             assert_eq!(t.folds.len(), 3);
             for (k, f) in t.folds.iter().enumerate() {
                 assert_eq!(f.fallback.len(), 1, "fold {k}");
                 let c = &f.fallback[0];
                 assert_eq!(c.horizon, "fwd_ret_1d");
+                let weights = cfg_blend.blend_weights();
+                let chosen = blend_choice(&t.folds[..k], &["fwd_ret_1d".to_string()], &weights)[0];
+                assert_eq!(c.weight, Some(chosen));
+                assert_eq!(c.from_start, chosen == 0.0);
+                assert!(k > 0 || chosen == 1.0);
                 assert_eq!(
-                    c.from_start,
-                    fallback_choice(&t.folds[..k], &["fwd_ret_1d".to_string()])[0]
+                    c.blends.iter().map(|b| b.weight).collect::<Vec<_>>(),
+                    weights
                 );
-                assert!(k > 0 || !c.from_start);
-                let want = if c.from_start {
-                    c.start_rank_ic
+                let want = c
+                    .blends
+                    .iter()
+                    .find(|b| b.weight == chosen)
+                    .expect("scored")
+                    .rank_ic;
+                // The ends exactly; an interior blend to the rounding of the blended weights.
+                if chosen == 0.0 || chosen == 1.0 {
+                    assert_eq!(f.horizons[0].rank_ic.to_bits(), want.to_bits(), "fold {k}");
                 } else {
-                    c.trained_rank_ic
-                };
-                assert_eq!(f.horizons[0].rank_ic.to_bits(), want.to_bits(), "fold {k}");
+                    assert!((f.horizons[0].rank_ic - want).abs() < 1e-3, "fold {k}");
+                }
                 assert_ne!(c.trained_rank_ic, c.start_rank_ic);
             }
             assert_eq!(
-                t.from_start,
-                fallback_choice(&t.folds, &["fwd_ret_1d".to_string()])
+                t.weights,
+                blend_choice(
+                    &t.folds,
+                    &["fwd_ret_1d".to_string()],
+                    &cfg_blend.blend_weights()
+                )
             );
         }
         // Off, nothing is compared and nothing falls back.
@@ -1178,7 +1386,7 @@ mod tests {
             false,
         );
         assert!(off.folds.iter().all(|f| f.fallback.is_empty()));
-        assert_eq!(off.from_start, vec![false]);
+        assert_eq!(off.weights, vec![1.0]);
     }
 
     #[test]

@@ -12,3 +12,4 @@ pub mod performance;
 pub mod predict;
 pub mod synthetic_market;
 pub mod train;
+pub mod train_tracking;

@@ -10,6 +10,7 @@ use crate::jp_equity::model::network::{ModelConfig, Network};
 use crate::jp_equity::model::store::{Metrics, StoredModel};
 use crate::jp_equity::model::train::{Checkpoints, Event, LinearInit, TrainConfig, train};
 use crate::op::param::{self, flag, float, int};
+use crate::op::tracking::TrackingReport;
 use crate::op::{ColumnKind, Op, OpContext, OpInput, OpSpec, ParamSpec, ParamType};
 use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -88,7 +89,12 @@ const PARAMS: &[ParamSpec] = &[
     p!(
         "horizon_fallback",
         Bool,
-        "per horizon, fall back to the ridge start where it beat the trained network on the validation folds (default true; needs linear_init = \"ridge\")"
+        "per horizon, blend the trained network with its ridge start, the weight chosen by the validation folds (default true; needs linear_init = \"ridge\")"
+    ),
+    p!(
+        "blend_steps",
+        Int,
+        "the blend weights on offer are j / blend_steps, j = 0..=blend_steps (default 4; 1 = the start or the trained network)"
     ),
     p!("seed", Int, "the training seed (default 42)"),
     p!("epochs", Int, "maximum epochs per fold (default 8)"),
@@ -175,6 +181,7 @@ pub fn train_config(params: &Value) -> Result<TrainConfig, String> {
         },
         freeze_linear: flag(params, "freeze_linear", d.freeze_linear),
         horizon_fallback: flag(params, "horizon_fallback", d.horizon_fallback),
+        blend_steps: int(params, "blend_steps", d.blend_steps)?.max(1),
         ..d
     })
     .and_then(|c: TrainConfig| {
@@ -374,6 +381,14 @@ impl OpSpec for TrainOp {
 }
 
 impl Op for TrainOp {
+    fn tracked(&self) -> bool {
+        true
+    }
+
+    fn tracking(&self, _params: &Value, frame: &DataFrame) -> Result<TrackingReport> {
+        super::train_tracking::report(frame)
+    }
+
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let file = ctx.rule.file.display().to_string();
         let usage = |e: String| anyhow!(UsageError(format!("{file}: {e}")));
@@ -441,7 +456,8 @@ impl Op for TrainOp {
                 final_epochs: trained.final_epochs,
                 final_log: trained.final_log,
                 train_last: trained.train_last,
-                horizons_from_start: trained.from_start,
+                horizons_from_start: trained.weights.iter().map(|w| *w == 0.0).collect(),
+                horizon_weights: trained.weights,
             },
             params: trained.params,
         };

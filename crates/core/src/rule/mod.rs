@@ -32,6 +32,8 @@ pub struct Rule {
     pub checks: Vec<Check>,
     pub retry: RetryPolicy,
     pub sla: Option<Sla>,
+    /// The experiment tracker's names for this asset (`[mlflow]`); not part of the key.
+    pub tracking: Option<Tracking>,
     pub dates: Option<DateSpec>,
     /// Columns the content hash sorts rows by; empty = all columns.
     pub key_columns: Vec<String>,
@@ -183,6 +185,15 @@ pub struct Sla {
     /// Over the last `window` runs.
     pub min_success_rate: Option<f64>,
     pub window: usize,
+}
+
+/// Where an experiment tracker files a rule's materializations (`[mlflow]`): the
+/// experiment its runs go to and the registered model its versions join. Either may be
+/// left out (the tracker then uses the asset's name).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tracking {
+    pub experiment: Option<String>,
+    pub registered_model: Option<String>,
 }
 
 /// Parses "07:30 Asia/Tokyo" (the zone defaults to UTC).

@@ -34,7 +34,7 @@ pub fn parse_rule(
             let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(1);
             let msg = e.message().trim().to_string();
             let hint = if msg.contains("unknown field") {
-                " (allowed keys: op, partitioned, inputs, params, sources, checks, retry, sla, dates, key_columns, date_column, description)"
+                " (allowed keys: op, partitioned, inputs, params, sources, checks, retry, sla, dates, mlflow, key_columns, date_column, description)"
             } else {
                 ""
             };
@@ -88,6 +88,7 @@ pub fn parse_rule(
     let retry = policies::retry(raw.retry.as_ref(), &mut errs);
     let dates = policies::dates(raw.dates.as_ref(), daily, catalog, &mut errs);
     let sla = policies::sla(raw.sla.as_ref(), daily, &mut errs);
+    let tracking = policies::tracking(raw.mlflow.as_ref(), &mut errs);
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
@@ -102,6 +103,7 @@ pub fn parse_rule(
         checks,
         retry,
         sla,
+        tracking,
         dates,
         key_columns: raw.key_columns,
         date_column: raw.date_column.unwrap_or_else(|| "Date".to_string()),

@@ -1,7 +1,10 @@
-//! A rule's policies: `[retry]`, `dates = {...}` (a generated daily domain) and `[sla]`.
+//! A rule's policies: `[retry]`, `dates = {...}` (a generated daily domain), `[sla]` and
+//! `[mlflow]` (where an experiment tracker files it).
 
-use super::raw::{RawDates, RawRetry, RawSla};
-use super::{Backoff, DateSpec, Errors, RetryPolicy, Sla, parse_deadline, parse_duration};
+use super::raw::{RawDates, RawRetry, RawSla, RawTracking};
+use super::{
+    Backoff, DateSpec, Errors, RetryPolicy, Sla, Tracking, parse_deadline, parse_duration,
+};
 use crate::calendar::DayCalendar;
 use crate::catalog::{Catalog, quoted_alternatives};
 use chrono::NaiveDate;
@@ -92,6 +95,30 @@ pub(super) fn dates(
             }
         }
     }
+}
+
+pub(super) fn tracking(raw: Option<&Spanned<RawTracking>>, errs: &mut Errors) -> Option<Tracking> {
+    raw.map(|spanned| {
+        let r = spanned.get_ref();
+        let at = spanned.span().start;
+        for (key, v) in [
+            ("experiment", &r.experiment),
+            ("registered_model", &r.registered_model),
+        ] {
+            if let Some(v) = v
+                && (v.trim().is_empty() || v.len() > 250 || v.chars().any(|c| c.is_control()))
+            {
+                errs.at(
+                    at,
+                    format!("mlflow.{key} = {v:?}: write a name of 1 to 250 printable characters"),
+                );
+            }
+        }
+        Tracking {
+            experiment: r.experiment.clone(),
+            registered_model: r.registered_model.clone(),
+        }
+    })
 }
 
 pub(super) fn sla(raw: Option<&Spanned<RawSla>>, daily: bool, errs: &mut Errors) -> Option<Sla> {

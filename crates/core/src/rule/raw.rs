@@ -27,6 +27,8 @@ pub(super) struct RawRule {
     #[serde(default)]
     pub(super) dates: Option<Spanned<RawDates>>,
     #[serde(default)]
+    pub(super) mlflow: Option<Spanned<RawTracking>>,
+    #[serde(default)]
     pub(super) key_columns: Vec<String>,
     #[serde(default)]
     pub(super) date_column: Option<String>,
@@ -83,6 +85,15 @@ pub(super) struct RawSla {
     pub(super) min_success_rate: Option<f64>,
     #[serde(default)]
     pub(super) window: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTracking {
+    #[serde(default)]
+    pub(super) experiment: Option<String>,
+    #[serde(default)]
+    pub(super) registered_model: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,209 @@
+//! Delivering one outbox record to MLflow, idempotently: a record delivered twice (a
+//! kill between the server's answer and the outbox's rewrite) finds what the first
+//! delivery made, by the `lakebuild.key` tag of its run and the `lakebuild.content_hash`
+//! tag of its registered version, and makes nothing new.
+//!
+//! A run: the experiment (the rule's `[mlflow] experiment`, else the asset's name), the
+//! run with lakebuild's tags, the op's [`TrackingReport`](crate::op::tracking::TrackingReport)
+//! (params, metric histories, tags, artifacts) with timestamps from the commit, the run
+//! finished at the commit's time, then a version of the registered model (the rule's
+//! `[mlflow] registered_model`, else the asset's name) with the run as its source. An
+//! alias: the registered version holding the content of the lake version it names.
+
+use super::client::{Client, Failure, Res, pairs, tag, text};
+use super::record::Record;
+use crate::core::partition::PartitionId;
+use crate::engine::project::Project;
+use crate::lake::outbox::Delivery;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// The MLflow names of an asset.
+fn homes(project: &Project, asset: &str) -> (String, String) {
+    let t = project.rules.get(asset).and_then(|r| r.tracking.clone());
+    let t = t.unwrap_or_default();
+    (
+        t.experiment.unwrap_or_else(|| asset.to_string()),
+        t.registered_model.unwrap_or_else(|| asset.to_string()),
+    )
+}
+
+pub fn deliver(project: &Project, client: &Client, record: &Record) -> Delivery {
+    let done = match record {
+        Record::Run {
+            asset,
+            version,
+            partition,
+            key,
+            content_hash,
+        } => run(
+            project,
+            client,
+            asset,
+            *version,
+            partition,
+            key,
+            content_hash,
+        ),
+        Record::Alias {
+            asset,
+            alias,
+            version,
+        } => alias_(project, client, asset, alias, *version),
+    };
+    match done {
+        Ok(()) => Delivery::Delivered,
+        Err(Failure::Refused { code, message }) => Delivery::Rejected(format!("{code}: {message}")),
+        Err(Failure::Down(m)) | Err(Failure::Credentials(m)) => Delivery::Retry(m),
+    }
+}
+
+/// A problem with the lake side of a record: it can never be delivered.
+fn lake(message: impl std::fmt::Display) -> Failure {
+    Failure::Refused {
+        code: "LAKE".into(),
+        message: message.to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    project: &Project,
+    client: &Client,
+    asset: &str,
+    version: i64,
+    partition: &str,
+    key: &str,
+    content_hash: &str,
+) -> Res<()> {
+    let table = project.lake.table(asset);
+    let state = crate::lake::log::load(&table).map_err(|e| lake(format!("{e:#}")))?;
+    let commit = state
+        .commits
+        .get(&version)
+        .ok_or_else(|| lake(format!("{asset} has no version {version} any more")))?;
+    let rec = commit
+        .partitions
+        .iter()
+        .find(|p| p.key == key)
+        .ok_or_else(|| {
+            lake(format!(
+                "{asset} version {version} has no partition {partition}"
+            ))
+        })?;
+    let op = project.registry.find(&commit.rule.op).ok_or_else(|| {
+        lake(format!(
+            "op '{}' of {asset} is not in this build of lakebuild",
+            commit.rule.op
+        ))
+    })?;
+    let frame = crate::lake::parquet::scan_files(&[table.join(&rec.file)])
+        .and_then(|lf| Ok(lf.collect()?))
+        .map_err(|e| lake(format!("{asset} version {version}: its file cannot be read ({e:#}); was it garbage-collected?")))?;
+    let report = op
+        .tracking(&commit.rule.params, &frame)
+        .map_err(|e| lake(format!("{asset} version {version}: {e:#}")))?;
+    let at_ms = state.timestamps.get(&version).copied().unwrap_or(0);
+    let (experiment_name, model_name) = homes(project, asset);
+    let experiment = client.experiment(&experiment_name)?;
+
+    let mut tags: BTreeMap<String, String> = BTreeMap::from([
+        ("lakebuild.asset".into(), asset.to_string()),
+        ("lakebuild.version".into(), version.to_string()),
+        ("lakebuild.partition".into(), partition.to_string()),
+        ("lakebuild.key".into(), key.to_string()),
+        ("lakebuild.content_hash".into(), content_hash.to_string()),
+        ("lakebuild.run_id".into(), commit.run_id.clone()),
+        ("lakebuild.op".into(), commit.rule.op.clone()),
+        (
+            "lakebuild.code_version".into(),
+            commit.rule.code_version.clone(),
+        ),
+        ("lakebuild.rule_digest".into(), commit.rule.digest.clone()),
+        ("lakebuild.committed_at".into(), commit.committed_at.clone()),
+        ("mlflow.source.name".into(), "lakebuild".into()),
+        ("mlflow.source.type".into(), "JOB".into()),
+    ]);
+    for i in &rec.inputs {
+        tags.insert(
+            format!("lakebuild.input.{}.version", i.asset),
+            i.version.to_string(),
+        );
+        tags.insert(
+            format!("lakebuild.input.{}.content_hash", i.asset),
+            i.digest.clone(),
+        );
+    }
+    tags.extend(report.tags.clone());
+
+    let found = client.runs_tagged(&experiment, "lakebuild.key", key)?;
+    let info = match found.into_iter().next() {
+        Some(info) => info,
+        None => {
+            let name = if rec.id == PartitionId::Whole {
+                format!("{asset} v{version}")
+            } else {
+                format!("{asset} {partition} v{version}")
+            };
+            client.create_run(&experiment, &name, at_ms, pairs(&tags))?
+        }
+    };
+    let run_id = text(&info["run_id"]);
+    let metrics: Vec<Value> = report
+        .metrics
+        .iter()
+        .map(|m| json!({"key": m.key, "value": m.value, "step": m.step, "timestamp": at_ms}))
+        .collect();
+    client.log_batch(&run_id, pairs(&report.params), pairs(&tags), metrics)?;
+    let artifact_uri = text(&info["artifact_uri"]);
+    for a in &report.artifacts {
+        client.upload(&artifact_uri, &a.path, a.bytes.clone())?;
+    }
+    client.finish_run(&run_id, at_ms)?;
+
+    // The registered version of this content (one per distinct content).
+    client.registered_model(&model_name)?;
+    let versions = client.versions(&model_name)?;
+    if !versions
+        .iter()
+        .any(|v| tag(v, "lakebuild.content_hash") == Some(content_hash))
+    {
+        let mut vtags = BTreeMap::from([
+            ("lakebuild.asset".to_string(), asset.to_string()),
+            ("lakebuild.version".to_string(), version.to_string()),
+            (
+                "lakebuild.content_hash".to_string(),
+                content_hash.to_string(),
+            ),
+            ("lakebuild.key".to_string(), key.to_string()),
+        ]);
+        if let Some(id) = report.tags.get("lakebuild.model_id") {
+            vtags.insert("lakebuild.model_id".into(), id.clone());
+        }
+        let source = format!("{}/model", artifact_uri.trim_end_matches('/'));
+        client.create_version(&model_name, &source, &run_id, pairs(&vtags))?;
+    }
+    Ok(())
+}
+
+fn alias_(project: &Project, client: &Client, asset: &str, alias: &str, version: i64) -> Res<()> {
+    let state =
+        crate::lake::log::load(&project.lake.table(asset)).map_err(|e| lake(format!("{e:#}")))?;
+    let hash = state
+        .commits
+        .get(&version)
+        .and_then(|c| c.partitions.iter().find(|p| p.id == PartitionId::Whole))
+        .map(|p| p.content_hash.clone())
+        .ok_or_else(|| lake(format!("{asset} has no model at version {version}")))?;
+    let (_, model_name) = homes(project, asset);
+    let versions = client.versions(&model_name)?;
+    let Some(v) = versions
+        .iter()
+        .find(|v| tag(v, "lakebuild.content_hash") == Some(hash.as_str()))
+    else {
+        return Err(lake(format!(
+            "{asset} version {version} is not registered in MLflow yet: run `lakebuild mlflow sync` to register every version"
+        )));
+    };
+    client.set_alias(&model_name, alias, &text(&v["version"]))
+}

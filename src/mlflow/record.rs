@@ -1,0 +1,80 @@
+//! What waits in the MLflow outbox (`_lakebuild/mlflow.json`): references into the lake,
+//! never copies of it, so a record is small and its delivery reads the materialization
+//! as the lake holds it. Found from the commit records: a partition whose outcome is
+//! `Built` is a new materialization (a run); restores and cut-offs are not.
+
+use crate::core::record::PartitionOutcome;
+use crate::engine::project::Project;
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// One materialization of a tracked asset: an MLflow run (and a registered version).
+    Run {
+        asset: String,
+        /// The lake version (Delta table version) that committed it.
+        version: i64,
+        partition: String,
+        key: String,
+        content_hash: String,
+    },
+    /// A lakebuild alias now names `version` of `asset`: the same alias in MLflow.
+    Alias {
+        asset: String,
+        alias: String,
+        version: i64,
+    },
+}
+
+/// Whether `asset` is tracked: its op makes models, or its rule names an `[mlflow]` home.
+pub fn tracked(project: &Project, asset: &str) -> bool {
+    project.rules.get(asset).is_some_and(|r| {
+        r.tracking.is_some() || project.registry.find(&r.op).is_some_and(|op| op.tracked())
+    })
+}
+
+/// The runs of tracked `asset` in its log: every `Built` partition, oldest first; only
+/// those of build `run_id` when given.
+pub fn runs(project: &Project, asset: &str, run_id: Option<&str>) -> Result<Vec<Record>> {
+    let state = crate::lake::log::load(&project.lake.table(asset))?;
+    let mut out = Vec::new();
+    for (version, commit) in &state.commits {
+        if run_id.is_some_and(|r| r != commit.run_id) {
+            continue;
+        }
+        for p in commit
+            .partitions
+            .iter()
+            .filter(|p| p.outcome == PartitionOutcome::Built)
+        {
+            out.push(Record::Run {
+                asset: asset.to_string(),
+                version: *version,
+                partition: p.id.to_string(),
+                key: p.key.clone(),
+                content_hash: p.content_hash.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The lakebuild aliases of tracked `asset`.
+pub fn aliases(project: &Project, asset: &str) -> Result<Vec<Record>> {
+    let all = crate::lake::aliases::load(&project.lake.root)?;
+    Ok(all
+        .get(asset)
+        .map(|names| {
+            names
+                .iter()
+                .map(|(alias, version)| Record::Alias {
+                    asset: asset.to_string(),
+                    alias: alias.clone(),
+                    version: *version,
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}

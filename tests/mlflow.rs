@@ -1,0 +1,452 @@
+//! MLflow tracking against a real MLflow server on 127.0.0.1 (sqlite backend, local
+//! artifact root, started per test), checked through MLflow's own Python client: the run
+//! of a trained model with its params, metric histories, tags and artifacts (the
+//! safetensors weights equal to the lake's tensors byte for byte, loaded by the
+//! `safetensors` package), its registered version, aliases kept in step, no duplicate on
+//! a rebuild or a sync, a server that is down during the build (the build succeeds, the
+//! records arrive once when it is back), and a server with authentication refusing wrong
+//! credentials (the build unaffected, the reason in `status`, the credentials nowhere).
+
+mod common;
+use common::*;
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ASSETS: [&str; 6] = [
+    "trading_calendar",
+    "raw_stock_data",
+    "listed_info",
+    "topix",
+    "processed_features",
+    "labels",
+];
+
+/// The repository's rules up to `trained_model`: 30 stocks, a tiny model, short folds.
+fn project() -> R<Proj> {
+    let mut assets = ASSETS.to_vec();
+    assets.push("trained_model");
+    repository_rules(
+        &assets,
+        &[
+            ("stocks = 300", "stocks = 30"),
+            ("2023-01-04", "2025-01-06"),
+            ("hidden = 32", "hidden = 8\nheads = 2\ngraph_k = 4"),
+            ("window = 20", "window = 10"),
+            ("epochs = 4", "epochs = 2"),
+            ("days_per_epoch = 96", "days_per_epoch = 6"),
+            ("folds = 5", "folds = 2"),
+            ("min_train_days = 252", "min_train_days = 30"),
+            ("graph_lag_lookback = 250", "graph_lag_lookback = 60"),
+            ("window = [-250, 0]", "window = [-60, 0]"),
+        ],
+    )
+}
+
+/// Whether python3 has mlflow and safetensors; in CI their absence is a failure.
+fn available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import mlflow, safetensors"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+            "CI: python3 with mlflow and safetensors is missing (.ci/run installs them)"
+        );
+        eprintln!("SKIPPED: python3 with mlflow[auth] and safetensors is not available");
+    }
+    ok
+}
+
+fn free_port() -> R<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A real MLflow server, killed (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(port: u16, auth: bool) -> R<Server> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        let mut c = Command::new("python3");
+        c.args(["-m", "mlflow", "server", "--host", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .arg("--backend-store-uri")
+            .arg(format!("sqlite:///{}/mlflow.db", d.display()))
+            .arg("--artifacts-destination")
+            .arg(d.join("artifacts"))
+            .args(["--workers", "1"])
+            .current_dir(d)
+            .env("MLFLOW_FLASK_SERVER_SECRET_KEY", "lakebuild-test-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if auth {
+            std::fs::write(
+                d.join("auth.ini"),
+                format!(
+                    "[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///{}/auth.db\nadmin_username = admin\nadmin_password = lakebuild-admin-pw-4821\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+                    d.display()
+                ),
+            )?;
+            c.env("MLFLOW_AUTH_CONFIG_PATH", d.join("auth.ini"))
+                .args(["--app-name", "basic-auth"]);
+        }
+        let mut child = c.spawn()?;
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(format!("mlflow server exited ({status}):\n{err}").into());
+            }
+            let up = ureq::get(&format!("http://127.0.0.1:{port}/health"))
+                .timeout(Duration::from_secs(2))
+                .call()
+                .is_ok();
+            if up {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                let _ = child.kill();
+                return Err("the mlflow server did not answer /health within 120 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        // Keep its stderr from filling the pipe.
+        if let Some(mut e) = child.stderr.take() {
+            std::thread::spawn(move || std::io::copy(&mut e, &mut std::io::sink()));
+        }
+        Ok(Server {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    fn uri(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lb(p: &Proj, uri: &str, args: &[&str]) -> R<String> {
+    let out = p
+        .cmd(args)
+        .env("LAKEBUILD_NOW", "2026-08-14")
+        .env("MLFLOW_TRACKING_URI", uri)
+        .output()?;
+    let text = output_text(&out);
+    if !out.status.success() {
+        return Err(format!("lakebuild {args:?} failed:\n{text}").into());
+    }
+    Ok(text)
+}
+
+/// Runs `script` with MLflow's Python client against `uri`; its stdout.
+fn python(uri: &str, script: &str, env: &[(&str, &str)]) -> R<String> {
+    let mut c = Command::new("python3");
+    c.args(["-c", script]).env("MLFLOW_TRACKING_URI", uri);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output()?;
+    if !out.status.success() {
+        return Err(format!("python failed:\n{}", output_text(&out)).into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// The stored model's tensor rows as `name=hex` lines, for the Python side to compare.
+fn tensor_rows(p: &Proj) -> R<String> {
+    let df = p.frame("trained_model")?;
+    let names = df.column("name")?.str()?.clone();
+    let kinds = df.column("kind")?.str()?.clone();
+    let bytes = df.column("bytes")?.binary()?.clone();
+    let mut out = String::new();
+    for ((n, k), b) in names.iter().zip(kinds.iter()).zip(bytes.iter()) {
+        if k == Some("tensor") {
+            let hex: String = b
+                .unwrap_or_default()
+                .iter()
+                .map(|x| format!("{x:02x}"))
+                .collect();
+            out.push_str(&format!("{}={hex}\n", n.unwrap_or_default()));
+        }
+    }
+    Ok(out)
+}
+
+const CHECK_RUN: &str = r#"
+import json, os, sys, mlflow, numpy, safetensors.numpy
+from mlflow import MlflowClient
+c = MlflowClient()
+exp = c.get_experiment_by_name("atft-gat-fan")
+runs = c.search_runs([exp.experiment_id], "tags.`lakebuild.asset` = 'trained_model'")
+versions = c.search_model_versions("name = 'jp_equity_atft'")
+out = {"runs": len(runs), "versions": len(versions)}
+r = runs[0]
+out["params"] = r.data.params
+out["tags"] = r.data.tags
+out["status"] = r.info.status
+out["run_id"] = r.info.run_id
+out["fold1_loss"] = [(m.step, m.value) for m in c.get_metric_history(r.info.run_id, "fold1/train_loss")]
+out["cv_rank_ic"] = [m.value for m in c.get_metric_history(r.info.run_id, "cv/1d/rank_ic")]
+out["artifacts"] = sorted(a.path for a in c.list_artifacts(r.info.run_id, "model"))
+path = mlflow.artifacts.download_artifacts(run_id=r.info.run_id, artifact_path="model/model.safetensors")
+tensors = safetensors.numpy.load_file(path)
+want = dict(l.split("=") for l in open(os.environ["TENSORS"]).read().split())
+out["tensors_equal"] = sorted(want) == sorted(tensors) and all(
+    tensors[k].dtype == numpy.float32 and tensors[k].tobytes().hex() == want[k] for k in want)
+out["version_run"] = [v.run_id for v in versions]
+out["version_tags"] = [v.tags for v in versions]
+out["aliases"] = {k: int(v) for k, v in c.get_registered_model("jp_equity_atft").aliases.items()}
+print(json.dumps(out))
+"#;
+
+fn check(uri: &str, p: &Proj) -> R<serde_json::Value> {
+    std::fs::write(p.path("tensors.txt"), tensor_rows(p)?)?;
+    let tensors = p.path("tensors.txt");
+    let tensors = tensors.to_string_lossy();
+    Ok(serde_json::from_str(&python(
+        uri,
+        CHECK_RUN,
+        &[("TENSORS", &tensors)],
+    )?)?)
+}
+
+#[test]
+fn a_trained_model_is_an_mlflow_run_and_a_registered_version_with_aliases_in_step() -> R {
+    if !available() {
+        return Ok(());
+    }
+    let server = Server::start(free_port()?, false)?;
+    let uri = server.uri();
+    let p = project()?;
+    lb(&p, &uri, &["build", "trained_model", "-q"])?;
+
+    let c = check(&uri, &p)?;
+    assert_eq!(c["runs"], 1, "{c}");
+    assert_eq!(c["versions"], 1, "{c}");
+    assert_eq!(c["status"], "FINISHED");
+    // Params: every training param as stored, and where it ran.
+    assert_eq!(c["params"]["hidden"], "8");
+    assert_eq!(c["params"]["epochs"], "2");
+    assert_eq!(c["params"]["lr"], "0.0005");
+    assert_eq!(c["params"]["device"], "cpu");
+    assert_eq!(c["params"]["precision"], "fp32");
+    // Tags tie it to the lake: the commit's key and content hash.
+    let commit = p.last_commit("trained_model")?;
+    let rec = &commit.partitions[0];
+    assert_eq!(c["tags"]["lakebuild.key"], rec.key.as_str());
+    assert_eq!(
+        c["tags"]["lakebuild.content_hash"],
+        rec.content_hash.as_str()
+    );
+    assert_eq!(c["tags"]["lakebuild.run_id"], commit.run_id.as_str());
+    assert_eq!(
+        c["tags"]["lakebuild.code_version"],
+        commit.rule.code_version.as_str()
+    );
+    let version = p.version("trained_model")?.ok_or("a version")?;
+    assert_eq!(c["tags"]["lakebuild.version"], version.to_string().as_str());
+    for i in &rec.inputs {
+        assert_eq!(
+            c["tags"][format!("lakebuild.input.{}.content_hash", i.asset)],
+            i.digest.as_str()
+        );
+    }
+    // Metric histories: per epoch of fold 1, per fold for the CV figures.
+    let m =
+        lakebuild::jp_equity::model::store::StoredModel::from_frame(&p.frame("trained_model")?)?;
+    let epochs = m.metrics.folds[0].epochs.len();
+    assert_eq!(
+        c["fold1_loss"].as_array().map(|a| a.len()),
+        Some(epochs),
+        "{c}"
+    );
+    assert_eq!(
+        c["cv_rank_ic"].as_array().map(|a| a.len()),
+        Some(m.metrics.folds.len())
+    );
+    assert_eq!(
+        c["cv_rank_ic"][0].as_f64(),
+        Some(m.metrics.folds[0].horizons[0].rank_ic)
+    );
+    // Artifacts, and the weights byte for byte through the safetensors package.
+    for a in [
+        "config.json",
+        "features.json",
+        "metrics.json",
+        "model.safetensors",
+    ] {
+        assert!(
+            c["artifacts"]
+                .as_array()
+                .is_some_and(|v| v.iter().any(|x| x == &format!("model/{a}"))),
+            "{a} missing: {c}"
+        );
+    }
+    assert_eq!(c["tensors_equal"], true, "{c}");
+    // The registered version has the run as its source and the model id predictions record.
+    assert_eq!(c["version_run"][0], c["run_id"], "{c}");
+    assert_eq!(c["version_tags"][0]["lakebuild.model_id"], m.id().as_str());
+
+    // A rebuild (nothing to do) and a sync make no new run or version.
+    lb(&p, &uri, &["build", "trained_model", "-q"])?;
+    let out = lb(&p, &uri, &["mlflow", "sync"])?;
+    assert!(out.contains("0 refused, 0 pending"), "{out}");
+    let c = check(&uri, &p)?;
+    assert_eq!(
+        (c["runs"].clone(), c["versions"].clone()),
+        (1.into(), 1.into()),
+        "{c}"
+    );
+
+    // `lakebuild model alias` sets the MLflow alias to the registered version.
+    lb(
+        &p,
+        &uri,
+        &["model", "alias", "production", &version.to_string()],
+    )?;
+    let c = check(&uri, &p)?;
+    assert_eq!(c["aliases"]["production"], 1, "{c}");
+    Ok(())
+}
+
+#[test]
+fn a_server_that_is_down_never_breaks_a_build_and_gets_every_record_once_later() -> R {
+    if !available() {
+        return Ok(());
+    }
+    let port = free_port()?;
+    let uri = format!("http://127.0.0.1:{port}");
+    let p = project()?;
+    // Nothing listens: the build succeeds and the run waits in the lake.
+    let out = lb(&p, &uri, &["build", "trained_model", "-q"])?;
+    assert!(out.contains("kept in the lake"), "{out}");
+    let status = lb(&p, &uri, &["status"])?;
+    assert!(status.contains("mlflow: 1 record(s) pending"), "{status}");
+    let version = p.version("trained_model")?.ok_or("a version")?;
+    // An alias set meanwhile queues behind it.
+    lb(
+        &p,
+        &uri,
+        &["model", "alias", "production", &version.to_string()],
+    )?;
+    let status = lb(&p, &uri, &["mlflow", "status"])?;
+    assert!(status.contains("2 record(s) pending"), "{status}");
+
+    // The server comes up: the next tick delivers both, in order, once.
+    let server = Server::start(port, false)?;
+    let out = lb(&p, &server.uri(), &["tick"])?;
+    assert!(out.contains("2 record(s) delivered"), "{out}");
+    let status = lb(&p, &uri, &["status"])?;
+    assert!(!status.contains("mlflow:"), "{status}");
+    let c = check(&uri, &p)?;
+    assert_eq!(c["runs"], 1, "{c}");
+    assert_eq!(c["versions"], 1, "{c}");
+    assert_eq!(c["aliases"]["production"], 1, "{c}");
+    assert_eq!(c["tensors_equal"], true, "{c}");
+    // A sync afterwards finds everything there.
+    lb(&p, &uri, &["mlflow", "sync"])?;
+    let c = check(&uri, &p)?;
+    assert_eq!(
+        (c["runs"].clone(), c["versions"].clone()),
+        (1.into(), 1.into()),
+        "{c}"
+    );
+    Ok(())
+}
+
+#[test]
+fn wrong_credentials_are_reported_in_status_and_appear_nowhere() -> R {
+    if !available() {
+        return Ok(());
+    }
+    let server = Server::start(free_port()?, true)?;
+    let uri = server.uri();
+    let p = project()?;
+    let secret = "not-the-password-9731";
+    let run = |args: &[&str], user: &str, password: &str| -> R<String> {
+        let out = p
+            .cmd(args)
+            .env("LAKEBUILD_NOW", "2026-08-14")
+            .env("MLFLOW_TRACKING_URI", &uri)
+            .env("MLFLOW_TRACKING_USERNAME", user)
+            .env("MLFLOW_TRACKING_PASSWORD", password)
+            .output()?;
+        let text = output_text(&out);
+        assert!(
+            out.status.success() || args[0] == "mlflow",
+            "{args:?}: {text}"
+        );
+        Ok(text)
+    };
+    let mut seen = run(&["build", "trained_model", "-q"], "admin", secret)?;
+    assert!(
+        seen.contains("refused the credentials (HTTP 401)"),
+        "{seen}"
+    );
+    let status = run(&["status"], "admin", secret)?;
+    assert!(
+        status.contains("1 record(s) pending") && status.contains("HTTP 401"),
+        "{status}"
+    );
+    seen.push_str(&status);
+    assert!(!seen.contains(secret), "the password was printed: {seen}");
+    for entry in walkdir::WalkDir::new(p.path("lake")).into_iter().flatten() {
+        if entry.file_type().is_file() {
+            let bytes = std::fs::read(entry.path())?;
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(secret),
+                "the password is in {}",
+                entry.path().display()
+            );
+        }
+    }
+    // The right credentials deliver it.
+    let out = run(&["mlflow", "sync"], "admin", "lakebuild-admin-pw-4821")?;
+    assert!(out.contains("0 pending"), "{out}");
+    let c: serde_json::Value = serde_json::from_str(&python(
+        &uri,
+        "import json; from mlflow import MlflowClient; c = MlflowClient(); e = c.get_experiment_by_name('atft-gat-fan'); print(json.dumps({'runs': len(c.search_runs([e.experiment_id]))}))",
+        &[
+            ("MLFLOW_TRACKING_USERNAME", "admin"),
+            ("MLFLOW_TRACKING_PASSWORD", "lakebuild-admin-pw-4821"),
+        ],
+    )?)?;
+    assert_eq!(c["runs"], 1, "{c}");
+    Ok(())
+}
+
+#[test]
+fn without_a_tracking_uri_nothing_is_attempted() -> R {
+    let p = project()?;
+    let out = p
+        .cmd(&["build", "trained_model", "-q"])
+        .env("LAKEBUILD_NOW", "2026-08-14")
+        .output()?;
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(!p.path("lake/_lakebuild/mlflow.json").exists());
+    let text = p.ok(&["mlflow", "status"])?;
+    assert!(text.contains("nothing pending"), "{text}");
+    let out = p.run(&["mlflow", "sync"])?;
+    assert!(!out.status.success());
+    assert!(output_text(&out).contains("set MLFLOW_TRACKING_URI"));
+    Ok(())
+}
