@@ -354,7 +354,7 @@ fn a_server_that_is_down_never_breaks_a_build_and_gets_every_record_once_later()
     // The server comes up: the next tick delivers both, in order, once.
     let server = Server::start(port, false)?;
     let out = lb(&p, &server.uri(), &["tick"])?;
-    assert!(out.contains("2 record(s) delivered"), "{out}");
+    assert!(out.contains("2 record(s) delivered in"), "{out}");
     let status = lb(&p, &uri, &["status"])?;
     assert!(!status.contains("mlflow:"), "{status}");
     let c = check(&uri, &p)?;
@@ -369,6 +369,14 @@ fn a_server_that_is_down_never_breaks_a_build_and_gets_every_record_once_later()
         (c["runs"].clone(), c["versions"].clone()),
         (1.into(), 1.into()),
         "{c}"
+    );
+    // With nothing new and nothing queued a build makes no call: with the server gone it
+    // has nothing to report.
+    drop(server);
+    let out = lb(&p, &uri, &["build", "trained_model"])?;
+    assert!(
+        out.contains("nothing to do") && !out.contains("MLflow"),
+        "{out}"
     );
     Ok(())
 }

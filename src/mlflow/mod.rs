@@ -62,7 +62,8 @@ pub fn after_build(project: &Project, report: &BuildReport) {
         eprintln!("warning: MLflow: cannot queue the build's runs in the lake: {e:#}");
         return;
     }
-    report_round(deliver_with(project, &client));
+    let started = std::time::Instant::now();
+    report_round(deliver_with(project, &client), started);
 }
 
 /// Delivers what is queued (`lakebuild tick`); nothing when tracking is off or nothing
@@ -70,7 +71,8 @@ pub fn after_build(project: &Project, report: &BuildReport) {
 pub fn after_tick(project: &Project) {
     let Some(client) = client() else { return };
     if outbox(project).has_pending() {
-        report_round(deliver_with(project, &client));
+        let started = std::time::Instant::now();
+        report_round(deliver_with(project, &client), started);
     }
 }
 
@@ -89,7 +91,8 @@ pub fn alias_moved(project: &Project, asset: &str, alias: &str, version: i64) {
         eprintln!("warning: MLflow: cannot queue the alias in the lake: {e:#}");
         return;
     }
-    report_round(deliver_with(project, &client));
+    let started = std::time::Instant::now();
+    report_round(deliver_with(project, &client), started);
 }
 
 /// `lakebuild mlflow sync`: queues every materialization and alias of every tracked
@@ -124,11 +127,15 @@ fn deliver_with(project: &Project, client: &client::Client) -> Result<Round> {
     outbox(project).deliver(&now, |r: &Record| deliver::deliver(project, client, r))
 }
 
-fn report_round(round: Result<Round>) {
+fn report_round(round: Result<Round>, started: std::time::Instant) {
     match round {
         Ok(r) => {
             if r.delivered > 0 {
-                eprintln!("MLflow: {} record(s) delivered", r.delivered);
+                eprintln!(
+                    "MLflow: {} record(s) delivered in {:.2} s",
+                    r.delivered,
+                    started.elapsed().as_secs_f64()
+                );
             }
             if r.rejected > 0 {
                 eprintln!(
