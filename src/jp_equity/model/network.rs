@@ -437,9 +437,9 @@ impl Network {
     pub fn blend_ranges(&self, h: usize) -> Vec<Range<usize>> {
         let base = self.ranges.heads.start;
         let out = self.heads.output_range(h);
-        let mut ranges = vec![base + out.start..base + out.end];
-        ranges.extend(self.horizon_ranges(h).into_iter().skip(1));
-        ranges
+        std::iter::once(base + out.start..base + out.end)
+            .chain(self.horizon_ranges(h).into_iter().skip(1))
+            .collect()
     }
 
     /// Initial parameters, deterministic from the seed.

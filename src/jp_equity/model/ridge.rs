@@ -341,8 +341,9 @@ where
                     .collect();
                 let mean = diffs.iter().sum::<f64>() / diffs.len().max(1) as f64;
                 let se = newey_west_se(&diffs, newey_west_lags(diffs.len(), lags));
-                // Not clearly better (or no comparison possible): the simpler design.
-                !(mean > DESIGN_MARGIN_SE * se)
+                // Not clearly better (or no comparison possible, a NaN SE): the simpler.
+                let clearly_better = mean > DESIGN_MARGIN_SE * se;
+                !clearly_better
             })
             .unwrap_or(top);
         let lambda = per_design[di].0;
