@@ -325,6 +325,39 @@ fn a_trained_model_is_an_mlflow_run_and_a_registered_version_with_aliases_in_ste
     )?;
     let c = check(&uri, &p)?;
     assert_eq!(c["aliases"]["production"], 1, "{c}");
+
+    // An alias a person sets in MLflow's registry is imported by the next tick, checked
+    // like `lakebuild model alias`; a name lakebuild cannot use is reported, not imported.
+    python(
+        &uri,
+        "from mlflow import MlflowClient; c = MlflowClient(); c.set_registered_model_alias('jp_equity_atft', 'staging', '1'); c.set_registered_model_alias('jp_equity_atft', 'Champion', '1')",
+        &[],
+    )?;
+    let out = lb(&p, &uri, &["tick"])?;
+    assert!(
+        out.contains(&format!(
+            "trained_model@staging: unset → version {version} (moved in MLflow)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("MLflow alias 'Champion'") && out.contains("not imported"),
+        "{out}"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&lb(&p, &uri, &["model", "list", "--json"])?)?;
+    let row = list
+        .as_array()
+        .and_then(|v| v.iter().find(|r| r["version"] == version))
+        .ok_or("the version")?;
+    assert_eq!(
+        row["aliases"],
+        serde_json::json!(["production", "staging"]),
+        "{list}"
+    );
+    // Once both sides agree, a tick imports nothing more.
+    let out = lb(&p, &uri, &["tick"])?;
+    assert!(!out.contains("moved in MLflow"), "{out}");
     Ok(())
 }
 

@@ -281,6 +281,22 @@ impl Client {
         Ok(v["model_version"].clone())
     }
 
+    /// The aliases of registered model `name`: alias → registered version.
+    pub fn registered_aliases(
+        &self,
+        name: &str,
+    ) -> Res<std::collections::BTreeMap<String, String>> {
+        let v = self.get("registered-models/get", &[("name", name)])?;
+        Ok(v["registered_model"]["aliases"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| (text(&x["alias"]), text(&x["version"])))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     pub fn set_alias(&self, name: &str, alias: &str, version: &str) -> Res<()> {
         self.post(
             "registered-models/alias",

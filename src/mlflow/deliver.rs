@@ -18,8 +18,8 @@ use crate::lake::outbox::Delivery;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// The MLflow names of an asset.
-fn homes(project: &Project, asset: &str) -> (String, String) {
+/// The MLflow names of an asset: its experiment and its registered model.
+pub fn homes(project: &Project, asset: &str) -> (String, String) {
     let t = project.rules.get(asset).and_then(|r| r.tracking.clone());
     let t = t.unwrap_or_default();
     (
@@ -205,5 +205,6 @@ fn alias_(project: &Project, client: &Client, asset: &str, alias: &str, version:
             "{asset} version {version} is not registered in MLflow yet: run `lakebuild mlflow sync` to register every version"
         )));
     };
-    client.set_alias(&model_name, alias, &text(&v["version"]))
+    client.set_alias(&model_name, alias, &text(&v["version"]))?;
+    super::alias_sync::agreed(project, asset, alias, version).map_err(|e| lake(format!("{e:#}")))
 }

@@ -10,6 +10,7 @@
 //! tick` or `lakebuild mlflow sync`, and never fails the build. A build that made nothing
 //! new, with nothing queued, makes no call at all.
 
+pub mod alias_sync;
 pub mod client;
 pub mod config;
 pub mod deliver;
@@ -76,6 +77,48 @@ pub fn after_tick(project: &Project) {
     }
 }
 
+/// Imports the aliases moved in MLflow and pushes back the lake's where both moved
+/// (`alias_sync`), for every tracked asset; returns the aliases imported. Called by
+/// `lakebuild tick` before its jobs, so that they build on the imported aliases.
+pub fn before_tick(project: &Project) -> Vec<String> {
+    let Some(client) = client() else {
+        return Vec::new();
+    };
+    match import_aliases(project, &client) {
+        Ok(names) => names,
+        Err(e) => {
+            eprintln!("warning: MLflow: aliases not compared: {e:#}");
+            Vec::new()
+        }
+    }
+}
+
+fn import_aliases(project: &Project, client: &client::Client) -> Result<Vec<String>> {
+    let mut imported = Vec::new();
+    let mut pushed = Vec::new();
+    for asset in project
+        .rules
+        .order
+        .iter()
+        .filter(|a| record::tracked(project, a))
+    {
+        let (_, model) = deliver::homes(project, asset);
+        match alias_sync::compare(project, client, asset, &model) {
+            Ok(r) => {
+                imported.extend(r.imported.into_iter().map(|a| format!("{asset}@{a}")));
+                pushed.extend(r.pushed);
+            }
+            Err(e) => anyhow::bail!("{e}"),
+        }
+    }
+    if !pushed.is_empty() {
+        outbox(project).push(pushed)?;
+        let started = std::time::Instant::now();
+        report_round(deliver_with(project, client), started);
+    }
+    Ok(imported)
+}
+
 /// Queues an alias set by `lakebuild model alias` and delivers it.
 pub fn alias_moved(project: &Project, asset: &str, alias: &str, version: i64) {
     let Some(client) = client() else { return };
@@ -95,9 +138,10 @@ pub fn alias_moved(project: &Project, asset: &str, alias: &str, version: i64) {
     report_round(deliver_with(project, &client), started);
 }
 
-/// `lakebuild mlflow sync`: queues every materialization and alias of every tracked
-/// asset (delivery is idempotent: what MLflow has already is found, not made again) and
-/// delivers them. Errors when tracking is off.
+/// `lakebuild mlflow sync`: queues every materialization of every tracked asset
+/// (delivery is idempotent: what MLflow has already is found, not made again), delivers
+/// them, then compares the aliases both ways ([`alias_sync`]). Errors when tracking is
+/// off.
 pub fn sync(project: &Project) -> Result<Round> {
     let Some(client) = client() else {
         anyhow::bail!(
@@ -115,11 +159,12 @@ pub fn sync(project: &Project) -> Result<Round> {
     for a in &assets {
         all.extend(record::runs(project, a, None)?);
     }
-    for a in &assets {
-        all.extend(record::aliases(project, a)?);
-    }
     outbox(project).push(all)?;
-    deliver_with(project, &client)
+    let round = deliver_with(project, &client)?;
+    if round.error.is_none() {
+        import_aliases(project, &client)?;
+    }
+    Ok(round)
 }
 
 fn deliver_with(project: &Project, client: &client::Client) -> Result<Round> {

@@ -60,21 +60,3 @@ pub fn runs(project: &Project, asset: &str, run_id: Option<&str>) -> Result<Vec<
     }
     Ok(out)
 }
-
-/// The lakebuild aliases of tracked `asset`.
-pub fn aliases(project: &Project, asset: &str) -> Result<Vec<Record>> {
-    let all = crate::lake::aliases::load(&project.lake.root)?;
-    Ok(all
-        .get(asset)
-        .map(|names| {
-            names
-                .iter()
-                .map(|(alias, version)| Record::Alias {
-                    asset: asset.to_string(),
-                    alias: alias.clone(),
-                    version: *version,
-                })
-                .collect()
-        })
-        .unwrap_or_default())
-}

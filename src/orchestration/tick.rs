@@ -41,6 +41,8 @@ pub fn tick(project: &Project, progress: bool) -> Result<TickReport> {
         });
     };
     let jobs = jobs::load(&project.rules_dir, &project.rules)?;
+    // Aliases moved in MLflow's registry first, so that this tick's jobs build on them.
+    crate::mlflow::before_tick(project);
     let mut ok = true;
     let schedules = schedule::tick(&project.lake.root, &jobs, now, &mut |job, at| {
         let date = schedule::run_date(job, at);
