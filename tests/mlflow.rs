@@ -60,8 +60,18 @@ fn available() -> bool {
     ok
 }
 
+/// A port free now and not handed to another test of this process: the tests run in
+/// parallel, and a port one test picked stays free until its server binds it ~20 s later.
 fn free_port() -> R<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut taken = TAKEN.lock().map_err(|_| "port list poisoned")?;
+        if !taken.contains(&port) {
+            taken.push(port);
+            return Ok(port);
+        }
+    }
 }
 
 /// A real MLflow server, killed (SIGKILL) when dropped.
@@ -98,6 +108,8 @@ impl Server {
             c.env("MLFLOW_AUTH_CONFIG_PATH", d.join("auth.ini"))
                 .args(["--app-name", "basic-auth"]);
         }
+        // Its own process group: the server forks uvicorn workers, which must die with it.
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
         let mut child = c.spawn()?;
         let start = Instant::now();
         loop {
@@ -116,7 +128,11 @@ impl Server {
                 break;
             }
             if start.elapsed() > Duration::from_secs(120) {
-                let _ = child.kill();
+                // SAFETY: as in `Server::kill`.
+                unsafe {
+                    libc::kill(-(child.id() as i32), libc::SIGKILL);
+                }
+                let _ = child.wait();
                 return Err("the mlflow server did not answer /health within 120 s".into());
             }
             std::thread::sleep(Duration::from_millis(500));
@@ -137,10 +153,21 @@ impl Server {
     }
 }
 
+impl Server {
+    /// SIGKILL to the server's whole process group (the server and its workers).
+    fn kill(&mut self) {
+        let group = self.child.id() as i32;
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is touched.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
