@@ -141,13 +141,6 @@ fn paired(a: &BTreeMap<NaiveDate, f64>, b: &BTreeMap<NaiveDate, f64>) -> BTreeMa
 }
 
 /// The trading days of a horizon column `fwd_ret_<h>d`.
-fn horizon_days(name: &str) -> usize {
-    name.trim_start_matches("fwd_ret_")
-        .trim_end_matches('d')
-        .parse()
-        .unwrap_or(1)
-}
-
 /// Ridge inputs of every sample day (with its date): the last day's features and masks,
 /// and with `window_mean` also their means over the window (plus an intercept).
 fn ridge_rows(
@@ -586,7 +579,7 @@ fn main() -> anyhow::Result<()> {
     let (ridge_last, lambdas_last) = ridge(&panel, &cfg, &tc, false);
     let (ridge_mean, lambdas_mean) = ridge(&panel, &cfg, &tc, true);
     let oracle_ic = oracle(&root, &trained, &horizons)?;
-    let hdays: Vec<usize> = horizons.iter().map(|h| horizon_days(h)).collect();
+    let hdays = panel.horizon_days();
     let cell = |x: &BTreeMap<NaiveDate, f64>, h: usize| {
         let (m, se) = mean_se(x, hdays[h]);
         format!("{m:+.4} ± {se:.4}")

@@ -398,3 +398,78 @@ fn delta_file_tags_carry_run_partition_key_and_content_hash() -> R {
     assert_eq!(seen, 3);
     Ok(())
 }
+
+/// A `command` op's tracking file and artifacts are kept in the lake with the output they
+/// belong to and collected with it; a bad tracking file fails the step, naming the file
+/// and what is wrong, and loses nothing committed.
+#[test]
+fn a_command_ops_tracking_file_is_kept_with_its_output_and_collected_with_it() -> R {
+    let p = Proj::new()?;
+    p.write(
+        "train.sh",
+        r#"set -e
+mkdir -p "$LAKEBUILD_OUTPUT_DIR/model"
+printf "w$1" > "$LAKEBUILD_OUTPUT_DIR/model/w.bin"
+printf "x\n$1\n" > "$LAKEBUILD_OUTPUT_DIR/out.csv"
+if [ "$1" = 9 ]; then
+  echo '{"artifacts": ["../x"]}' > "$LAKEBUILD_OUTPUT_DIR/tracking.json"
+else
+  echo "{\"params\": {\"n\": \"$1\"}, \"artifacts\": [\"model/w.bin\"]}" > "$LAKEBUILD_OUTPUT_DIR/tracking.json"
+fi
+"#,
+    )?;
+    let rule = |arg: &str| {
+        format!(
+            "op = \"command\"\nsources = [\"train.sh\"]\n\n[params]\nrun = [\"sh\", \"train.sh\", \"{arg}\"]\n"
+        )
+    };
+    let kept = |hash: &str| p.path(&format!("lake/_lakebuild/attachments/team_model/{hash}"));
+    p.rule("team_model", &rule("1"))?;
+    p.ok(&["build"])?;
+    let first = p.last_commit("team_model")?.partitions[0]
+        .content_hash
+        .clone();
+    assert_eq!(
+        std::fs::read(kept(&first).join("artifacts/model/w.bin"))?,
+        b"w1"
+    );
+    assert!(kept(&first).join("tracking.json").exists());
+    p.rule("team_model", &rule("2"))?;
+    p.ok(&["build"])?;
+    let second = p.last_commit("team_model")?.partitions[0]
+        .content_hash
+        .clone();
+    assert_ne!(first, second);
+    assert!(kept(&first).exists(), "kept while its output is");
+    let report: serde_json::Value =
+        serde_json::from_str(&p.ok(&["gc", "--retention", "0s", "--json"])?)?;
+    let team = report
+        .as_array()
+        .and_then(|a| {
+            a.iter().find(|r| {
+                r["table"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("team_model"))
+            })
+        })
+        .ok_or("team_model's report")?;
+    assert_eq!(team["attachments_removed"], 1, "{report}");
+    assert!(!kept(&first).exists(), "collected with its output");
+    assert_eq!(
+        std::fs::read(kept(&second).join("artifacts/model/w.bin"))?,
+        b"w2"
+    );
+
+    p.rule("team_model", &rule("9"))?;
+    let out = p.fails(&["build"], 1)?;
+    assert!(
+        out.contains("tracking.json: artifact '../x'") && out.contains("without .."),
+        "{out}"
+    );
+    assert_eq!(
+        p.last_commit("team_model")?.partitions[0].content_hash,
+        second,
+        "nothing committed is lost"
+    );
+    Ok(())
+}

@@ -27,21 +27,7 @@ const ASSETS: [&str; 6] = [
 fn project() -> R<Proj> {
     let mut assets = ASSETS.to_vec();
     assets.push("trained_model");
-    repository_rules(
-        &assets,
-        &[
-            ("stocks = 300", "stocks = 30"),
-            ("2023-01-04", "2025-01-06"),
-            ("hidden = 32", "hidden = 8\nheads = 2\ngraph_k = 4"),
-            ("window = 20", "window = 10"),
-            ("epochs = 4", "epochs = 2"),
-            ("days_per_epoch = 96", "days_per_epoch = 6"),
-            ("folds = 5", "folds = 2"),
-            ("min_train_days = 252", "min_train_days = 30"),
-            ("graph_lag_lookback = 250", "graph_lag_lookback = 60"),
-            ("window = [-250, 0]", "window = [-60, 0]"),
-        ],
-    )
+    repository_rules(&assets, &TINY_MODEL)
 }
 
 /// Whether python3 has mlflow and safetensors; in CI their absence is a failure.
@@ -58,6 +44,15 @@ fn available() -> bool {
         eprintln!("SKIPPED: python3 with mlflow[auth] and safetensors is not available");
     }
     ok
+}
+
+/// A real MLflow server on a free port; `None` (the test skipped) where python3 lacks
+/// mlflow outside CI.
+fn tracking_server(auth: bool) -> R<Option<Server>> {
+    if !available() {
+        return Ok(None);
+    }
+    Ok(Some(Server::start(free_port()?, auth)?))
 }
 
 /// A port free now and not handed to another test of this process: the tests run in
@@ -172,16 +167,7 @@ impl Drop for Server {
 }
 
 fn lb(p: &Proj, uri: &str, args: &[&str]) -> R<String> {
-    let out = p
-        .cmd(args)
-        .env("LAKEBUILD_NOW", "2026-08-14")
-        .env("MLFLOW_TRACKING_URI", uri)
-        .output()?;
-    let text = output_text(&out);
-    if !out.status.success() {
-        return Err(format!("lakebuild {args:?} failed:\n{text}").into());
-    }
-    Ok(text)
+    lb_at(p, uri, "2026-08-14", args)
 }
 
 /// Runs `script` with MLflow's Python client against `uri`; its stdout.
@@ -258,10 +244,9 @@ fn check(uri: &str, p: &Proj) -> R<serde_json::Value> {
 
 #[test]
 fn a_trained_model_is_an_mlflow_run_and_a_registered_version_with_aliases_in_step() -> R {
-    if !available() {
+    let Some(server) = tracking_server(false)? else {
         return Ok(());
-    }
-    let server = Server::start(free_port()?, false)?;
+    };
     let uri = server.uri();
     let p = project()?;
     lb(&p, &uri, &["build", "trained_model", "-q"])?;
@@ -443,10 +428,9 @@ fn a_server_that_is_down_never_breaks_a_build_and_gets_every_record_once_later()
 
 #[test]
 fn wrong_credentials_are_reported_in_status_and_appear_nowhere() -> R {
-    if !available() {
+    let Some(server) = tracking_server(true)? else {
         return Ok(());
-    }
-    let server = Server::start(free_port()?, true)?;
+    };
     let uri = server.uri();
     let p = project()?;
     let secret = "not-the-password-9731";
@@ -516,5 +500,385 @@ fn without_a_tracking_uri_nothing_is_attempted() -> R {
     let out = p.run(&["mlflow", "sync"])?;
     assert!(!out.status.success());
     assert!(output_text(&out).contains("set MLFLOW_TRACKING_URI"));
+    Ok(())
+}
+
+fn lb_at(p: &Proj, uri: &str, today: &str, args: &[&str]) -> R<String> {
+    let out = p
+        .cmd(args)
+        .env("LAKEBUILD_NOW", today)
+        .env("MLFLOW_TRACKING_URI", uri)
+        .output()?;
+    let text = output_text(&out);
+    if !out.status.success() {
+        return Err(format!("lakebuild {args:?} at {today} failed:\n{text}").into());
+    }
+    Ok(text)
+}
+
+/// A person moves `ALIAS` in MLflow's registry to the registered version of lake version
+/// `LAKE_VERSION`; prints that registered version.
+const MOVE_ALIAS: &str = r#"
+import os
+from mlflow import MlflowClient
+c = MlflowClient()
+v = [m for m in c.search_model_versions("name = 'jp_equity_atft'")
+     if m.tags.get("lakebuild.version") == os.environ["LAKE_VERSION"]][0]
+c.set_registered_model_alias("jp_equity_atft", os.environ["ALIAS"], v.version)
+print(v.version)
+"#;
+
+const ALIASES: &str = r#"
+import json
+from mlflow import MlflowClient
+print(json.dumps({k: int(v) for k, v in MlflowClient().get_registered_model("jp_equity_atft").aliases.items()}))
+"#;
+
+#[test]
+fn an_alias_moved_in_mlflow_is_imported_audited_and_re_keys_predictions_and_the_lake_wins_when_both_moved()
+-> R {
+    let Some(server) = tracking_server(false)? else {
+        return Ok(());
+    };
+    let uri = server.uri();
+    let mut assets = ASSETS.to_vec();
+    assets.extend(["trained_model", "predictions"]);
+    let p = repository_rules(&assets, &TINY_MODEL)?;
+    let rule = std::fs::read_to_string(p.path("rules/predictions.toml"))?.replace(
+        "{ asset = \"trained_model\" }",
+        "{ asset = \"trained_model@production\" }",
+    );
+    p.rule("predictions", &rule)?;
+    // Two model versions: August's, then September's (the month rolled over).
+    lb_at(&p, &uri, "2026-08-14", &["build", "trained_model", "-q"])?;
+    let first = p.version("trained_model")?.ok_or("a version")?;
+    lb_at(&p, &uri, "2026-09-01", &["build", "trained_model", "-q"])?;
+    let second = p.version("trained_model")?.ok_or("a version")?;
+    assert_ne!(first, second);
+    let list: serde_json::Value = serde_json::from_str(&lb_at(
+        &p,
+        &uri,
+        "2026-09-01",
+        &["model", "list", "--json"],
+    )?)?;
+    let id_of = |v: i64| -> String {
+        list.as_array()
+            .and_then(|a| a.iter().find(|r| r["version"] == v))
+            .and_then(|r| r["model_id"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_ne!(id_of(first), id_of(second), "{list}");
+
+    lb_at(
+        &p,
+        &uri,
+        "2026-09-01",
+        &["model", "alias", "production", &first.to_string()],
+    )?;
+    lb_at(&p, &uri, "2026-09-01", &["build", "predictions", "-q"])?;
+    assert_eq!(model_ids(&p, "predictions")?, [id_of(first)]);
+
+    // A person moves `production` to September's model in MLflow's UI: the next tick
+    // imports it as `lakebuild model alias` would, and the next build re-keys on it.
+    python(
+        &uri,
+        MOVE_ALIAS,
+        &[
+            ("ALIAS", "production"),
+            ("LAKE_VERSION", &second.to_string()),
+        ],
+    )?;
+    let out = lb_at(&p, &uri, "2026-09-01", &["tick"])?;
+    assert!(
+        out.contains(&format!(
+            "trained_model@production: version {first} → version {second} (moved in MLflow)"
+        )),
+        "{out}"
+    );
+    let history: serde_json::Value = serde_json::from_str(&lb_at(
+        &p,
+        &uri,
+        "2026-09-01",
+        &["model", "history", "--json"],
+    )?)?;
+    let moves: Vec<(String, Option<i64>, i64, String)> = history
+        .as_array()
+        .ok_or("a list")?
+        .iter()
+        .map(|m| {
+            (
+                m["alias"].as_str().unwrap_or_default().to_string(),
+                m["from"].as_i64(),
+                m["to"].as_i64().unwrap_or(-1),
+                m["by"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        vec![
+            ("production".into(), None, first, "cli".into()),
+            ("production".into(), Some(first), second, "mlflow".into()),
+        ],
+        "{history}"
+    );
+    let out = lb_at(&p, &uri, "2026-09-01", &["build", "predictions"])?;
+    assert_eq!(model_ids(&p, "predictions")?, [id_of(second)], "{out}");
+
+    // Both sides move `staging`: lakebuild's while MLflow is not told (tracking off),
+    // MLflow's by a person. The lake wins, and MLflow is set back to it.
+    let out = p
+        .cmd(&["model", "alias", "staging", &first.to_string()])
+        .env("LAKEBUILD_NOW", "2026-09-01")
+        .output()?;
+    assert!(out.status.success(), "{}", output_text(&out));
+    python(
+        &uri,
+        MOVE_ALIAS,
+        &[("ALIAS", "staging"), ("LAKE_VERSION", &second.to_string())],
+    )?;
+    let out = lb_at(&p, &uri, "2026-09-01", &["tick"])?;
+    assert!(!out.contains("staging: version"), "{out}");
+    let registered_first = python(
+        &uri,
+        "import os; from mlflow import MlflowClient; print([m.version for m in MlflowClient().search_model_versions(\"name = 'jp_equity_atft'\") if m.tags.get('lakebuild.version') == os.environ['LAKE_VERSION']][0])",
+        &[("LAKE_VERSION", &first.to_string())],
+    )?;
+    let remote: serde_json::Value = serde_json::from_str(&python(&uri, ALIASES, &[])?)?;
+    assert_eq!(
+        remote["staging"].to_string(),
+        registered_first.trim(),
+        "{remote}"
+    );
+    let list: serde_json::Value = serde_json::from_str(&lb_at(
+        &p,
+        &uri,
+        "2026-09-01",
+        &["model", "list", "--json"],
+    )?)?;
+    let staging = list
+        .as_array()
+        .and_then(|a| {
+            a.iter().find(|r| {
+                r["aliases"]
+                    .as_array()
+                    .is_some_and(|x| x.iter().any(|n| n == "staging"))
+            })
+        })
+        .map(|r| r["version"].clone());
+    assert_eq!(staging, Some(first.into()), "{list}");
+    Ok(())
+}
+
+const SCORES: &str = r#"
+import json
+from mlflow import MlflowClient
+c = MlflowClient()
+runs = c.search_runs([e.experiment_id for e in c.search_experiments()])
+model = [r for r in runs if r.data.tags.get("lakebuild.asset") == "trained_model"]
+r = model[0]
+h = lambda k: [(m.step, m.value) for m in c.get_metric_history(r.info.run_id, k)]
+print(json.dumps({
+    "runs": len(runs),
+    "model_runs": len(model),
+    "eval_rank_ic": h("evaluation/1d/rank_ic"),
+    "eval_oracle_ic": h("evaluation/1d/oracle_ic"),
+    "eval_daily": h("evaluation/1d/daily_rank_ic"),
+    "live": h("live/1d/rank_ic"),
+    "valid_by_horizon": h("fold1/valid_rank_ic/1d"),
+}))
+"#;
+
+#[test]
+fn evaluation_and_live_scores_are_logged_once_to_the_run_of_the_model_they_scored() -> R {
+    let Some(server) = tracking_server(false)? else {
+        return Ok(());
+    };
+    let uri = server.uri();
+    let mut assets = ASSETS.to_vec();
+    assets.extend([
+        "synthetic_truth",
+        "trained_model",
+        "predictions",
+        "model_evaluation",
+        "prediction_performance",
+    ]);
+    let p = repository_rules(&assets, &TINY_MODEL)?;
+    lb(
+        &p,
+        &uri,
+        &["build", "model_evaluation", "prediction_performance", "-q"],
+    )?;
+    let scores =
+        || -> R<serde_json::Value> { Ok(serde_json::from_str(&python(&uri, SCORES, &[])?)?) };
+    let s = scores()?;
+    // The scores are no runs of their own: one run, the model's.
+    assert_eq!(
+        (s["runs"].clone(), s["model_runs"].clone()),
+        (1.into(), 1.into()),
+        "{s}"
+    );
+    let m =
+        lakebuild::jp_equity::model::store::StoredModel::from_frame(&p.frame("trained_model")?)?;
+    assert_eq!(
+        s["valid_by_horizon"].as_array().map(|a| a.len()),
+        Some(m.metrics.folds[0].epochs.len()),
+        "{s}"
+    );
+    // The evaluation: a mean per fold (the step), and every validation day.
+    let eval = p.frame("model_evaluation")?;
+    let folds = eval.column("fold")?.i32()?.clone();
+    let horizons = eval.column("horizon")?.str()?.clone();
+    let rank_ic = eval.column("rank_ic")?.f64()?.clone();
+    let mut fold1 = Vec::new();
+    let mut days = 0;
+    for i in 0..eval.height() {
+        if horizons.get(i) == Some("fwd_ret_1d")
+            && let Some(x) = rank_ic.get(i).filter(|x| x.is_finite())
+        {
+            days += 1;
+            if folds.get(i) == Some(1) {
+                fold1.push(x);
+            }
+        }
+    }
+    let mean = fold1.iter().sum::<f64>() / fold1.len() as f64;
+    assert_eq!(
+        s["eval_rank_ic"].as_array().map(|a| a.len()),
+        Some(m.metrics.folds.len()),
+        "{s}"
+    );
+    assert_eq!(s["eval_rank_ic"][0][0], 1);
+    assert!(
+        (s["eval_rank_ic"][0][1].as_f64().unwrap_or(f64::NAN) - mean).abs() < 1e-12,
+        "{s}"
+    );
+    assert_eq!(
+        s["eval_daily"].as_array().map(|a| a.len()),
+        Some(days),
+        "{s}"
+    );
+    assert!(
+        s["eval_oracle_ic"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{s}"
+    );
+    // Live monitoring: each scored day's RankIC, stepped by the trading day, equal to
+    // the lake's.
+    let perf = p.frame("prediction_performance")?;
+    let dates = perf
+        .column("Date")?
+        .cast(&polars::prelude::DataType::Int32)?;
+    let dates = dates.i32()?;
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).ok_or("epoch")?;
+    let hz = perf.column("horizon")?.str()?.clone();
+    let ric = perf.column("rank_ic")?.f64()?.clone();
+    let mut want: Vec<(i64, f64)> = Vec::new();
+    for i in 0..perf.height() {
+        if let (Some("1d"), Some(d), Some(x)) = (hz.get(i), dates.get(i), ric.get(i)) {
+            let d = epoch + chrono::Duration::days(d as i64);
+            let step = chrono::Datelike::year(&d) as i64 * 10_000
+                + chrono::Datelike::month(&d) as i64 * 100
+                + chrono::Datelike::day(&d) as i64;
+            want.push((step, x));
+        }
+    }
+    want.sort_by_key(|w| w.0);
+    assert!(!want.is_empty(), "no scored day");
+    let mut got: Vec<(i64, f64)> = s["live"]
+        .as_array()
+        .ok_or("live")?
+        .iter()
+        .map(|x| {
+            (
+                x[0].as_i64().unwrap_or(0),
+                x[1].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    got.sort_by_key(|g| g.0);
+    assert_eq!(got, want, "{s}");
+
+    // Delivered again (a sync re-queues every materialization): nothing is duplicated.
+    lb(&p, &uri, &["mlflow", "sync"])?;
+    let again = scores()?;
+    for k in ["runs", "eval_rank_ic", "eval_daily", "live"] {
+        assert_eq!(again[k], s[k], "{k}: {again}");
+    }
+    Ok(())
+}
+
+/// A team's own model trained by a `command` op: the params, metrics, tags and artifact
+/// its program reports in `tracking.json` arrive in MLflow as a run and a registered
+/// version, the artifact byte for byte.
+#[test]
+fn a_command_ops_tracking_file_becomes_a_run_with_its_artifacts() -> R {
+    let Some(server) = tracking_server(false)? else {
+        return Ok(());
+    };
+    let uri = server.uri();
+    let p = Proj::new()?;
+    p.write(
+        "train.py",
+        r#"
+import json, os
+out = os.environ["LAKEBUILD_OUTPUT_DIR"]
+os.makedirs(os.path.join(out, "model"), exist_ok=True)
+with open(os.path.join(out, "model", "weights.bin"), "wb") as f:
+    f.write(bytes(range(256)) * 4)
+with open(os.path.join(out, "summary.csv"), "w") as f:
+    f.write("name,value\nval_loss,0.25\n")
+json.dump({
+    "params": {"lr": 0.001, "optimizer": "adamw", "layers": [64, 32]},
+    "metrics": [{"key": "val_loss", "value": 0.5 / (e + 1), "step": e} for e in range(3)],
+    "tags": {"framework": "pytorch"},
+    "artifacts": ["model/weights.bin"],
+}, open(os.path.join(out, "tracking.json"), "w"))
+"#,
+    )?;
+    p.rule(
+        "team_model",
+        "op = \"command\"\nsources = [\"train.py\"]\n\n[params]\nrun = [\"python3\", \"train.py\"]\n\n[mlflow]\nexperiment = \"team-models\"\nregistered_model = \"team_model\"\n",
+    )?;
+    lb(&p, &uri, &["build", "team_model", "-q"])?;
+    let got: serde_json::Value = serde_json::from_str(&python(
+        &uri,
+        r#"
+import json, mlflow
+from mlflow import MlflowClient
+c = MlflowClient()
+e = c.get_experiment_by_name("team-models")
+r = c.search_runs([e.experiment_id])[0]
+path = mlflow.artifacts.download_artifacts(run_id=r.info.run_id, artifact_path="model/model/weights.bin")
+print(json.dumps({
+    "params": r.data.params,
+    "framework": r.data.tags.get("framework"),
+    "asset": r.data.tags.get("lakebuild.asset"),
+    "loss": [(m.step, m.value) for m in c.get_metric_history(r.info.run_id, "val_loss")],
+    "weights": open(path, "rb").read().hex(),
+    "versions": len(c.search_model_versions("name = 'team_model'")),
+}))
+"#,
+        &[],
+    )?)?;
+    assert_eq!(got["params"]["lr"], "0.001", "{got}");
+    assert_eq!(got["params"]["optimizer"], "adamw");
+    assert_eq!(got["params"]["layers"], "[64,32]");
+    assert_eq!(got["framework"], "pytorch");
+    assert_eq!(got["asset"], "team_model");
+    assert_eq!(
+        got["loss"],
+        serde_json::json!([[0, 0.5], [1, 0.25], [2, 0.5 / 3.0]])
+    );
+    let want: String = (0..4)
+        .flat_map(|_| 0..=255u8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got["weights"], want.as_str());
+    assert_eq!(got["versions"], 1);
+    // The output itself is the program's table, untouched by the tracking file.
+    assert_eq!(p.frame("team_model")?.height(), 1);
     Ok(())
 }

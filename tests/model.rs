@@ -24,21 +24,7 @@ const ASSETS: [&str; 11] = [
 
 /// The repository's rules: 30 stocks from 2025-01-06, a tiny model and short folds.
 fn project() -> R<Proj> {
-    repository_rules(
-        &ASSETS,
-        &[
-            ("stocks = 300", "stocks = 30"),
-            ("2023-01-04", "2025-01-06"),
-            ("hidden = 32", "hidden = 8\nheads = 2\ngraph_k = 4"),
-            ("window = 20", "window = 10"),
-            ("epochs = 4", "epochs = 2"),
-            ("days_per_epoch = 96", "days_per_epoch = 6"),
-            ("folds = 5", "folds = 2"),
-            ("min_train_days = 252", "min_train_days = 30"),
-            ("graph_lag_lookback = 250", "graph_lag_lookback = 60"),
-            ("window = [-250, 0]", "window = [-60, 0]"),
-        ],
-    )
+    repository_rules(&ASSETS, &TINY_MODEL)
 }
 
 fn build_at(p: &Proj, today: &str, args: &[&str], threads: Option<&str>) -> R<String> {
@@ -257,35 +243,22 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
         !out.status.success() && text.contains("lakebuild model alias production VERSION"),
         "{text}"
     );
-    let ids = |p: &Proj| -> R<Vec<String>> {
-        let f = p.frame("predictions")?;
-        let mut v: Vec<String> = f
-            .column("model_id")?
-            .str()?
-            .iter()
-            .flatten()
-            .map(str::to_string)
-            .collect();
-        v.sort();
-        v.dedup();
-        Ok(v)
-    };
     let first = versions[0].0.to_string();
     let second = versions[1].0.to_string();
     p.ok(&["model", "alias", "production", &first])?;
     let out = build_at(&p, "2026-09-01", &["predictions", "-v"], None)?;
     assert_eq!(
-        ids(&p)?,
+        model_ids(&p, "predictions")?,
         [m.id()],
         "predictions use the version production names: {list}\n{out}"
     );
     p.ok(&["model", "alias", "production", &second])?;
     build_at(&p, "2026-09-01", &["predictions"], None)?;
-    assert_eq!(ids(&p)?, [m2.id()]);
+    assert_eq!(model_ids(&p, "predictions")?, [m2.id()]);
     // Rolling back restores the earlier predictions instead of recomputing them.
     p.ok(&["model", "alias", "production", &first])?;
     let out = build_at(&p, "2026-09-01", &["predictions"], None)?;
-    assert_eq!(ids(&p)?, [m.id()]);
+    assert_eq!(model_ids(&p, "predictions")?, [m.id()]);
     assert!(
         out.lines()
             .any(|l| l.starts_with("predictions") && l.contains("built 0")),
@@ -305,9 +278,33 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
         &["predictions", "--force", "--only"],
         None,
     )?;
-    assert_eq!(ids(&p)?, [m.id()]);
+    assert_eq!(model_ids(&p, "predictions")?, [m.id()]);
     let err = p.fails(&["model", "alias", "production", "999"], 2)?;
-    assert!(err.contains("no model at version 999"), "{err}");
+    assert!(
+        err.contains("has no output at version 999; its versions are: 1, 2"),
+        "{err}"
+    );
+    // Every move is in the audit record, oldest first, made by `lakebuild model alias`.
+    let history: serde_json::Value =
+        serde_json::from_str(&p.ok(&["model", "history", "--json"])?)?;
+    let moves: Vec<(Option<i64>, i64, &str)> = history
+        .as_array()
+        .ok_or("a list")?
+        .iter()
+        .map(|m| {
+            (
+                m["from"].as_i64(),
+                m["to"].as_i64().unwrap_or(-1),
+                m["by"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let (a, b) = (versions[0].0, versions[1].0);
+    assert_eq!(
+        moves,
+        vec![(None, a, "cli"), (Some(a), b, "cli"), (Some(b), a, "cli")],
+        "{history}"
+    );
     Ok(())
 }
 

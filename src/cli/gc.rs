@@ -17,12 +17,15 @@ pub(super) fn run(project: &Project, retention: &str, dry_run: bool, json: bool)
         print_json(&reports)?
     } else {
         for r in &reports {
-            if r.orphans_removed + r.expired_removed + r.kept_for_retention > 0 {
+            if r.orphans_removed + r.expired_removed + r.kept_for_retention + r.attachments_removed
+                > 0
+            {
                 println!(
-                    "{}: removed {} unreferenced and {} expired file(s), {} bytes; kept {} for retention",
+                    "{}: removed {} unreferenced and {} expired file(s) and {} attachment folder(s), {} bytes; kept {} for retention",
                     r.table,
                     r.orphans_removed,
                     r.expired_removed,
+                    r.attachments_removed,
                     r.bytes_freed,
                     r.kept_for_retention
                 );

@@ -221,6 +221,15 @@ pub(crate) enum ModelCommand {
         #[arg(long, default_value = "trained_model")]
         asset: String,
     },
+    /// Every alias move, oldest first: when, from which version to which, and who moved
+    /// it (`cli`: lakebuild model alias; `mlflow`: imported from MLflow's registry).
+    History {
+        /// Only this asset's aliases.
+        #[arg(long)]
+        asset: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl Global {

@@ -2,11 +2,11 @@
 
 use super::{ModelCommand, print_json};
 use crate::core::error::UsageError;
+use crate::engine::alias::{self, MovedBy};
 use crate::engine::project::Project;
 use crate::jp_equity::model_versions;
-use crate::lake::lock;
+use crate::lake::aliases;
 use anyhow::Result;
-use std::time::Duration;
 
 pub(super) fn run(project: &Project, command: ModelCommand) -> Result<i32> {
     match command {
@@ -24,17 +24,40 @@ pub(super) fn run(project: &Project, command: ModelCommand) -> Result<i32> {
             version,
             asset,
         } => {
-            let old = {
-                let _lock =
-                    lock::acquire(&project.lake.root, "model alias", Duration::from_secs(600))?;
-                model_versions::set_alias(project, &asset, &alias, version)
-                    .map_err(|e| UsageError(format!("{e:#}")))?
-            };
+            let old = alias::move_alias(project, &asset, &alias, version, MovedBy::Cli)
+                .map_err(|e| UsageError(format!("{e:#}")))?;
             match old {
                 Some(o) if o != version => println!("{asset}@{alias}: version {o} → {version}"),
                 _ => println!("{asset}@{alias} = version {version}"),
             }
             crate::mlflow::alias_moved(project, &asset, &alias, version);
+            Ok(0)
+        }
+        ModelCommand::History { asset, json } => {
+            let moves: Vec<aliases::AliasMove> = aliases::history(&project.lake.root)?
+                .into_iter()
+                .filter(|m| asset.as_ref().is_none_or(|a| *a == m.asset))
+                .collect();
+            if json {
+                print_json(&moves)?
+            } else if moves.is_empty() {
+                println!("no alias was moved yet (lakebuild model alias NAME VERSION)");
+            } else {
+                println!(
+                    "{:<20}  {:<24}  {:>7}  {:>7}  by",
+                    "when", "alias", "from", "to"
+                );
+                for m in &moves {
+                    println!(
+                        "{:<20}  {:<24}  {:>7}  {:>7}  {}",
+                        m.at,
+                        format!("{}@{}", m.asset, m.alias),
+                        m.from.map_or("-".to_string(), |v| v.to_string()),
+                        m.to,
+                        m.by
+                    );
+                }
+            }
             Ok(0)
         }
     }

@@ -8,8 +8,9 @@
 //! an op's frame), [`restatement`], [`publish`], [`restore`], [`history_rows`] and
 //! [`history_recovery`]; and around the build, the [`project`] (rules, lake, settings),
 //! [`settings`] (`lakebuild.toml`), [`checks`], [`sources`] (hashing source files),
-//! [`progress`] and [`resources`].
+//! [`progress`] and [`resources`]; and moving a version [`alias`], checked and audited.
 
+pub mod alias;
 pub mod batch;
 pub mod checks;
 pub mod dry_run;

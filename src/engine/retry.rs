@@ -58,6 +58,7 @@ pub(crate) fn run_with_retry(
             scratch: scratch.clone(),
             resume: resume.clone(),
             sources: &prep.sources,
+            attachments: scratch.join("attachments"),
             // Under the current rule only: a restated partition is recorded under it.
             published: prep
                 .state
@@ -74,6 +75,12 @@ pub(crate) fn run_with_retry(
         let result = prep.op.run(&ctx).and_then(|df| {
             let restated = prep.op.restate(&ctx, &df)?;
             let mut produced = split_and_hash(prep, asset, &batch, df)?;
+            crate::lake::attachments::keep(
+                &project.lake.root,
+                asset,
+                &ctx.attachments,
+                produced.iter().map(|p| p.content_hash.as_str()),
+            )?;
             let mut events = vec![];
             if let Some(r) = restated {
                 if batch.is_empty() {

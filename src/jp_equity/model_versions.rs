@@ -87,33 +87,6 @@ pub fn list(project: &Project, asset: &str) -> Result<Vec<ModelVersion>> {
     Ok(out)
 }
 
-/// Points `alias` at `version` of `asset`, which must be a listed version.
-pub fn set_alias(project: &Project, asset: &str, alias: &str, version: i64) -> Result<Option<i64>> {
-    if !aliases::valid_name(alias) {
-        bail!("alias '{alias}': use lowercase letters, digits, _ and -, e.g. production");
-    }
-    let versions = list(project, asset)?;
-    if let Some(v) = versions.iter().find(|v| v.version == version)
-        && let Some(why) = &v.unreadable
-    {
-        bail!(
-            "{asset} version {version} cannot be read ({why}): choose another version (lakebuild model list)"
-        );
-    }
-    if !versions.iter().any(|v| v.version == version) {
-        let known: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
-        bail!(
-            "{asset} has no model at version {version}; its versions are: {} (see lakebuild model list)",
-            if known.is_empty() {
-                "none yet".to_string()
-            } else {
-                known.join(", ")
-            }
-        );
-    }
-    aliases::set(&project.lake.root, asset, alias, version)
-}
-
 pub fn render(asset: &str, versions: &[ModelVersion]) -> String {
     let mut s = format!(
         "{:>7}  {:<20}  {:<16}  {:<10}  {:>9}  aliases\n",

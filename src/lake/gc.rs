@@ -13,6 +13,9 @@ pub struct GcReport {
     pub expired_removed: usize,
     pub bytes_freed: u64,
     pub kept_for_retention: usize,
+    /// Attachment folders removed with the materializations they belonged to
+    /// ([`super::attachments::collect`]).
+    pub attachments_removed: usize,
 }
 
 /// Collects one table. `dry_run` reports without deleting.
@@ -87,7 +90,8 @@ pub fn collect_keeping(
     }
     Ok(report)
 }
-/// `lakebuild gc`: every asset's table (keeping the versions an alias pins), the run
+/// `lakebuild gc`: every asset's table (keeping the versions an alias pins) and its
+/// attachments, the run
 /// history, the scratch folder, and training checkpoints of work that never finished (its
 /// inputs changed since) once older than the retention. Takes the lake lock.
 pub fn collect_lake(
@@ -104,12 +108,11 @@ pub fn collect_lake(
             .get(a)
             .map(|m| m.values().copied().collect())
             .unwrap_or_default();
-        reports.push(collect_keeping(
-            &lake.table(a),
-            retention,
-            dry_run,
-            &pinned,
-        )?);
+        let mut report = collect_keeping(&lake.table(a), retention, dry_run, &pinned)?;
+        let (removed, bytes) = super::attachments::collect(&lake.root, a, &lake.table(a), dry_run)?;
+        report.attachments_removed = removed;
+        report.bytes_freed += bytes;
+        reports.push(report);
     }
     reports.push(collect(&lake.runs_table(), retention, dry_run)?);
     if dry_run {

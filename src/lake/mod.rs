@@ -2,6 +2,7 @@
 //! tables and files under `lake/_lakebuild/` (run history, lock).
 
 pub mod aliases;
+pub mod attachments;
 pub mod content_hash;
 pub mod failpoint;
 pub mod format;

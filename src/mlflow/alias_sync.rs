@@ -6,18 +6,19 @@
 //! while MLflow's moved is imported; one that moved in lakebuild, or on both sides, keeps
 //! the lake's value and is pushed back. Sides are compared by content (the registered
 //! version's `lakebuild.content_hash` tag), since one registered version stands for
-//! every lake version holding its content. An import is checked like `lakebuild model
-//! alias` (a valid name, a version holding a model whose file is present) and printed.
+//! every lake version holding its content. An import goes through the same function as
+//! `lakebuild model alias` ([`crate::engine::alias::move_alias`]: its checks, the lake
+//! lock, the audit record with `by = mlflow`) and is printed.
 
 use super::client::{Client, Failure, tag, text};
 use super::record::Record;
 use crate::core::partition::PartitionId;
+use crate::engine::alias::{self, MovedBy};
 use crate::engine::project::Project;
-use crate::lake::{aliases, lock, state_file};
+use crate::lake::{aliases, state_file};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 type Synced = BTreeMap<String, BTreeMap<String, i64>>;
 
@@ -137,14 +138,13 @@ pub fn compare(
                     );
                     continue;
                 };
-                {
-                    let _lock = lock::acquire(
-                        &project.lake.root,
-                        "mlflow alias import",
-                        Duration::from_secs(600),
-                    )
-                    .map_err(lake_err)?;
-                    aliases::set(&project.lake.root, asset, name, target).map_err(lake_err)?;
+                // Exactly as `lakebuild model alias` would: the same checks, lock and
+                // audit record.
+                if let Err(e) = alias::move_alias(project, asset, name, target, MovedBy::Mlflow) {
+                    eprintln!(
+                        "warning: MLflow alias '{name}' of {model} (version {mv}) not imported: {e:#}"
+                    );
+                    continue;
                 }
                 agreed(project, asset, name, target).map_err(lake_err)?;
                 let from = l.map_or("unset".to_string(), |v| format!("version {v}"));

@@ -156,15 +156,26 @@ impl Client {
         }
     }
 
-    /// The runs of `experiment` whose tag `key` is `value` (`info` objects).
-    pub fn runs_tagged(&self, experiment: &str, key: &str, value: &str) -> Res<Vec<Value>> {
+    /// The id of experiment `name`, `None` when it does not exist.
+    pub fn find_experiment(&self, name: &str) -> Res<Option<String>> {
+        match self.get("experiments/get-by-name", &[("experiment_name", name)]) {
+            Ok(v) => Ok(Some(text(&v["experiment"]["experiment_id"]))),
+            Err(Failure::Refused { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The runs of `experiments` whose tag `key` is `value` (`info` objects), oldest
+    /// first.
+    pub fn runs_tagged(&self, experiments: &[String], key: &str, value: &str) -> Res<Vec<Value>> {
         let v = self.post(
             "runs/search",
             json!({
-                "experiment_ids": [experiment],
+                "experiment_ids": experiments,
                 "filter": format!("tags.`{key}` = '{}'", value.replace('\'', "")),
                 "max_results": 10,
                 "run_view_type": "ALL",
+                "order_by": ["attributes.start_time ASC"],
             }),
         )?;
         Ok(v["runs"]

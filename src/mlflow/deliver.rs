@@ -9,14 +9,22 @@
 //! finished at the commit's time, then a version of the registered model (the rule's
 //! `[mlflow] registered_model`, else the asset's name) with the run as its source. An
 //! alias: the registered version holding the content of the lake version it names.
+//!
+//! The scores of a model ([`Tracked::ModelMetrics`]: `model_evaluation`,
+//! `prediction_performance`) are no run of their own: their metrics go to the run of the
+//! model they scored, found by the tag the op names (`lakebuild.model_id`), with the
+//! trading day as the step and its date as the timestamp where the op gives one, so that
+//! a partition delivered again adds nothing (MLflow keeps one point per key, step,
+//! timestamp and value).
 
 use super::client::{Client, Failure, Res, pairs, tag, text};
 use super::record::Record;
 use crate::core::partition::PartitionId;
 use crate::engine::project::Project;
 use crate::lake::outbox::Delivery;
+use crate::op::tracking::Tracked;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The MLflow names of an asset: its experiment and its registered model.
 pub fn homes(project: &Project, asset: &str) -> (String, String) {
@@ -28,7 +36,17 @@ pub fn homes(project: &Project, asset: &str) -> (String, String) {
     )
 }
 
-pub fn deliver(project: &Project, client: &Client, record: &Record) -> Delivery {
+/// The model runs found by their tag during one delivery round (a day of live metrics
+/// each: one search per model, not per day).
+#[derive(Default)]
+pub struct ModelRuns(HashMap<(String, String), Option<String>>);
+
+pub fn deliver(
+    project: &Project,
+    client: &Client,
+    model_runs: &mut ModelRuns,
+    record: &Record,
+) -> Delivery {
     let done = match record {
         Record::Run {
             asset,
@@ -39,6 +57,7 @@ pub fn deliver(project: &Project, client: &Client, record: &Record) -> Delivery 
         } => run(
             project,
             client,
+            model_runs,
             asset,
             *version,
             partition,
@@ -70,6 +89,7 @@ fn lake(message: impl std::fmt::Display) -> Failure {
 fn run(
     project: &Project,
     client: &Client,
+    model_runs: &mut ModelRuns,
     asset: &str,
     version: i64,
     partition: &str,
@@ -101,9 +121,32 @@ fn run(
         .and_then(|lf| Ok(lf.collect()?))
         .map_err(|e| lake(format!("{asset} version {version}: its file cannot be read ({e:#}); was it garbage-collected?")))?;
     let report = op
-        .tracking(&commit.rule.params, &frame)
+        .tracking(
+            &commit.rule.params,
+            &frame,
+            &crate::lake::attachments::dir(&project.lake.root, asset, content_hash),
+        )
         .map_err(|e| lake(format!("{asset} version {version}: {e:#}")))?;
     let at_ms = state.timestamps.get(&version).copied().unwrap_or(0);
+    let metrics: Vec<Value> = report
+        .metrics
+        .iter()
+        .map(|m| json!({"key": m.key, "value": m.value, "step": m.step, "timestamp": m.timestamp_ms.unwrap_or(at_ms)}))
+        .collect();
+    if super::record::tracked_as(project, asset) == Tracked::ModelMetrics {
+        let Some((tag_key, tag_value)) = &report.model_run else {
+            return Ok(());
+        };
+        let Some(target) = model_run(project, client, model_runs, tag_key, tag_value)? else {
+            return Err(Failure::Refused {
+                code: "NO_MODEL_RUN".into(),
+                message: format!(
+                    "{asset} version {version} scores the model with {tag_key} = {tag_value}, which has no MLflow run: run `lakebuild mlflow sync` to record every model version, then its scores"
+                ),
+            });
+        };
+        return client.log_batch(&target, Vec::new(), Vec::new(), metrics);
+    }
     let (experiment_name, model_name) = homes(project, asset);
     let experiment = client.experiment(&experiment_name)?;
 
@@ -136,7 +179,7 @@ fn run(
     }
     tags.extend(report.tags.clone());
 
-    let found = client.runs_tagged(&experiment, "lakebuild.key", key)?;
+    let found = client.runs_tagged(std::slice::from_ref(&experiment), "lakebuild.key", key)?;
     let info = match found.into_iter().next() {
         Some(info) => info,
         None => {
@@ -149,11 +192,6 @@ fn run(
         }
     };
     let run_id = text(&info["run_id"]);
-    let metrics: Vec<Value> = report
-        .metrics
-        .iter()
-        .map(|m| json!({"key": m.key, "value": m.value, "step": m.step, "timestamp": at_ms}))
-        .collect();
     client.log_batch(&run_id, pairs(&report.params), pairs(&tags), metrics)?;
     let artifact_uri = text(&info["artifact_uri"]);
     for a in &report.artifacts {
@@ -184,6 +222,42 @@ fn run(
         client.create_version(&model_name, &source, &run_id, pairs(&vtags))?;
     }
     Ok(())
+}
+
+/// The run of the model whose tag `key` is `value`, in the experiments of the project's
+/// model assets: the first one made when the same model was recorded more than once.
+fn model_run(
+    project: &Project,
+    client: &Client,
+    cache: &mut ModelRuns,
+    key: &str,
+    value: &str,
+) -> Res<Option<String>> {
+    let wanted = (key.to_string(), value.to_string());
+    if let Some(Some(found)) = cache.0.get(&wanted) {
+        return Ok(Some(found.clone()));
+    }
+    let mut experiments = Vec::new();
+    for asset in &project.rules.order {
+        if super::record::registers_models(project, asset) {
+            let (name, _) = homes(project, asset);
+            if let Some(id) = client.find_experiment(&name)?
+                && !experiments.contains(&id)
+            {
+                experiments.push(id);
+            }
+        }
+    }
+    let found = if experiments.is_empty() {
+        None
+    } else {
+        client
+            .runs_tagged(&experiments, key, value)?
+            .first()
+            .map(|info| text(&info["run_id"]))
+    };
+    cache.0.insert(wanted, found.clone());
+    Ok(found)
 }
 
 fn alias_(project: &Project, client: &Client, asset: &str, alias: &str, version: i64) -> Res<()> {

@@ -1,7 +1,8 @@
 //! MLflow tracking and registry (OPERATIONS.md "MLflow"): every materialization of a
 //! tracked asset (a model-producing op, or a rule with `[mlflow]`) becomes an MLflow run
 //! and a version of a registered model, and lakebuild's aliases become the registered
-//! model's aliases. On only when `MLFLOW_TRACKING_URI` is set ([`config`]); without it
+//! model's aliases; an op that scores a model (an evaluation, live monitoring) adds its
+//! metrics to that model's run. On only when `MLFLOW_TRACKING_URI` is set ([`config`]); without it
 //! nothing here reads or writes anything.
 //!
 //! Nothing is sent from inside a build: after it, the new materializations are queued in
@@ -100,7 +101,7 @@ fn import_aliases(project: &Project, client: &client::Client) -> Result<Vec<Stri
         .rules
         .order
         .iter()
-        .filter(|a| record::tracked(project, a))
+        .filter(|a| record::registers_models(project, a))
     {
         let (_, model) = deliver::homes(project, asset);
         match alias_sync::compare(project, client, asset, &model) {
@@ -122,7 +123,7 @@ fn import_aliases(project: &Project, client: &client::Client) -> Result<Vec<Stri
 /// Queues an alias set by `lakebuild model alias` and delivers it.
 pub fn alias_moved(project: &Project, asset: &str, alias: &str, version: i64) {
     let Some(client) = client() else { return };
-    if !record::tracked(project, asset) {
+    if !record::registers_models(project, asset) {
         return;
     }
     let rec = Record::Alias {
@@ -169,7 +170,10 @@ pub fn sync(project: &Project) -> Result<Round> {
 
 fn deliver_with(project: &Project, client: &client::Client) -> Result<Round> {
     let now = crate::clock::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    outbox(project).deliver(&now, |r: &Record| deliver::deliver(project, client, r))
+    let mut model_runs = deliver::ModelRuns::default();
+    outbox(project).deliver(&now, |r: &Record| {
+        deliver::deliver(project, client, &mut model_runs, r)
+    })
 }
 
 fn report_round(round: Result<Round>, started: std::time::Instant) {

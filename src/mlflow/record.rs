@@ -5,13 +5,16 @@
 
 use crate::core::record::PartitionOutcome;
 use crate::engine::project::Project;
+use crate::op::tracking::Tracked;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
-    /// One materialization of a tracked asset: an MLflow run (and a registered version).
+    /// One materialization of a tracked asset: an MLflow run and a registered version
+    /// ([`Tracked::Run`]), or metrics logged to the run of the model it scored
+    /// ([`Tracked::ModelMetrics`]).
     Run {
         asset: String,
         /// The lake version (Delta table version) that committed it.
@@ -28,11 +31,31 @@ pub enum Record {
     },
 }
 
-/// Whether `asset` is tracked: its op makes models, or its rule names an `[mlflow]` home.
+/// How `asset`'s materializations are tracked: as its op says, and as runs of their own
+/// when its rule names an `[mlflow]` home (a team's model trained by a `command` op).
+pub fn tracked_as(project: &Project, asset: &str) -> Tracked {
+    let Some(rule) = project.rules.get(asset) else {
+        return Tracked::No;
+    };
+    match project
+        .registry
+        .find(&rule.op)
+        .map_or(Tracked::No, |op| op.tracked())
+    {
+        Tracked::No if rule.tracking.is_some() => Tracked::Run,
+        t => t,
+    }
+}
+
+/// Whether `asset` is tracked at all.
 pub fn tracked(project: &Project, asset: &str) -> bool {
-    project.rules.get(asset).is_some_and(|r| {
-        r.tracking.is_some() || project.registry.find(&r.op).is_some_and(|op| op.tracked())
-    })
+    tracked_as(project, asset) != Tracked::No
+}
+
+/// Whether `asset`'s materializations are runs and registered model versions, whose
+/// aliases are kept in step with MLflow's.
+pub fn registers_models(project: &Project, asset: &str) -> bool {
+    tracked_as(project, asset) == Tracked::Run
 }
 
 /// The runs of tracked `asset` in its log: every `Built` partition, oldest first; only

@@ -37,15 +37,27 @@ pub trait Op: OpSpec {
     fn restate(&self, _ctx: &OpContext, _fresh: &DataFrame) -> Result<Option<Restated>> {
         Ok(None)
     }
-    /// Whether a materialization of this op is an experiment to track (a trained model):
-    /// then [`Op::tracking`] says what to record.
-    fn tracked(&self) -> bool {
-        false
+    /// How a materialization of this op reaches an experiment tracker: as a run of its
+    /// own (a trained model), or as metrics of the model run it scored (an evaluation,
+    /// live monitoring); then [`Op::tracking`] says what to record.
+    fn tracked(&self) -> tracking::Tracked {
+        tracking::Tracked::No
+    }
+    /// Checks that a whole-table output of this op, as stored, can be used (e.g. that a
+    /// model decodes) before an alias names it.
+    fn check_output(&self, _frame: &DataFrame) -> Result<()> {
+        Ok(())
     }
     /// What an experiment tracker records of one published materialization: its params
-    /// (`params`, as keyed) and its output `frame` as stored in the lake. Read again at
-    /// every delivery, so it must depend on nothing else.
-    fn tracking(&self, _params: &Value, _frame: &DataFrame) -> Result<tracking::TrackingReport> {
+    /// (`params`, as keyed), its output `frame` as stored in the lake and the files its
+    /// run left beside it (`attachments`, see [`OpContext::attachments`]; the folder may
+    /// not exist). Read again at every delivery, so it must depend on nothing else.
+    fn tracking(
+        &self,
+        _params: &Value,
+        _frame: &DataFrame,
+        _attachments: &Path,
+    ) -> Result<tracking::TrackingReport> {
         Ok(tracking::TrackingReport::default())
     }
 }
@@ -245,6 +257,11 @@ pub struct OpContext<'a> {
     /// files, so a rerun of the same work finds it, and removed once the op succeeds.
     pub resume: PathBuf,
     pub sources: &'a [SourceFile],
+    /// A folder (not created) for files the op's run leaves beside its output, e.g. a
+    /// team's model artifacts and tracking file: once the run succeeds they are kept in
+    /// the lake with each partition it produced (`_lakebuild/attachments/<asset>/<content
+    /// hash>/`, [`crate::lake::attachments`]) and handed to [`Op::tracking`].
+    pub attachments: PathBuf,
     /// The asset's own partitions as published before this step (id, parquet file),
     /// for a source that compares a re-fetch with what it published (`Op::restate`).
     pub published: Vec<(PartitionId, PathBuf)>,

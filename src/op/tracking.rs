@@ -6,12 +6,27 @@
 
 use std::collections::BTreeMap;
 
+/// How an op's materializations reach a tracker ([`super::Op::tracked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracked {
+    No,
+    /// Each materialization is a run of its own and a version of a registered model (a
+    /// trained model).
+    Run,
+    /// Each materialization adds its metrics to the run of the model it scored (an
+    /// evaluation, live monitoring): [`TrackingReport::model_run`] names that run.
+    ModelMetrics,
+}
+
 /// One metric value; `step` orders a history (an epoch, a fold, a trading day).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricPoint {
     pub key: String,
     pub value: f64,
     pub step: i64,
+    /// When it was measured (ms since the epoch), when that is a fact of the data (a
+    /// trading day); otherwise the tracker uses the commit's time.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// A file to attach, its path relative to the run's artifact root.
@@ -29,17 +44,33 @@ pub struct TrackingReport {
     pub metrics: Vec<MetricPoint>,
     pub tags: BTreeMap<String, String>,
     pub artifacts: Vec<Artifact>,
+    /// For [`Tracked::ModelMetrics`]: the run the metrics belong to, as a tag and its
+    /// value (e.g. `lakebuild.model_id` and the scored model's id); `None` when the
+    /// output names no model (nothing is recorded).
+    pub model_run: Option<(String, String)>,
 }
 
 impl TrackingReport {
     /// Adds `value` under `key` at `step` when it is a finite number (trackers refuse
     /// NaN and infinities, and an undefined metric is better left out than faked).
     pub fn metric(&mut self, key: impl Into<String>, value: f64, step: i64) {
+        self.metric_at(key, value, step, None);
+    }
+
+    /// [`TrackingReport::metric`] with the time it was measured.
+    pub fn metric_at(
+        &mut self,
+        key: impl Into<String>,
+        value: f64,
+        step: i64,
+        timestamp_ms: Option<i64>,
+    ) {
         if value.is_finite() {
             self.metrics.push(MetricPoint {
                 key: key.into(),
                 value,
                 step,
+                timestamp_ms,
             });
         }
     }
@@ -92,7 +123,8 @@ mod tests {
             vec![MetricPoint {
                 key: "a".into(),
                 value: 0.5,
-                step: 2
+                step: 2,
+                timestamp_ms: None
             }]
         );
     }

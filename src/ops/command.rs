@@ -3,6 +3,9 @@
 //! `$LAKEBUILD_OUTPUT_DIR`, which are read back as the output. The rule's `sources`
 //! (the program's scripts) are hashed into the key. A non-zero exit fails the step with
 //! the tail of its stderr; exit code 75 (EX_TEMPFAIL) marks the failure as transient.
+//! A training program may also write a tracking file (`tracking.json`: params, metrics,
+//! tags, artifacts; [`super::command_tracking`]), kept with the output and forwarded to
+//! MLflow when the rule has `[mlflow]`.
 
 use crate::core::error::{OpError, Transience};
 use crate::op::{Op, OpContext, OpSpec, ParamSpec, ParamType};
@@ -60,6 +63,15 @@ impl OpSpec for CommandOp {
 }
 
 impl Op for CommandOp {
+    fn tracking(
+        &self,
+        _params: &Value,
+        _frame: &DataFrame,
+        attachments: &std::path::Path,
+    ) -> Result<crate::op::tracking::TrackingReport> {
+        super::command_tracking::report(attachments)
+    }
+
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let out_dir = ctx.scratch.join("out");
         std::fs::create_dir_all(&out_dir)
@@ -191,6 +203,7 @@ impl Op for CommandOp {
             }
             .into());
         }
+        super::command_tracking::collect(&out_dir, &ctx.attachments)?;
         let mut files: Vec<_> = std::fs::read_dir(&out_dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {

@@ -2,6 +2,7 @@
 //! `sql` (a polars SQL query over the inputs) and `command` (an external program).
 
 pub mod command;
+pub mod command_tracking;
 pub mod files;
 pub mod sql;
 

@@ -176,6 +176,36 @@ pub fn repository_rules(assets: &[&str], edits: &[(&str, &str)]) -> R<Proj> {
     Ok(p)
 }
 
+/// Edits of the repository's rules for the model tests: 30 stocks from 2025-01-06, a
+/// tiny network, short folds and a 60-day lead-lag lookback.
+pub const TINY_MODEL: [(&str, &str); 10] = [
+    ("stocks = 300", "stocks = 30"),
+    ("2023-01-04", "2025-01-06"),
+    ("hidden = 32", "hidden = 8\nheads = 2\ngraph_k = 4"),
+    ("window = 20", "window = 10"),
+    ("epochs = 4", "epochs = 2"),
+    ("days_per_epoch = 96", "days_per_epoch = 6"),
+    ("folds = 5", "folds = 2"),
+    ("min_train_days = 252", "min_train_days = 30"),
+    ("graph_lag_lookback = 250", "graph_lag_lookback = 60"),
+    ("window = [-250, 0]", "window = [-60, 0]"),
+];
+
+/// The distinct model ids an asset's rows were made with (its `model_id` column).
+pub fn model_ids(p: &Proj, asset: &str) -> R<Vec<String>> {
+    let f = p.frame(asset)?;
+    let mut v: Vec<String> = f
+        .column("model_id")?
+        .str()?
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
 /// A finished command's stdout followed by its stderr, as one text for assertions.
 pub fn output_text(out: &Output) -> String {
     format!(

@@ -69,6 +69,11 @@ fn f32_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f32>>> {
 
 /// The rows of `a` and `b` on the same (Code, Date), by day then code, as the daily
 /// metrics read them; `what` names the two in the error.
+/// A label's short name: `fwd_ret_5d` → `5d` (prediction columns, metric names).
+pub fn horizon_tag(label: &str) -> &str {
+    label.strip_prefix("fwd_ret_").unwrap_or(label)
+}
+
 pub(crate) fn join_stock_days(a: LazyFrame, b: LazyFrame, what: &str) -> Result<DataFrame> {
     a.join(
         b,
@@ -239,8 +244,8 @@ impl Panel {
         self.horizons
             .iter()
             .map(|h| {
-                h.strip_prefix("fwd_ret_")
-                    .and_then(|d| d.strip_suffix('d'))
+                horizon_tag(h)
+                    .strip_suffix('d')
                     .and_then(|d| d.parse().ok())
                     .unwrap_or(1)
             })

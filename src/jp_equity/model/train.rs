@@ -268,7 +268,12 @@ pub struct EpochLog {
     pub epoch: usize,
     /// Mean training loss of the epoch (`None` when no training day had a sample).
     pub train_loss: Option<f64>,
+    /// Mean validation RankIC over the horizons (what early stopping follows).
     pub valid_rank_ic: Option<f64>,
+    /// Validation RankIC per horizon, in label order (`None` where no validation day had
+    /// enough stocks); empty in models stored before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub valid_rank_ic_by_horizon: Vec<Option<f64>>,
 }
 
 /// Validation figures of one fold and horizon.
@@ -651,7 +656,12 @@ impl Trainer<'_> {
                 on(Event::Step { loss: parts.total });
             }
             let train_loss = (steps > 0).then(|| total / steps as f64);
-            let valid_rank_ic = (!valid.is_empty()).then(|| mean_rank_ic(net, &p, valid));
+            let by_horizon = if valid.is_empty() {
+                Vec::new()
+            } else {
+                horizon_rank_ics(net, &p, valid)
+            };
+            let valid_rank_ic = (!valid.is_empty()).then(|| mean_of_horizons(&by_horizon));
             on(Event::Epoch {
                 fold,
                 epoch,
@@ -662,6 +672,7 @@ impl Trainer<'_> {
                 epoch,
                 train_loss,
                 valid_rank_ic,
+                valid_rank_ic_by_horizon: by_horizon,
             });
             match valid_rank_ic {
                 Some(ic) if ic > best.0 => best = (ic, epoch, p.clone()),
@@ -759,11 +770,9 @@ fn blend_rank_ics(
 }
 
 /// Mean over horizons of the mean daily RankIC on `valid`.
-fn mean_rank_ic(net: &Network, p: &[f32], valid: &[Sample]) -> f64 {
-    let ics: Vec<f64> = horizon_rank_ics(net, p, valid)
-        .into_iter()
-        .flatten()
-        .collect();
+/// The mean of the horizons' validation RankICs that exist (0 when none does).
+fn mean_of_horizons(by_horizon: &[Option<f64>]) -> f64 {
+    let ics: Vec<f64> = by_horizon.iter().flatten().copied().collect();
     if ics.is_empty() {
         0.0
     } else {
@@ -984,6 +993,7 @@ mod tests {
                 epoch,
                 train_loss: Some(rng.random::<f64>() * 10f64.powi(rng.random_range(-12..12))),
                 valid_rank_ic: Some(rng.random_range(-1.0..1.0)),
+                valid_rank_ic_by_horizon: vec![Some(rng.random_range(-1.0..1.0)), None],
             })
             .collect();
         let fit = FitState {
@@ -1012,6 +1022,13 @@ mod tests {
             assert_eq!(
                 bits(a.valid_rank_ic),
                 bits(b.valid_rank_ic),
+                "epoch {}",
+                a.epoch
+            );
+            let all_bits = |v: &[Option<f64>]| v.iter().map(|x| bits(*x)).collect::<Vec<_>>();
+            assert_eq!(
+                all_bits(&a.valid_rank_ic_by_horizon),
+                all_bits(&b.valid_rank_ic_by_horizon),
                 "epoch {}",
                 a.epoch
             );

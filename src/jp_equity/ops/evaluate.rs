@@ -2,7 +2,8 @@
 //! metrics as rows, one per fold, horizon and validation day (PIPELINE.md section 4:
 //! IC, RankIC, decile spread, hit rate, stocks), plus, where the market's planted
 //! component exists (`synthetic_truth`), the oracle IC of that day and horizon: the ceiling
-//! a perfect model of the planted signal would reach.
+//! a perfect model of the planted signal would reach. With MLflow tracking on, these
+//! figures are logged to the evaluated model's run (`score_tracking::evaluation`).
 
 use super::train::input_name;
 use crate::core::error::UsageError;
@@ -10,9 +11,11 @@ use crate::core::rule::Rule;
 use crate::jp_equity::model::dataset::{f64_values, join_stock_days};
 use crate::jp_equity::model::metrics::{daily_pairs, pearson};
 use crate::jp_equity::model::store::StoredModel;
+use crate::op::tracking::{Tracked, TrackingReport};
 use crate::op::{ColumnKind, Op, OpContext, OpSpec, ParamSpec, ParamType};
 use anyhow::{Context, Result, anyhow};
 use polars::prelude::*;
+use serde_json::Value;
 use std::collections::HashMap;
 
 pub struct EvaluateOp;
@@ -107,6 +110,19 @@ impl OpSpec for EvaluateOp {
 }
 
 impl Op for EvaluateOp {
+    fn tracked(&self) -> Tracked {
+        Tracked::ModelMetrics
+    }
+
+    fn tracking(
+        &self,
+        _params: &Value,
+        frame: &DataFrame,
+        _attachments: &std::path::Path,
+    ) -> Result<TrackingReport> {
+        super::score_tracking::evaluation(frame)
+    }
+
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let file = ctx.rule.file.display().to_string();
         let m_name = input_name(&ctx.params, "model", "trained_model");

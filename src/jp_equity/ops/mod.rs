@@ -10,6 +10,7 @@ pub mod labels;
 pub mod market;
 pub mod performance;
 pub mod predict;
+pub mod score_tracking;
 pub mod synthetic_market;
 pub mod train;
 pub mod train_tracking;

@@ -3,19 +3,22 @@
 //! a day later, the 20-day one 20 trading days later: a partition is re-keyed each time
 //! its labels grow), with the daily IC and RankIC per horizon and their 20- and 60-day
 //! rolling means over the days whose labels have arrived. A rule check on the rolling
-//! RankIC (severity "warn") reports decay; alerts announce it.
+//! RankIC (severity "warn") reports decay; alerts announce it. Each row names the model
+//! whose predictions it scored (`model_id`), and with MLflow tracking on, each day's
+//! figures are logged to that model's run (`score_tracking::live`).
 
-use super::predict::horizon_tag;
 use super::train::input_name;
 use crate::core::error::UsageError;
 use crate::core::partition::Coverage;
 use crate::core::rule::Rule;
-use crate::jp_equity::model::dataset::{dates_of, f64_values, join_stock_days};
+use crate::jp_equity::model::dataset::{dates_of, f64_values, horizon_tag, join_stock_days};
 use crate::jp_equity::model::metrics::{daily_pairs, day_metrics};
+use crate::op::tracking::{Tracked, TrackingReport};
 use crate::op::{ColumnKind, Op, OpContext, OpSpec, ParamSpec, ParamType};
 use anyhow::{Result, anyhow};
 use chrono::NaiveDate;
 use polars::prelude::*;
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 pub struct PerformanceOp;
@@ -78,6 +81,19 @@ impl OpSpec for PerformanceOp {
 }
 
 impl Op for PerformanceOp {
+    fn tracked(&self) -> Tracked {
+        Tracked::ModelMetrics
+    }
+
+    fn tracking(
+        &self,
+        _params: &Value,
+        frame: &DataFrame,
+        _attachments: &std::path::Path,
+    ) -> Result<TrackingReport> {
+        super::score_tracking::live(frame)
+    }
+
     fn run(&self, ctx: &OpContext) -> Result<DataFrame> {
         let file = ctx.rule.file.display().to_string();
         let p_name = input_name(&ctx.params, "predictions", "predictions");
@@ -119,6 +135,16 @@ impl Op for PerformanceOp {
             })
             .collect();
         let day = dates_of(&joined)?;
+        // The model each day's predictions came from (what a tracker files them under).
+        let model_of_day: BTreeMap<NaiveDate, String> =
+            match joined.column("model_id").ok().and_then(|c| c.str().ok()) {
+                Some(ids) => day
+                    .iter()
+                    .zip(ids.iter())
+                    .filter_map(|(d, id)| Some((*d, id?.to_string())))
+                    .collect(),
+                None => BTreeMap::new(),
+            };
         // Daily metrics per (date, horizon).
         let mut daily: BTreeMap<(NaiveDate, String), (usize, f64, f64)> = BTreeMap::new();
         for label in &labels {
@@ -141,6 +167,7 @@ impl Op for PerformanceOp {
             .collect();
         let (mut out_date, mut out_h, mut n, mut ic, mut ric) =
             (vec![], vec![], vec![], vec![], vec![]);
+        let mut out_model: Vec<Option<String>> = vec![];
         let mut rolling: Vec<Rolling> = WINDOWS.iter().map(|_| (vec![], vec![], vec![])).collect();
         for out in &ctx.partitions {
             let Some(d) = out.date() else { continue };
@@ -149,6 +176,7 @@ impl Op for PerformanceOp {
                 let tag = horizon_tag(label).to_string();
                 let today = daily.get(&(d, tag.clone()));
                 out_date.push(d);
+                out_model.push(model_of_day.get(&d).cloned());
                 out_h.push(tag.clone());
                 n.push(today.map(|t| t.0 as i32));
                 ic.push(today.map(|t| t.1));
@@ -182,6 +210,7 @@ impl Op for PerformanceOp {
             cols.push(Column::new(format!("rank_ic_{w}d").into(), r.1));
             cols.push(Column::new(format!("days_{w}d").into(), r.2));
         }
+        cols.push(Column::new("model_id".into(), out_model));
         Ok(DataFrame::new_infer_height(cols)?)
     }
 }

@@ -6,7 +6,7 @@ use super::train::{input_manifest, input_name, model_columns, read_features};
 use crate::core::error::UsageError;
 use crate::core::partition::Coverage;
 use crate::core::rule::Rule;
-use crate::jp_equity::model::dataset::Panel;
+use crate::jp_equity::model::dataset::{Panel, horizon_tag};
 use crate::jp_equity::model::heads::QUANTILES;
 use crate::jp_equity::model::network::Network;
 use crate::jp_equity::model::store::StoredModel;
@@ -31,11 +31,6 @@ const PARAMS: &[ParamSpec] = &[
         doc: "the features input (default processed_features)",
     },
 ];
-
-/// `fwd_ret_5d` → `5d`.
-pub fn horizon_tag(label: &str) -> &str {
-    label.strip_prefix("fwd_ret_").unwrap_or(label)
-}
 
 /// `0.05` → `q05`.
 pub fn quantile_tag(q: f64) -> String {

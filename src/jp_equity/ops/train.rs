@@ -10,7 +10,7 @@ use crate::jp_equity::model::network::{ModelConfig, Network};
 use crate::jp_equity::model::store::{Metrics, StoredModel};
 use crate::jp_equity::model::train::{Checkpoints, Event, LinearInit, TrainConfig, train};
 use crate::op::param::{self, flag, float, int};
-use crate::op::tracking::TrackingReport;
+use crate::op::tracking::{Tracked, TrackingReport};
 use crate::op::{ColumnKind, Op, OpContext, OpInput, OpSpec, ParamSpec, ParamType};
 use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -381,11 +381,20 @@ impl OpSpec for TrainOp {
 }
 
 impl Op for TrainOp {
-    fn tracked(&self) -> bool {
-        true
+    fn tracked(&self) -> Tracked {
+        Tracked::Run
     }
 
-    fn tracking(&self, _params: &Value, frame: &DataFrame) -> Result<TrackingReport> {
+    fn check_output(&self, frame: &DataFrame) -> Result<()> {
+        StoredModel::from_frame(frame).map(|_| ())
+    }
+
+    fn tracking(
+        &self,
+        _params: &Value,
+        frame: &DataFrame,
+        _attachments: &std::path::Path,
+    ) -> Result<TrackingReport> {
         super::train_tracking::report(frame)
     }
 

@@ -3,8 +3,8 @@
 //!
 //! - params: every model and training param as stored (`hidden`, `lr`, …), with `device`
 //!   and `precision` (the CPU reference trains in fp32);
-//! - metrics: per fold `fold{k}/train_loss` and `fold{k}/valid_rank_ic` (mean over
-//!   horizons) with the epoch as step, `final/train_loss` per epoch of the final fit,
+//! - metrics: per fold `fold{k}/train_loss`, `fold{k}/valid_rank_ic` (mean over
+//!   horizons) and `fold{k}/valid_rank_ic/{h}` (per horizon) with the epoch as step, `final/train_loss` per epoch of the final fit,
 //!   per fold and horizon `cv/{h}/{ic,rank_ic,icir,rank_icir,spread,spread_sharpe,hit_rate}`
 //!   and `fold{k}`'s `best_epoch` with the fold as step, `cv_rank_ic` (the mean over folds
 //!   and horizons, as `lakebuild model list` shows it) and, per horizon,
@@ -14,17 +14,13 @@
 //!   `metrics.json` and `model.safetensors`, the weights with one F32 tensor per stored
 //!   tensor row, byte for byte the lake's.
 
+use crate::jp_equity::model::dataset::horizon_tag;
 use crate::jp_equity::model::store::StoredModel;
 use crate::op::safetensors::{self, F32Tensor};
 use crate::op::tracking::{Artifact, TrackingReport};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use std::collections::BTreeMap;
-
-/// `fwd_ret_1d` → `1d`.
-fn short(label: &str) -> &str {
-    label.strip_prefix("fwd_ret_").unwrap_or(label)
-}
 
 pub fn report(frame: &DataFrame) -> Result<TrackingReport> {
     let m = StoredModel::from_frame(frame)?;
@@ -49,10 +45,17 @@ pub fn report(frame: &DataFrame) -> Result<TrackingReport> {
                 e.valid_rank_ic.unwrap_or(f64::NAN),
                 step,
             );
+            for (label, ic) in m.labels.iter().zip(&e.valid_rank_ic_by_horizon) {
+                r.metric(
+                    format!("fold{k}/valid_rank_ic/{}", horizon_tag(label)),
+                    ic.unwrap_or(f64::NAN),
+                    step,
+                );
+            }
         }
         r.metric("best_epoch", f.best_epoch as f64, k as i64);
         for h in &f.horizons {
-            let name = short(&h.horizon);
+            let name = horizon_tag(&h.horizon);
             for (what, v) in [
                 ("ic", h.ic),
                 ("rank_ic", h.rank_ic),
@@ -82,7 +85,7 @@ pub fn report(frame: &DataFrame) -> Result<TrackingReport> {
         r.metric("cv_rank_ic", ics.iter().sum::<f64>() / ics.len() as f64, 0);
     }
     for (label, w) in m.labels.iter().zip(&metrics.horizon_weights) {
-        r.metric(format!("blend_weight/{}", short(label)), *w, 0);
+        r.metric(format!("blend_weight/{}", horizon_tag(label)), *w, 0);
     }
     r.tags.insert("lakebuild.model_id".into(), m.id());
     r.tags.insert(
