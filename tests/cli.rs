@@ -408,13 +408,14 @@ fn a_command_ops_tracking_file_is_kept_with_its_output_and_collected_with_it() -
     p.write(
         "train.sh",
         r#"set -e
+NAME=n
 mkdir -p "$LAKEBUILD_OUTPUT_DIR/model"
 printf "w$1" > "$LAKEBUILD_OUTPUT_DIR/model/w.bin"
 printf "x\n$1\n" > "$LAKEBUILD_OUTPUT_DIR/out.csv"
 if [ "$1" = 9 ]; then
   echo '{"artifacts": ["../x"]}' > "$LAKEBUILD_OUTPUT_DIR/tracking.json"
 else
-  echo "{\"params\": {\"n\": \"$1\"}, \"artifacts\": [\"model/w.bin\"]}" > "$LAKEBUILD_OUTPUT_DIR/tracking.json"
+  echo "{\"params\": {\"$NAME\": \"$1\"}, \"artifacts\": [\"model/w.bin\"]}" > "$LAKEBUILD_OUTPUT_DIR/tracking.json"
 fi
 "#,
     )?;
@@ -433,7 +434,18 @@ fi
         std::fs::read(kept(&first).join("artifacts/model/w.bin"))?,
         b"w1"
     );
-    assert!(kept(&first).join("tracking.json").exists());
+    let tracking = std::fs::read_to_string(kept(&first).join("tracking.json"))?;
+    assert!(tracking.contains(r#""n": "1""#), "{tracking}");
+    // The script changes (a new key) but not its output: a cut-off, which keeps the
+    // first run's attachments, as its MLflow run was made from them.
+    let script = std::fs::read_to_string(p.path("train.sh"))?;
+    p.write("train.sh", &script.replace("NAME=n", "NAME=m"))?;
+    let out = p.ok(&["build"])?;
+    assert!(out.contains("cut off 1"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(kept(&first).join("tracking.json"))?,
+        tracking
+    );
     p.rule("team_model", &rule("2"))?;
     p.ok(&["build"])?;
     let second = p.last_commit("team_model")?.partitions[0]

@@ -285,8 +285,7 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
         "{err}"
     );
     // Every move is in the audit record, oldest first, made by `lakebuild model alias`.
-    let history: serde_json::Value =
-        serde_json::from_str(&p.ok(&["model", "history", "--json"])?)?;
+    let history: serde_json::Value = serde_json::from_str(&p.ok(&["model", "history", "--json"])?)?;
     let moves: Vec<(Option<i64>, i64, &str)> = history
         .as_array()
         .ok_or("a list")?

@@ -1,7 +1,6 @@
 //! `lakebuild model`: the versions of a model asset and their aliases.
 
 use super::{ModelCommand, print_json};
-use crate::core::error::UsageError;
 use crate::engine::alias::{self, MovedBy};
 use crate::engine::project::Project;
 use crate::jp_equity::model_versions;
@@ -24,8 +23,7 @@ pub(super) fn run(project: &Project, command: ModelCommand) -> Result<i32> {
             version,
             asset,
         } => {
-            let old = alias::move_alias(project, &asset, &alias, version, MovedBy::Cli)
-                .map_err(|e| UsageError(format!("{e:#}")))?;
+            let old = alias::move_alias(project, &asset, &alias, version, MovedBy::Cli)?;
             match old {
                 Some(o) if o != version => println!("{asset}@{alias}: version {o} → {version}"),
                 _ => println!("{asset}@{alias} = version {version}"),

@@ -6,9 +6,10 @@
 //! `asset@alias` then re-key on the next build, as for any alias.
 
 use super::project::Project;
+use crate::core::error::UsageError;
 use crate::core::partition::PartitionId;
 use crate::lake::{aliases, lock, parquet};
-use anyhow::{Result, bail};
+use anyhow::Result;
 use std::time::Duration;
 
 /// Who moves an alias, as the audit record names it.
@@ -29,13 +30,23 @@ impl MovedBy {
     }
 }
 
-/// Checks that `alias` may name `version` of `asset` (module doc), without moving it.
+/// Checks that `alias` may name `version` of `asset` (module doc), without moving it; a
+/// refusal is a [`UsageError`] (exit 2), a lake that cannot be read is not.
 pub fn check(project: &Project, asset: &str, alias: &str, version: i64) -> Result<()> {
+    refusal(project, asset, alias, version)?.map_or(Ok(()), |why| Err(UsageError(why).into()))
+}
+
+/// Why `alias` may not name `version` of `asset`, if it may not.
+fn refusal(project: &Project, asset: &str, alias: &str, version: i64) -> Result<Option<String>> {
     if !aliases::valid_name(alias) {
-        bail!("alias '{alias}': use lowercase letters, digits, _ and -, e.g. production");
+        return Ok(Some(format!(
+            "alias '{alias}': use lowercase letters, digits, _ and -, e.g. production"
+        )));
     }
     let Some(rule) = project.rules.get(asset) else {
-        bail!("unknown asset '{asset}': name an asset of rules/, such as trained_model");
+        return Ok(Some(format!(
+            "unknown asset '{asset}': name an asset of rules/, such as trained_model"
+        )));
     };
     let table = project.lake.table(asset);
     let state = crate::lake::log::load(&table)?;
@@ -50,42 +61,43 @@ pub fn check(project: &Project, asset: &str, alias: &str, version: i64) -> Resul
             .filter(|(_, c)| !c.partitions.is_empty())
             .map(|(v, _)| v.to_string())
             .collect();
-        bail!(
+        return Ok(Some(format!(
             "{asset} has no output at version {version}; its versions are: {} (see lakebuild model list)",
             if known.is_empty() {
                 "none yet".to_string()
             } else {
                 known.join(", ")
             }
-        );
+        )));
     }
     let view = crate::core::plan::InputView::at(asset, &state, version);
     let files: Vec<_> = view.files.iter().map(|f| table.join(f)).collect();
-    let unreadable = |why: String| -> anyhow::Error {
-        anyhow::anyhow!(
+    let unreadable = |why: String| {
+        Some(format!(
             "{asset} version {version} cannot be read ({why}): choose another version (lakebuild model list)"
-        )
+        ))
     };
     if let Some(gone) = files.iter().find(|f| !f.exists()) {
-        return Err(unreadable(format!(
+        return Ok(unreadable(format!(
             "{} is gone; was it garbage-collected?",
             gone.display()
         )));
     }
-    if view.ids == [PartitionId::Whole] {
-        let frame = parquet::scan_files(&files)
-            .and_then(|lf| Ok(lf.collect()?))
-            .map_err(|e| unreadable(format!("{e:#}")))?;
-        if let Some(op) = project.registry.find(&rule.op) {
-            op.check_output(&frame)
-                .map_err(|e| unreadable(format!("{e:#}")))?;
-        }
-    } else {
+    let read = if view.ids == [PartitionId::Whole] {
         parquet::scan_files(&files)
-            .and_then(|mut lf| Ok(lf.collect_schema()?))
-            .map_err(|e| unreadable(format!("{e:#}")))?;
-    }
-    Ok(())
+            .and_then(|lf| Ok(lf.collect()?))
+            .and_then(|frame| match project.registry.find(&rule.op) {
+                Some(op) => op.check_output(&frame),
+                None => Ok(()),
+            })
+    } else {
+        // Every file's footer, not only the first's.
+        files.iter().try_for_each(|f| {
+            parquet::scan_files(std::slice::from_ref(f))
+                .and_then(|mut lf| Ok(lf.collect_schema().map(|_| ())?))
+        })
+    };
+    Ok(read.err().and_then(|e| unreadable(format!("{e:#}"))))
 }
 
 /// Points `alias` of `asset` at `version` after [`check`], under the lake lock, and
@@ -97,14 +109,153 @@ pub fn move_alias(
     version: i64,
     by: MovedBy,
 ) -> Result<Option<i64>> {
-    let _lock = lock::acquire(
+    let _lock = lock(project, asset, alias)?;
+    check(project, asset, alias, version)?;
+    let current = aliases::resolve(&project.lake.root, asset, alias)?;
+    if current == Some(version) {
+        return Ok(current);
+    }
+    aliases::set_recorded(&project.lake.root, asset, alias, version, by.as_str())
+}
+
+/// [`move_alias`] only if `alias` still names `expected` once the lock is held: a caller
+/// that decided from an earlier read (the MLflow import: "the lake's side has not moved")
+/// never overwrites a move made meanwhile. Returns whether it moved.
+pub fn move_alias_from(
+    project: &Project,
+    asset: &str,
+    alias: &str,
+    expected: Option<i64>,
+    version: i64,
+    by: MovedBy,
+) -> Result<bool> {
+    let _lock = lock(project, asset, alias)?;
+    if aliases::resolve(&project.lake.root, asset, alias)? != expected {
+        return Ok(false);
+    }
+    check(project, asset, alias, version)?;
+    if expected != Some(version) {
+        aliases::set_recorded(&project.lake.root, asset, alias, version, by.as_str())?;
+    }
+    Ok(true)
+}
+
+fn lock(project: &Project, asset: &str, alias: &str) -> Result<lock::LakeLock> {
+    lock::acquire(
         &project.lake.root,
         &format!("alias {asset}@{alias}"),
         Duration::from_secs(600),
-    )?;
-    check(project, asset, alias, version)?;
-    if aliases::resolve(&project.lake.root, asset, alias)? == Some(version) {
-        return Ok(Some(version));
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::error::UsageError;
+    use crate::engine::{BuildOptions, build};
+    use std::sync::Arc;
+
+    /// A project whose asset `t` is a one-row table holding `value`.
+    fn project(dir: &std::path::Path, value: u32) -> Result<Project> {
+        std::fs::create_dir_all(dir.join("rules"))?;
+        std::fs::write(
+            dir.join("rules").join("t.toml"),
+            format!(
+                "op = \"command\"\n[params]\nrun = [\"sh\", \"-c\", \"printf 'x\\\\n{value}\\\\n' > \\\"$LAKEBUILD_OUTPUT_DIR/o.csv\\\"\"]\n"
+            ),
+        )?;
+        let mut registry = crate::op::Registry::default();
+        crate::ops::register(&mut registry);
+        Project::load(
+            Arc::new(registry),
+            dir,
+            std::path::Path::new("rules"),
+            std::path::Path::new("lake"),
+        )
     }
-    aliases::set_recorded(&project.lake.root, asset, alias, version, by.as_str())
+
+    fn usage(r: Result<impl std::fmt::Debug>) -> String {
+        match r {
+            Err(e) if e.downcast_ref::<UsageError>().is_some() => format!("{e:#}"),
+            other => format!("not a usage error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn moves_are_checked_audited_and_an_import_never_overwrites_a_move_made_meanwhile() -> Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        build(&project(dir.path(), 1)?, &BuildOptions::default())?;
+        let p = project(dir.path(), 2)?;
+        build(&p, &BuildOptions::default())?;
+        let state = crate::lake::log::load(&p.lake.table("t"))?;
+        let versions: Vec<i64> = state.commits.keys().copied().collect();
+        let [v1, v2] = versions[..] else {
+            panic!("two versions expected: {versions:?}");
+        };
+
+        assert_eq!(move_alias(&p, "t", "production", v1, MovedBy::Cli)?, None);
+        // An import that read "unset" finds `production` moved meanwhile: nothing done.
+        assert!(!move_alias_from(
+            &p,
+            "t",
+            "production",
+            None,
+            v2,
+            MovedBy::Mlflow
+        )?);
+        assert_eq!(aliases::resolve(&p.lake.root, "t", "production")?, Some(v1));
+        // One that read the lake's current value moves it, audited as MLflow's.
+        assert!(move_alias_from(
+            &p,
+            "t",
+            "production",
+            Some(v1),
+            v2,
+            MovedBy::Mlflow
+        )?);
+        assert_eq!(aliases::resolve(&p.lake.root, "t", "production")?, Some(v2));
+        let log: Vec<(Option<i64>, i64, String)> = aliases::history(&p.lake.root)?
+            .into_iter()
+            .map(|m| (m.from, m.to, m.by))
+            .collect();
+        assert_eq!(
+            log,
+            vec![
+                (None, v1, "cli".to_string()),
+                (Some(v1), v2, "mlflow".to_string())
+            ]
+        );
+
+        // Refusals are usage errors naming what to do, and move nothing.
+        let e = usage(move_alias(&p, "t", "Prod", v1, MovedBy::Cli));
+        assert!(e.contains("alias 'Prod': use lowercase"), "{e}");
+        let e = usage(move_alias(&p, "t", "production", 99, MovedBy::Cli));
+        assert!(
+            e.contains(&format!(
+                "t has no output at version 99; its versions are: {v1}, {v2}"
+            )),
+            "{e}"
+        );
+        let e = usage(move_alias(&p, "nope", "production", v1, MovedBy::Cli));
+        assert!(e.contains("unknown asset 'nope'"), "{e}");
+        let file = &state.commits[&v1].partitions[0].file;
+        std::fs::remove_file(p.lake.table("t").join(file))?;
+        let e = usage(move_alias_from(
+            &p,
+            "t",
+            "production",
+            Some(v2),
+            v1,
+            MovedBy::Mlflow,
+        ));
+        assert!(
+            e.contains(&format!("t version {v1} cannot be read"))
+                && e.contains("garbage-collected"),
+            "{e}"
+        );
+        assert_eq!(aliases::resolve(&p.lake.root, "t", "production")?, Some(v2));
+        assert_eq!(aliases::history(&p.lake.root)?.len(), 2);
+        Ok(())
+    }
 }

@@ -10,6 +10,7 @@ use crate::core::error::{Transience, UsageError, transience};
 use crate::core::partition::PartitionId;
 use crate::engine::checks::{CheckResult, run_checks};
 use crate::engine::project::Project;
+use crate::lake::attachments;
 use crate::lake::runs::{RunRow, unique_suffix};
 use crate::op::OpContext;
 use anyhow::{Context, Result, bail};
@@ -75,12 +76,8 @@ pub(crate) fn run_with_retry(
         let result = prep.op.run(&ctx).and_then(|df| {
             let restated = prep.op.restate(&ctx, &df)?;
             let mut produced = split_and_hash(prep, asset, &batch, df)?;
-            crate::lake::attachments::keep(
-                &project.lake.root,
-                asset,
-                &ctx.attachments,
-                produced.iter().map(|p| p.content_hash.as_str()),
-            )?;
+            let hashes: Vec<&str> = produced.iter().map(|p| p.content_hash.as_str()).collect();
+            let owner = attachments::owner(&ctx.attachments, asset, &hashes)?.map(str::to_string);
             let mut events = vec![];
             if let Some(r) = restated {
                 if batch.is_empty() {
@@ -92,14 +89,16 @@ pub(crate) fn run_with_retry(
                 produced.extend(restated_partitions(prep, asset, &ctx, r.rows, &r.events)?);
                 events = r.events;
             }
-            Ok((produced, events))
+            Ok((produced, events, owner))
         });
-        let _ = std::fs::remove_dir_all(&scratch);
+        // The scratch goes when this attempt ends, however it ends; the run's
+        // attachments are kept from it once its checks passed.
+        let _scratch = RemoveOnDrop(scratch.clone());
         if result.is_ok() {
             let _ = std::fs::remove_dir_all(&resume);
         }
         match result {
-            Ok((produced, events)) => {
+            Ok((produced, events, owner)) => {
                 let whole = concat_frames(&produced)?;
                 let parts: Vec<(PartitionId, DataFrame)> =
                     produced.iter().map(|p| (p.id, p.frame.clone())).collect();
@@ -124,6 +123,21 @@ pub(crate) fn run_with_retry(
                     bail!("{msg}\nnothing was published for {asset}");
                 }
                 summary.checks = checks.clone();
+                if let Some(hash) = owner {
+                    let committed = |h: &str| {
+                        prep.state
+                            .commits
+                            .values()
+                            .any(|c| c.partitions.iter().any(|p| p.content_hash == h))
+                    };
+                    attachments::keep(
+                        &project.lake.root,
+                        asset,
+                        &ctx.attachments,
+                        &hash,
+                        committed,
+                    )?;
+                }
                 return Ok(Output {
                     produced,
                     events,
@@ -159,5 +173,14 @@ pub(crate) fn run_with_retry(
                 )));
             }
         }
+    }
+}
+
+/// Removes a folder when dropped (an attempt's scratch).
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -1,12 +1,13 @@
 //! Files an op's run leaves beside its output (a team's model artifacts and its tracking
 //! file), kept per materialization as `_lakebuild/attachments/<asset>/<content hash>/`:
 //! content-addressed like the output they belong to, so a delivery long after the build
-//! (an MLflow outage, `lakebuild mlflow sync`) reads what the run left. Written before the
-//! commit, by a copy into a temporary folder and a rename: a kill leaves at worst a folder
-//! no commit names, which the next run of the same content replaces and `lakebuild gc`
-//! removes, as it removes the attachments of content whose data file it collected.
+//! (an MLflow outage, `lakebuild mlflow sync`) reads what the run left. Written once, after
+//! the run's checks and before its commit, by a copy into a temporary folder and a rename:
+//! a kill leaves at worst a folder no commit names, which the next run of the same content
+//! replaces and `lakebuild gc` removes, as it removes the attachments of content whose
+//! data file it collected.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
 /// The attachments of `asset`'s materialization with `content_hash`.
@@ -18,32 +19,54 @@ pub fn dir(lake_root: &Path, asset: &str, content_hash: &str) -> PathBuf {
         .join(content_hash)
 }
 
-/// Keeps the files of `from` (when it exists and holds any) as the attachments of each
-/// of `content_hashes`.
-pub fn keep<'a>(
+/// The materialization (content hash) the files a run left in `from` belong to: `None`
+/// when it left none; an error when the run produced more than one partition, since
+/// attachments describe one materialization.
+pub fn owner<'a>(from: &Path, asset: &str, produced: &[&'a str]) -> Result<Option<&'a str>> {
+    let has_files = std::fs::read_dir(from).is_ok_and(|mut d| d.next().is_some());
+    match produced {
+        _ if !has_files => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => bail!(
+            "the run of {asset} left files to keep beside its output (e.g. a tracking.json) but produced {} partitions: they describe one materialization, so produce one partition per run (a whole-table output)",
+            produced.len()
+        ),
+    }
+}
+
+/// Keeps the files of `from` as the attachments of the materialization with content
+/// `hash` ([`owner`]), once the run's checks passed. Written once: the attachments of content a commit already holds
+/// (`committed`) are never replaced, since its tracker run was made from them (a rerun
+/// that produced the same content is a cut-off and makes no run); a folder a killed run
+/// left for content no commit holds is replaced, set aside before the new one moves in,
+/// so a kill never leaves a half-written or half-removed folder under the name.
+pub fn keep(
     lake_root: &Path,
     asset: &str,
     from: &Path,
-    content_hashes: impl IntoIterator<Item = &'a str>,
+    hash: &str,
+    committed: impl Fn(&str) -> bool,
 ) -> Result<()> {
-    let has_files = std::fs::read_dir(from).is_ok_and(|mut d| d.next().is_some());
-    if !has_files {
+    let target = dir(lake_root, asset, hash);
+    if committed(hash) {
         return Ok(());
     }
-    for hash in content_hashes {
-        let target = dir(lake_root, asset, hash);
-        let parent = target.parent().unwrap_or(lake_root);
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-        let tmp = parent.join(format!(".{hash}.{}.tmp", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        copy_tree(from, &tmp)?;
-        if target.exists() {
-            std::fs::remove_dir_all(&target)
-                .with_context(|| format!("cannot replace {}", target.display()))?;
-        }
-        std::fs::rename(&tmp, &target)
-            .with_context(|| format!("cannot move attachments to {}", target.display()))?;
+    let parent = target.parent().unwrap_or(lake_root);
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let tmp = parent.join(format!(".{hash}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    copy_tree(from, &tmp)?;
+    let aside = parent.join(format!(".{hash}.{}.old", std::process::id()));
+    let replaced = target.exists();
+    if replaced {
+        std::fs::rename(&target, &aside)
+            .with_context(|| format!("cannot set {} aside", target.display()))?;
+    }
+    std::fs::rename(&tmp, &target)
+        .with_context(|| format!("cannot move attachments to {}", target.display()))?;
+    if replaced {
+        let _ = std::fs::remove_dir_all(&aside);
     }
     Ok(())
 }
@@ -112,23 +135,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attachments_are_kept_per_content_and_replaced_whole() -> Result<()> {
+    fn attachments_are_kept_once_per_content_and_only_uncommitted_ones_are_replaced() -> Result<()>
+    {
         let lake = tempfile::tempdir()?;
         let run = tempfile::tempdir()?;
-        keep(lake.path(), "m", &run.path().join("none"), ["h1"])?;
-        assert!(!dir(lake.path(), "m", "h1").exists(), "nothing to keep");
+        let none = |_: &str| false;
+        assert_eq!(owner(&run.path().join("none"), "m", &["h1", "h2"])?, None);
         std::fs::create_dir_all(run.path().join("model"))?;
         std::fs::write(run.path().join("tracking.json"), b"{}")?;
         std::fs::write(run.path().join("model").join("w.bin"), b"\x01\x02")?;
-        keep(lake.path(), "m", run.path(), ["h1", "h2"])?;
-        for h in ["h1", "h2"] {
-            let d = dir(lake.path(), "m", h);
-            assert_eq!(std::fs::read(d.join("model").join("w.bin"))?, b"\x01\x02");
-            assert_eq!(std::fs::read(d.join("tracking.json"))?, b"{}");
-        }
+        assert_eq!(owner(run.path(), "m", &["h1"])?, Some("h1"));
+        keep(lake.path(), "m", run.path(), "h1", none)?;
+        let d = dir(lake.path(), "m", "h1");
+        assert_eq!(std::fs::read(d.join("model").join("w.bin"))?, b"\x01\x02");
+        assert_eq!(std::fs::read(d.join("tracking.json"))?, b"{}");
+        // Another run of the same content: committed, so the first run's files stay.
+        std::fs::write(run.path().join("tracking.json"), b"{\"tags\": {}}")?;
+        keep(lake.path(), "m", run.path(), "h1", |h| h == "h1")?;
+        assert_eq!(std::fs::read(d.join("tracking.json"))?, b"{}");
+        // Not committed (a killed run left it): replaced whole, nothing set aside remains.
         std::fs::remove_dir_all(run.path().join("model"))?;
-        keep(lake.path(), "m", run.path(), ["h1"])?;
-        assert!(!dir(lake.path(), "m", "h1").join("model").exists());
+        keep(lake.path(), "m", run.path(), "h1", none)?;
+        assert!(!d.join("model").exists());
+        assert_eq!(std::fs::read(d.join("tracking.json"))?, b"{\"tags\": {}}");
+        let names: Vec<String> = std::fs::read_dir(d.parent().unwrap_or(lake.path()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, ["h1"]);
+        // Attachments describe one materialization.
+        let err = owner(run.path(), "m", &["h2", "h3"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("produced 2 partitions"), "{err}");
         Ok(())
     }
 }

@@ -91,9 +91,9 @@ pub fn collect_keeping(
     Ok(report)
 }
 /// `lakebuild gc`: every asset's table (keeping the versions an alias pins) and its
-/// attachments, the run
-/// history, the scratch folder, and training checkpoints of work that never finished (its
-/// inputs changed since) once older than the retention. Takes the lake lock.
+/// attachments, the run history, the scratch folder, and training checkpoints of work
+/// that never finished (its inputs changed since) once older than the retention. Takes
+/// the lake lock.
 pub fn collect_lake(
     lake: &super::Lake,
     assets: &[String],

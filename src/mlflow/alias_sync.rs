@@ -7,8 +7,9 @@
 //! the lake's value and is pushed back. Sides are compared by content (the registered
 //! version's `lakebuild.content_hash` tag), since one registered version stands for
 //! every lake version holding its content. An import goes through the same function as
-//! `lakebuild model alias` ([`crate::engine::alias::move_alias`]: its checks, the lake
-//! lock, the audit record with `by = mlflow`) and is printed.
+//! `lakebuild model alias` ([`crate::engine::alias`]: its checks, the lake lock, the
+//! audit record with `by = mlflow`), only while the lake's side is still what was
+//! compared (a `model alias` landing meanwhile wins), and is printed.
 
 use super::client::{Client, Failure, tag, text};
 use super::record::Record;
@@ -139,12 +140,17 @@ pub fn compare(
                     continue;
                 };
                 // Exactly as `lakebuild model alias` would: the same checks, lock and
-                // audit record.
-                if let Err(e) = alias::move_alias(project, asset, name, target, MovedBy::Mlflow) {
-                    eprintln!(
-                        "warning: MLflow alias '{name}' of {model} (version {mv}) not imported: {e:#}"
-                    );
-                    continue;
+                // audit record; and only if the lake's side is still where it was read.
+                match alias::move_alias_from(project, asset, name, l, target, MovedBy::Mlflow) {
+                    Ok(true) => {}
+                    // Moved in the lake meanwhile: the lake wins, compared next round.
+                    Ok(false) => continue,
+                    Err(e) => {
+                        eprintln!(
+                            "warning: MLflow alias '{name}' of {model} (version {mv}) not imported: {e:#}"
+                        );
+                        continue;
+                    }
                 }
                 agreed(project, asset, name, target).map_err(lake_err)?;
                 let from = l.map_or("unset".to_string(), |v| format!("version {v}"));

@@ -59,8 +59,34 @@ pub fn registers_models(project: &Project, asset: &str) -> bool {
 }
 
 /// The runs of tracked `asset` in its log: every `Built` partition, oldest first; only
-/// those of build `run_id` when given.
+/// those of build `run_id` when given. Of a model's scores ([`Tracked::ModelMetrics`],
+/// rebuilt day after day as labels arrive) a backfill takes each partition's latest only.
 pub fn runs(project: &Project, asset: &str, run_id: Option<&str>) -> Result<Vec<Record>> {
+    let all = built(project, asset, run_id)?;
+    if run_id.is_some() || tracked_as(project, asset) != Tracked::ModelMetrics {
+        return Ok(all);
+    }
+    let mut latest: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for r in &all {
+        if let Record::Run {
+            partition, version, ..
+        } = r
+        {
+            latest.insert(partition.clone(), *version);
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|r| match r {
+            Record::Run {
+                partition, version, ..
+            } => latest.get(partition) == Some(version),
+            Record::Alias { .. } => true,
+        })
+        .collect())
+}
+
+fn built(project: &Project, asset: &str, run_id: Option<&str>) -> Result<Vec<Record>> {
     let state = crate::lake::log::load(&project.lake.table(asset))?;
     let mut out = Vec::new();
     for (version, commit) in &state.commits {

@@ -33,6 +33,19 @@ pub const FILE: &str = "tracking.json";
 /// Where the artifacts go among the attachments.
 const ARTIFACTS: &str = "artifacts";
 
+/// MLflow's limits: a key's length, a param's and a tag's value length.
+const MAX_KEY: usize = 250;
+const MAX_PARAM: usize = 6000;
+const MAX_TAG: usize = 8000;
+
+/// A param as the tracker shows it: text as is, anything else as JSON.
+fn param_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TrackingFile {
@@ -66,6 +79,40 @@ fn parse(path: &Path) -> Result<TrackingFile> {
             path.display()
         )
     })?;
+    let keys = file
+        .params
+        .keys()
+        .map(|k| ("param", k))
+        .chain(file.metrics.iter().map(|m| ("metric", &m.key)))
+        .chain(file.tags.keys().map(|k| ("tag", k)));
+    for (what, key) in keys {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_-. /".contains(c);
+        if key.is_empty() || key.len() > MAX_KEY || !key.chars().all(allowed) {
+            bail!(
+                "{}: {what} '{key}': a name is 1 to {MAX_KEY} letters, digits, _ - . / or spaces (MLflow's rule)",
+                path.display()
+            );
+        }
+    }
+    for (k, v) in &file.params {
+        let text = param_text(v);
+        if text.len() > MAX_PARAM {
+            bail!(
+                "{}: param '{k}' is {} characters long; MLflow keeps at most {MAX_PARAM}: log it as an artifact instead",
+                path.display(),
+                text.len()
+            );
+        }
+    }
+    for (k, v) in &file.tags {
+        if v.len() > MAX_TAG {
+            bail!(
+                "{}: tag '{k}' is {} characters long; MLflow keeps at most {MAX_TAG}",
+                path.display(),
+                v.len()
+            );
+        }
+    }
     if let Some(t) = file.tags.keys().find(|t| t.starts_with("lakebuild.")) {
         bail!(
             "{}: tag '{t}': names starting with lakebuild. are lakebuild's own; choose another",
@@ -126,13 +173,7 @@ pub fn report(attachments: &Path) -> Result<TrackingReport> {
     }
     let file = parse(&path)?;
     for (k, v) in &file.params {
-        r.params.insert(
-            k.clone(),
-            match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            },
-        );
+        r.params.insert(k.clone(), param_text(v));
     }
     for m in &file.metrics {
         r.metric_at(m.key.clone(), m.value, m.step, m.timestamp);
@@ -207,6 +248,14 @@ mod tests {
         );
         let e = err(r#"{"artifacts": ["missing.bin"]}"#);
         assert!(e.contains("artifact 'missing.bin' was not written"), "{e}");
+        let e = err(r#"{"params": {"lr!": 1}}"#);
+        assert!(
+            e.contains("param 'lr!'") && e.contains("MLflow's rule"),
+            "{e}"
+        );
+        let long = format!(r#"{{"params": {{"notes": "{}"}}}}"#, "x".repeat(6001));
+        let e = err(&long);
+        assert!(e.contains("param 'notes' is 6001 characters long"), "{e}");
         let e = err(r#"{"tags": {"lakebuild.key": "x"}}"#);
         assert!(e.contains("lakebuild's own"), "{e}");
         Ok(())

@@ -67,13 +67,13 @@ fn f32_column(df: &DataFrame, name: &str) -> Result<Vec<Option<f32>>> {
     Ok(s.f32()?.iter().collect())
 }
 
-/// The rows of `a` and `b` on the same (Code, Date), by day then code, as the daily
-/// metrics read them; `what` names the two in the error.
 /// A label's short name: `fwd_ret_5d` → `5d` (prediction columns, metric names).
 pub fn horizon_tag(label: &str) -> &str {
     label.strip_prefix("fwd_ret_").unwrap_or(label)
 }
 
+/// The rows of `a` and `b` on the same (Code, Date), by day then code, as the daily
+/// metrics read them; `what` names the two in the error.
 pub(crate) fn join_stock_days(a: LazyFrame, b: LazyFrame, what: &str) -> Result<DataFrame> {
     a.join(
         b,

@@ -51,6 +51,15 @@ fn model_of(frame: &DataFrame) -> Result<Option<String>> {
     }
 }
 
+/// An empty report for the run of the model `frame` scored; `None` when it names none
+/// (nothing is recorded).
+fn for_model_of(frame: &DataFrame) -> Result<Option<TrackingReport>> {
+    Ok(model_of(frame)?.map(|id| TrackingReport {
+        model_run: Some((MODEL_TAG.to_string(), id)),
+        ..Default::default()
+    }))
+}
+
 fn dates(frame: &DataFrame) -> Result<Vec<Option<NaiveDate>>> {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| anyhow!("epoch"))?;
     let days = frame.column("Date")?.cast(&DataType::Int32)?;
@@ -77,13 +86,9 @@ fn strings(frame: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
 
 /// `model_evaluation`'s rows as metrics of the evaluated model's run (module doc).
 pub fn evaluation(frame: &DataFrame) -> Result<TrackingReport> {
-    let mut r = TrackingReport {
-        model_run: model_of(frame)?.map(|id| (MODEL_TAG.to_string(), id)),
-        ..Default::default()
+    let Some(mut r) = for_model_of(frame)? else {
+        return Ok(TrackingReport::default());
     };
-    if r.model_run.is_none() {
-        return Ok(r);
-    }
     let fold: Vec<Option<i64>> = frame
         .column("fold")?
         .cast(&DataType::Int64)?
@@ -124,13 +129,9 @@ pub fn evaluation(frame: &DataFrame) -> Result<TrackingReport> {
 /// One day of `prediction_performance` as metrics of the run of the model whose
 /// predictions it scored (module doc).
 pub fn live(frame: &DataFrame) -> Result<TrackingReport> {
-    let mut r = TrackingReport {
-        model_run: model_of(frame)?.map(|id| (MODEL_TAG.to_string(), id)),
-        ..Default::default()
+    let Some(mut r) = for_model_of(frame)? else {
+        return Ok(TrackingReport::default());
     };
-    if r.model_run.is_none() {
-        return Ok(r);
-    }
     let horizon = strings(frame, "horizon")?;
     let date = dates(frame)?;
     let window: Vec<Option<f64>> = floats(frame, "days_20d")?;
