@@ -448,3 +448,138 @@ fn a_training_killed_with_sigkill_resumes_from_its_checkpoint_to_the_same_model(
     );
     Ok(())
 }
+
+/// A worse copy of the model's predictions: every prediction negated.
+const FLIPPED: &str = r#"
+op = "sql"
+key_columns = ["Code", "Date"]
+inputs = [{ asset = "predictions" }]
+[params]
+query = "SELECT Code, Date, in_sample, -pred_1d AS pred_1d, -pred_5d AS pred_5d, -pred_10d AS pred_10d, -pred_20d AS pred_20d FROM predictions"
+"#;
+
+/// statsmodels' Newey–West standard error and t of the mean of the series on stdin.
+const STATSMODELS_HAC: &str = r#"
+import json, sys
+import numpy as np
+import statsmodels.api as sm
+d = json.load(sys.stdin)
+x = np.array(d["x"])
+fit = sm.OLS(x, np.ones(len(x))).fit(cov_type="HAC", cov_kwds={"maxlags": d["lags"], "use_correction": False})
+print(json.dumps({"se": float(fit.bse[0]), "t": float(fit.tvalues[0])}))
+"#;
+
+#[test]
+fn model_compare_scores_two_prediction_sets_on_shared_out_of_sample_days_with_statsmodels_hac() -> R
+{
+    let has_statsmodels = std::process::Command::new("python3")
+        .args(["-c", "import statsmodels"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_statsmodels {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+            "CI: python3 with statsmodels is missing (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: python3 with statsmodels is not available");
+        return Ok(());
+    }
+    let p = project()?;
+    p.rule("flipped", FLIPPED)?;
+    build_at(
+        &p,
+        "2026-08-14",
+        &["predictions", "flipped", "labels"],
+        None,
+    )?;
+    let run = |args: &[&str]| p.cmd(args).env("LAKEBUILD_NOW", "2026-08-14").output();
+    let compare = |extra: &[&str]| {
+        let mut args = vec!["model", "compare", "predictions", "flipped"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let out = compare(&["--min-days", "5", "--json"])?;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let h = c["horizons"]
+        .as_array()
+        .and_then(|a| a.iter().find(|h| h["horizon"] == "1d"))
+        .ok_or("the 1d horizon")?;
+    let days = h["days"].as_u64().unwrap_or(0);
+    assert!(days >= 5, "{h}");
+    // Negated predictions rank every day the other way round.
+    let (a, b) = (
+        h["a"]["rank_ic"].as_f64().unwrap_or(f64::NAN),
+        h["b"]["rank_ic"].as_f64().unwrap_or(f64::NAN),
+    );
+    assert!((a + b).abs() < 1e-12 && a != 0.0, "{h}");
+    let diff = h["diff"].as_f64().unwrap_or(f64::NAN);
+    assert!((diff - (b - a)).abs() < 1e-12, "{h}");
+    let t = h["t"].as_f64().unwrap_or(f64::NAN);
+    let p_b = h["p_b_better"].as_f64().unwrap_or(f64::NAN);
+    assert_eq!(t > 0.0, p_b < 0.5, "{h}");
+    let ci = h["ci95"].as_array().ok_or("ci95")?;
+    let (lo, hi) = (
+        ci[0].as_f64().unwrap_or(f64::NAN),
+        ci[1].as_f64().unwrap_or(f64::NAN),
+    );
+    assert!(lo <= diff && diff <= hi, "{h}");
+    // The HAC figures are statsmodels' Newey–West (Bartlett kernel, no small-sample
+    // correction) on the same daily differences.
+    let x: Vec<f64> = h["daily_diff"]
+        .as_array()
+        .ok_or("daily_diff")?
+        .iter()
+        .map(|d| d[1].as_f64().unwrap_or(f64::NAN))
+        .collect();
+    assert_eq!(x.len() as u64, days);
+    let mut py = std::process::Command::new("python3")
+        .args(["-c", STATSMODELS_HAC])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    {
+        use std::io::Write;
+        let mut stdin = py.stdin.take().ok_or("stdin")?;
+        stdin.write_all(
+            serde_json::json!({"x": x, "lags": h["lags"]})
+                .to_string()
+                .as_bytes(),
+        )?;
+    }
+    let sm = py.wait_with_output()?;
+    assert!(sm.status.success(), "{}", output_text(&sm));
+    let sm: serde_json::Value = serde_json::from_slice(&sm.stdout)?;
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * y.abs().max(1e-12);
+    assert!(
+        close(
+            h["hac_se"].as_f64().unwrap_or(f64::NAN),
+            sm["se"].as_f64().unwrap_or(0.0)
+        ),
+        "{h} vs {sm}"
+    );
+    assert!(close(t, sm["t"].as_f64().unwrap_or(0.0)), "{h} vs {sm}");
+    // The table names both sides and the test.
+    let out = compare(&["--min-days", "5", "--horizon", "1d"])?;
+    let text = output_text(&out);
+    assert!(
+        out.status.success() && text.contains("B − A RankIC") && text.contains("Newey–West"),
+        "{text}"
+    );
+    // Refusals: too few days, an alias that does not exist.
+    let out = compare(&["--min-days", "100000"])?;
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("fewer than the minimum of 100000"),
+        "{}",
+        output_text(&out)
+    );
+    let out = run(&["model", "compare", "predictions@nope", "flipped"])?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        output_text(&out).contains("predictions has no alias 'nope'"),
+        "{}",
+        output_text(&out)
+    );
+    Ok(())
+}

@@ -221,6 +221,32 @@ pub(crate) enum ModelCommand {
         #[arg(long, default_value = "trained_model")]
         asset: String,
     },
+    /// Compare two sets of predictions on the days out of sample for both: per horizon
+    /// each side's IC, RankIC, ICIR, decile spread and Sharpe, hit rate, and the paired
+    /// daily RankIC difference B − A with its Newey–West standard error, t, one-sided
+    /// p-value and a block-bootstrap interval. A and B: predictions assets, at a version or
+    /// alias (`predictions@production`, `team_predictions`).
+    Compare {
+        a: String,
+        b: String,
+        /// First day compared (YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day compared (YYYY-MM-DD).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// Only this horizon, e.g. 5d.
+        #[arg(long)]
+        horizon: Option<String>,
+        /// The labels asset the predictions are scored against.
+        #[arg(long, default_value = "labels")]
+        labels: String,
+        /// Fewest shared days for a comparison.
+        #[arg(long, default_value_t = 20)]
+        min_days: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every alias move, oldest first: when, from which version to which, and who moved
     /// it (`cli`: lakebuild model alias; `mlflow`: imported from MLflow's registry).
     History {

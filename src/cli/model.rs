@@ -3,7 +3,7 @@
 use super::{ModelCommand, print_json};
 use crate::engine::alias::{self, MovedBy};
 use crate::engine::project::Project;
-use crate::jp_equity::model_versions;
+use crate::jp_equity::{model_compare, model_versions};
 use crate::lake::aliases;
 use anyhow::Result;
 
@@ -29,6 +29,31 @@ pub(super) fn run(project: &Project, command: ModelCommand) -> Result<i32> {
                 _ => println!("{asset}@{alias} = version {version}"),
             }
             crate::mlflow::alias_moved(project, &asset, &alias, version);
+            Ok(0)
+        }
+        ModelCommand::Compare {
+            a,
+            b,
+            from,
+            to,
+            horizon,
+            labels,
+            min_days,
+            json,
+        } => {
+            let opts = model_compare::CompareOptions {
+                from,
+                to,
+                horizon,
+                labels,
+                min_days,
+            };
+            let c = model_compare::compare(project, &a, &b, &opts)?;
+            if json {
+                print_json(&c)?
+            } else {
+                print!("{}", model_compare::render(&c))
+            }
             Ok(0)
         }
         ModelCommand::History { asset, json } => {

@@ -8,6 +8,7 @@ pub mod features;
 pub mod frames;
 pub mod market;
 pub mod model;
+pub mod model_compare;
 pub mod model_versions;
 pub mod ops;
 

@@ -160,7 +160,7 @@ pub fn day_metrics(pred: &[f64], y: &[f64]) -> Option<DayMetrics> {
 }
 
 /// Metrics over days for one horizon.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Summary {
     /// Number of days covered.
     pub days: usize,
