@@ -30,26 +30,10 @@ fn project() -> R<Proj> {
     repository_rules(&assets, &TINY_MODEL)
 }
 
-/// Whether python3 has mlflow and safetensors; in CI their absence is a failure.
-fn available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import mlflow, safetensors"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-            "CI: python3 with mlflow and safetensors is missing (.ci/run installs them)"
-        );
-        eprintln!("SKIPPED: python3 with mlflow[auth] and safetensors is not available");
-    }
-    ok
-}
-
 /// A real MLflow server on a free port; `None` (the test skipped) where python3 lacks
 /// mlflow outside CI.
 fn tracking_server(auth: bool) -> R<Option<Server>> {
-    if !available() {
+    if !python_has("mlflow, safetensors") {
         return Ok(None);
     }
     Ok(Some(Server::start(free_port()?, auth)?))
@@ -375,7 +359,7 @@ fn a_trained_model_is_an_mlflow_run_and_a_registered_version_with_aliases_in_ste
 
 #[test]
 fn a_server_that_is_down_never_breaks_a_build_and_gets_every_record_once_later() -> R {
-    if !available() {
+    if !python_has("mlflow, safetensors") {
         return Ok(());
     }
     let port = free_port()?;

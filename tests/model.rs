@@ -472,16 +472,7 @@ print(json.dumps({"se": float(fit.bse[0]), "t": float(fit.tvalues[0])}))
 #[test]
 fn model_compare_scores_two_prediction_sets_on_shared_out_of_sample_days_with_statsmodels_hac() -> R
 {
-    let has_statsmodels = std::process::Command::new("python3")
-        .args(["-c", "import statsmodels"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_statsmodels {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-            "CI: python3 with statsmodels is missing (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED: python3 with statsmodels is not available");
+    if !python_has("statsmodels") {
         return Ok(());
     }
     let p = project()?;

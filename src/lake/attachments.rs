@@ -10,13 +10,14 @@
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
+/// Every attachment folder of `asset`.
+fn asset_dir(lake_root: &Path, asset: &str) -> PathBuf {
+    lake_root.join("_lakebuild").join("attachments").join(asset)
+}
+
 /// The attachments of `asset`'s materialization with `content_hash`.
 pub fn dir(lake_root: &Path, asset: &str, content_hash: &str) -> PathBuf {
-    lake_root
-        .join("_lakebuild")
-        .join("attachments")
-        .join(asset)
-        .join(content_hash)
+    asset_dir(lake_root, asset).join(content_hash)
 }
 
 /// The materialization (content hash) the files a run left in `from` belong to: `None`
@@ -76,7 +77,7 @@ pub fn keep(
 /// its data file present: the file was collected, or the content was never committed),
 /// and folders a killed copy left. Returns the folders removed and their bytes.
 pub fn collect(lake_root: &Path, asset: &str, table: &Path, dry_run: bool) -> Result<(usize, u64)> {
-    let root = lake_root.join("_lakebuild").join("attachments").join(asset);
+    let root = asset_dir(lake_root, asset);
     let Ok(entries) = std::fs::read_dir(&root) else {
         return Ok((0, 0));
     };

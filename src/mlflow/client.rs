@@ -138,20 +138,15 @@ impl Client {
 
     /// The id of experiment `name`, created when missing.
     pub fn experiment(&self, name: &str) -> Res<String> {
-        match self.get("experiments/get-by-name", &[("experiment_name", name)]) {
-            Ok(v) => Ok(text(&v["experiment"]["experiment_id"])),
-            Err(Failure::Refused { code, .. }) if code == "RESOURCE_DOES_NOT_EXIST" => {
-                match self.post("experiments/create", json!({ "name": name })) {
-                    Ok(v) => Ok(text(&v["experiment_id"])),
-                    // Created meanwhile by another process.
-                    Err(Failure::Refused { code, .. }) if code == "RESOURCE_ALREADY_EXISTS" => {
-                        let v =
-                            self.get("experiments/get-by-name", &[("experiment_name", name)])?;
-                        Ok(text(&v["experiment"]["experiment_id"]))
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+        if let Some(id) = self.find_experiment(name)? {
+            return Ok(id);
+        }
+        match self.post("experiments/create", json!({ "name": name })) {
+            Ok(v) => Ok(text(&v["experiment_id"])),
+            // Created meanwhile by another process.
+            Err(Failure::Refused { code, .. }) if code == "RESOURCE_ALREADY_EXISTS" => self
+                .find_experiment(name)?
+                .ok_or_else(|| Failure::Down(format!("experiment {name} vanished while created"))),
             Err(e) => Err(e),
         }
     }

@@ -39,7 +39,7 @@ pub fn homes(project: &Project, asset: &str) -> (String, String) {
 /// The model runs found by their tag during one delivery round (a day of live metrics
 /// each: one search per model, not per day).
 #[derive(Default)]
-pub struct ModelRuns(HashMap<(String, String), Option<String>>);
+pub struct ModelRuns(HashMap<(String, String), String>);
 
 pub fn deliver(
     project: &Project,
@@ -234,7 +234,7 @@ fn model_run(
     value: &str,
 ) -> Res<Option<String>> {
     let wanted = (key.to_string(), value.to_string());
-    if let Some(Some(found)) = cache.0.get(&wanted) {
+    if let Some(found) = cache.0.get(&wanted) {
         return Ok(Some(found.clone()));
     }
     let mut experiments = Vec::new();
@@ -256,7 +256,10 @@ fn model_run(
             .first()
             .map(|info| text(&info["run_id"]))
     };
-    cache.0.insert(wanted, found.clone());
+    // Only what was found: a model missing now may be recorded later in the same round.
+    if let Some(run) = &found {
+        cache.0.insert(wanted, run.clone());
+    }
     Ok(found)
 }
 

@@ -206,6 +206,24 @@ pub fn model_ids(p: &Proj, asset: &str) -> R<Vec<String>> {
     Ok(v)
 }
 
+/// Whether python3 can `import {modules}` (e.g. "mlflow, safetensors"). Outside CI a
+/// missing module skips the test that asks (said on stderr); in CI (`CI=true`) it is a
+/// failure, since `.ci/run` installs every module the tests use.
+pub fn python_has(modules: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
+            "CI: python3 with {modules} is missing (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED: python3 with {modules} is not available (pip install {modules})");
+    }
+    ok
+}
+
 /// A finished command's stdout followed by its stderr, as one text for assertions.
 pub fn output_text(out: &Output) -> String {
     format!(

@@ -14,7 +14,7 @@
 //! at 00:00 UTC, so MLflow's charts show live decay over time, and a partition delivered
 //! again (a rebuild as its labels arrive) adds only what is new.
 
-use crate::jp_equity::model::dataset::horizon_tag;
+use crate::jp_equity::model::dataset::{dates_of, f64_values, horizon_tag};
 use crate::op::tracking::TrackingReport;
 use anyhow::{Result, anyhow};
 use chrono::{Datelike, NaiveDate};
@@ -60,21 +60,6 @@ fn for_model_of(frame: &DataFrame) -> Result<Option<TrackingReport>> {
     }))
 }
 
-fn dates(frame: &DataFrame) -> Result<Vec<Option<NaiveDate>>> {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).ok_or_else(|| anyhow!("epoch"))?;
-    let days = frame.column("Date")?.cast(&DataType::Int32)?;
-    Ok(days
-        .i32()?
-        .iter()
-        .map(|d| d.and_then(|d| epoch.checked_add_signed(chrono::Duration::days(d as i64))))
-        .collect())
-}
-
-fn floats(frame: &DataFrame, name: &str) -> Result<Vec<Option<f64>>> {
-    let c = frame.column(name)?.cast(&DataType::Float64)?;
-    Ok(c.f64()?.iter().collect())
-}
-
 fn strings(frame: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
     Ok(frame
         .column(name)?
@@ -96,13 +81,13 @@ pub fn evaluation(frame: &DataFrame) -> Result<TrackingReport> {
         .iter()
         .collect();
     let horizon = strings(frame, "horizon")?;
-    let date = dates(frame)?;
+    let date = dates_of(frame)?;
     // (horizon, what, fold) → (sum, count) for the fold means.
     let mut sums: BTreeMap<(String, &str, i64), (f64, usize)> = BTreeMap::new();
     for what in ["ic", "rank_ic", "decile_spread", "hit_rate", "oracle_ic"] {
-        let v = floats(frame, what)?;
+        let v = f64_values(frame, what)?;
         for i in 0..frame.height() {
-            let (Some(f), Some(h), Some(x)) = (fold[i], &horizon[i], v[i]) else {
+            let (Some(f), Some(h), x) = (fold[i], &horizon[i], v[i]) else {
                 continue;
             };
             if !x.is_finite() {
@@ -112,10 +97,8 @@ pub fn evaluation(frame: &DataFrame) -> Result<TrackingReport> {
             let e = sums.entry((h.to_string(), what, f)).or_default();
             e.0 += x;
             e.1 += 1;
-            if matches!(what, "ic" | "rank_ic")
-                && let Some(d) = date[i]
-            {
-                let (step, ms) = day_step(d);
+            if matches!(what, "ic" | "rank_ic") {
+                let (step, ms) = day_step(date[i]);
                 r.metric_at(format!("evaluation/{h}/daily_{what}"), x, step, Some(ms));
             }
         }
@@ -133,24 +116,19 @@ pub fn live(frame: &DataFrame) -> Result<TrackingReport> {
         return Ok(TrackingReport::default());
     };
     let horizon = strings(frame, "horizon")?;
-    let date = dates(frame)?;
-    let window: Vec<Option<f64>> = floats(frame, "days_20d")?;
+    let date = dates_of(frame)?;
+    let window = f64_values(frame, "days_20d")?;
+    // Nulls come as NaN, which `metric_at` leaves out.
     for what in ["ic", "rank_ic"] {
-        let daily = floats(frame, what)?;
-        let rolling = floats(frame, &format!("{what}_20d"))?;
+        let daily = f64_values(frame, what)?;
+        let rolling = f64_values(frame, &format!("{what}_20d"))?;
         for i in 0..frame.height() {
-            let (Some(h), Some(d)) = (&horizon[i], date[i]) else {
-                continue;
-            };
+            let Some(h) = &horizon[i] else { continue };
             let h = horizon_tag(h);
-            let (step, ms) = day_step(d);
-            if let Some(x) = daily[i] {
-                r.metric_at(format!("live/{h}/{what}"), x, step, Some(ms));
-            }
-            if let (Some(x), Some(days)) = (rolling[i], window[i])
-                && days >= 20.0
-            {
-                r.metric_at(format!("live/{h}/{what}_20d"), x, step, Some(ms));
+            let (step, ms) = day_step(date[i]);
+            r.metric_at(format!("live/{h}/{what}"), daily[i], step, Some(ms));
+            if window[i] >= 20.0 {
+                r.metric_at(format!("live/{h}/{what}_20d"), rolling[i], step, Some(ms));
             }
         }
     }
