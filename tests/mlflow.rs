@@ -603,6 +603,9 @@ fn an_alias_moved_in_mlflow_is_imported_audited_and_re_keys_predictions_and_the_
         moves,
         vec![
             ("production".into(), None, first, "cli".into()),
+            // The build of predictions ran the promotion policy: September's model, newer
+            // than production, went on trial.
+            ("challenger".into(), None, second, "policy".into()),
             ("production".into(), Some(first), second, "mlflow".into()),
         ],
         "{history}"

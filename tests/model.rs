@@ -225,33 +225,15 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
     assert_eq!(versions.len(), 2, "{list}");
     assert_eq!(versions[0].1, m.id());
     assert_eq!(versions[1].1, m2.id());
-    let rule = std::fs::read_to_string(p.path("rules/predictions.toml"))?.replace(
-        "{ asset = \"trained_model\" }",
-        "{ asset = \"trained_model@production\" }",
-    );
-    p.rule("predictions", &rule)?;
-    let out = p
-        .cmd(&["build", "predictions"])
-        .env("LAKEBUILD_NOW", "2026-09-01")
-        .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !out.status.success() && text.contains("lakebuild model alias production VERSION"),
-        "{text}"
-    );
-    let first = versions[0].0.to_string();
-    let second = versions[1].0.to_string();
-    p.ok(&["model", "alias", "production", &first])?;
-    let out = build_at(&p, "2026-09-01", &["predictions", "-v"], None)?;
+    // Production stays on the first model (the promotion policy set it on the first
+    // build); the new version is the challenger, on trial.
     assert_eq!(
         model_ids(&p, "predictions")?,
         [m.id()],
-        "predictions use the version production names: {list}\n{out}"
+        "a new version does not reach predictions until promoted"
     );
+    let first = versions[0].0.to_string();
+    let second = versions[1].0.to_string();
     p.ok(&["model", "alias", "production", &second])?;
     build_at(&p, "2026-09-01", &["predictions"], None)?;
     assert_eq!(model_ids(&p, "predictions")?, [m2.id()]);
@@ -284,14 +266,16 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
         err.contains("has no output at version 999; its versions are: 1, 2"),
         "{err}"
     );
-    // Every move is in the audit record, oldest first, made by `lakebuild model alias`.
+    // Every move is in the audit record, oldest first: the policy's first production
+    // and challenger, then `lakebuild model alias`.
     let history: serde_json::Value = serde_json::from_str(&p.ok(&["model", "history", "--json"])?)?;
-    let moves: Vec<(Option<i64>, i64, &str)> = history
+    let moves: Vec<(&str, Option<i64>, i64, &str)> = history
         .as_array()
         .ok_or("a list")?
         .iter()
         .map(|m| {
             (
+                m["alias"].as_str().unwrap_or(""),
                 m["from"].as_i64(),
                 m["to"].as_i64().unwrap_or(-1),
                 m["by"].as_str().unwrap_or(""),
@@ -301,7 +285,12 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
     let (a, b) = (versions[0].0, versions[1].0);
     assert_eq!(
         moves,
-        vec![(None, a, "cli"), (Some(a), b, "cli"), (Some(b), a, "cli")],
+        vec![
+            ("production", None, a, "policy"),
+            ("challenger", None, b, "policy"),
+            ("production", Some(a), b, "cli"),
+            ("production", Some(b), a, "cli")
+        ],
         "{history}"
     );
     Ok(())

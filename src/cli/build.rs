@@ -90,8 +90,7 @@ pub(super) fn run_build(project: &Project, a: &BuildArgs, g: &Global) -> Result<
         return Ok(0);
     }
     let report = build(project, &opts)?;
-    crate::orchestration::alerts::after_build(project, &report);
-    crate::mlflow::after_build(project, &report);
+    super::promotion::after_any_build(project, &report);
     print_report(&report, a.json)?;
     Ok(if report.ok() { 0 } else { 1 })
 }

@@ -8,6 +8,7 @@ mod gc;
 mod mlflow;
 mod model;
 mod orchestrate;
+mod promotion;
 mod read;
 
 use crate::core::error::exit_code;
@@ -247,8 +248,24 @@ pub(crate) enum ModelCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The promotion policy (`[promotion]`): champion, challenger, the evidence, and
+    /// what it decides and why; acts on it (promote, roll back, retire, put a new
+    /// version on trial) unless --dry-run. Builds and ticks run it by themselves.
+    Policy {
+        #[arg(long, default_value = "trained_model")]
+        asset: String,
+        /// Show the decision without acting.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the promotion log (every decision, with its statistics) instead.
+        #[arg(long)]
+        log: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every alias move, oldest first: when, from which version to which, and who moved
-    /// it (`cli`: lakebuild model alias; `mlflow`: imported from MLflow's registry).
+    /// it (`cli`: lakebuild model alias; `mlflow`: imported from MLflow's registry;
+    /// `policy`: the promotion policy).
     History {
         /// Only this asset's aliases.
         #[arg(long)]

@@ -7,7 +7,7 @@ use crate::engine::build;
 use crate::engine::project::Project;
 use crate::lake::runs;
 use crate::orchestration::tick::TickReport;
-use crate::orchestration::{alerts, jobs as job_files, retry as retries, tick as ticks};
+use crate::orchestration::{jobs as job_files, retry as retries, tick as ticks};
 use anyhow::Result;
 use std::time::Duration;
 
@@ -20,8 +20,7 @@ pub(super) fn run_job(project: &Project, g: &Global, job: &str, json: bool) -> R
         g.progress(),
     );
     let report = build(project, &opts)?;
-    alerts::after_build(project, &report);
-    crate::mlflow::after_build(project, &report);
+    super::promotion::after_any_build(project, &report);
     print_report(&report, json)?;
     Ok(if report.ok() { 0 } else { 1 })
 }
@@ -34,14 +33,13 @@ pub(super) fn retry(project: &Project, g: &Global, run_id: &str, json: bool) -> 
     };
     println!("retrying {} from run {run_id}", opts.targets.join(", "));
     let report = build(project, &opts)?;
-    alerts::after_build(project, &report);
-    crate::mlflow::after_build(project, &report);
+    super::promotion::after_any_build(project, &report);
     print_report(&report, json)?;
     Ok(if report.ok() { 0 } else { 1 })
 }
 
 pub(super) fn tick(project: &Project, g: &Global) -> Result<i32> {
-    let r = ticks::tick(project, g.progress())?;
+    let r = ticks::tick(project, g.progress(), &super::promotion::after_build)?;
     print_tick(&r);
     Ok(if r.ok { 0 } else { 1 })
 }
@@ -63,10 +61,17 @@ pub(super) fn watch(
         ))
         .into());
     }
-    let ok = ticks::watch(project, every, max_ticks, g.progress(), &mut |r| match r {
-        Ok(r) => print_tick(r),
-        Err(e) => eprintln!("tick failed: {e:#}"),
-    });
+    let ok = ticks::watch(
+        project,
+        every,
+        max_ticks,
+        g.progress(),
+        &super::promotion::after_build,
+        &mut |r| match r {
+            Ok(r) => print_tick(r),
+            Err(e) => eprintln!("tick failed: {e:#}"),
+        },
+    );
     Ok(if ok { 0 } else { 1 })
 }
 

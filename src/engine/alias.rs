@@ -19,6 +19,9 @@ pub enum MovedBy {
     Cli,
     /// Imported from MLflow's model registry.
     Mlflow,
+    /// A promotion policy (`[promotion]`): its first version, a promotion, a rollback, a
+    /// new challenger.
+    Policy,
 }
 
 impl MovedBy {
@@ -26,6 +29,7 @@ impl MovedBy {
         match self {
             MovedBy::Cli => "cli",
             MovedBy::Mlflow => "mlflow",
+            MovedBy::Policy => "policy",
         }
     }
 }
@@ -137,6 +141,38 @@ pub fn move_alias_from(
     if expected != Some(version) {
         aliases::set_recorded(&project.lake.root, asset, alias, version, by.as_str())?;
     }
+    Ok(true)
+}
+
+/// Several moves decided together from one read (a promotion moves `production` and
+/// `challenger`), under one hold of the lake lock: done only if every alias of
+/// `expected` still names what the decision read, each move checked and audited, then
+/// `record` (e.g. the decision's log entry) under the same lock. Two processes deciding
+/// at once therefore act once. Returns whether it acted.
+pub fn move_together(
+    project: &Project,
+    asset: &str,
+    expected: &[(&str, Option<i64>)],
+    moves: &[(&str, i64)],
+    by: MovedBy,
+    record: impl FnOnce() -> Result<()>,
+) -> Result<bool> {
+    let names: Vec<&str> = expected.iter().map(|m| m.0).collect();
+    let _lock = lock(project, asset, &names.join("+"))?;
+    for (alias, version) in expected {
+        if aliases::resolve(&project.lake.root, asset, alias)? != *version {
+            return Ok(false);
+        }
+    }
+    for (alias, version) in moves {
+        check(project, asset, alias, *version)?;
+    }
+    for (alias, version) in moves {
+        if aliases::resolve(&project.lake.root, asset, alias)? != Some(*version) {
+            aliases::set_recorded(&project.lake.root, asset, alias, *version, by.as_str())?;
+        }
+    }
+    record()?;
     Ok(true)
 }
 

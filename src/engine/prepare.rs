@@ -158,6 +158,49 @@ impl Prepared<'_> {
     }
 }
 
+/// The version `alias` of `asset` names. An alias the asset's `[promotion]` manages
+/// (its champion or challenger alias) that was never set starts at the asset's current
+/// version, recorded as the policy's move (a dry run only reads it so): production
+/// reads the first model until the policy promotes another.
+fn managed_alias(
+    project: &Project,
+    asset: &str,
+    alias: &str,
+    current: Option<i64>,
+    dry_run: bool,
+) -> Result<Option<i64>> {
+    let lake = &project.lake.root;
+    if let Some(v) = crate::lake::aliases::resolve(lake, asset, alias)? {
+        return Ok(Some(v));
+    }
+    let managed = project
+        .rules
+        .get(asset)
+        .and_then(|r| r.promotion.as_ref())
+        .is_some_and(|p| p.alias == alias || p.challenger == alias);
+    let Some(version) = current.filter(|_| managed) else {
+        return Ok(None);
+    };
+    if dry_run {
+        return Ok(Some(version));
+    }
+    // Steps prepare in parallel threads: one sets it, the others read it. The build holds
+    // the lake lock, so no other process writes aliases meanwhile.
+    static FIRST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = FIRST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(v) = crate::lake::aliases::resolve(lake, asset, alias)? {
+        return Ok(Some(v));
+    }
+    crate::lake::aliases::set_recorded(lake, asset, alias, version, "policy")?;
+    tracing::info!(
+        asset,
+        alias,
+        version,
+        "managed alias starts at the current version"
+    );
+    Ok(Some(version))
+}
+
 pub fn prepare<'a>(
     project: &'a Project,
     states: &States,
@@ -180,7 +223,7 @@ pub fn prepare<'a>(
         let v = match &i.alias {
             None => InputView::of(&i.asset, &s),
             Some(alias) => {
-                let version = crate::lake::aliases::resolve(&project.lake.root, &i.asset, alias)?
+                let version = managed_alias(project, &i.asset, alias, s.version, opts.dry_run)?
                     .ok_or_else(|| {
                         UsageError(format!(
                             "{}: input {}@{alias}: the alias is not set; set it to a version of {} with `lakebuild model alias {alias} VERSION --asset {}`",

@@ -118,13 +118,43 @@ fn side_frame(project: &Project, side: &str) -> Result<(String, DataFrame)> {
     Ok((asset.to_string(), frame))
 }
 
+/// Daily metrics per horizon tag and day.
+pub type DailyScores = BTreeMap<String, BTreeMap<NaiveDate, DayMetrics>>;
+
+/// Daily metrics of `side` (an asset, or `asset@alias|version`) against `labels` on its
+/// out-of-sample days, only its rows made by `model_id` when given (a predictions asset
+/// with a `model_id` column holds, between a model change and the rebuild it causes,
+/// rows of the model before; an asset without the column is taken whole).
+pub fn side_scores(
+    project: &Project,
+    side: &str,
+    model_id: Option<&str>,
+    labels: &DataFrame,
+    opts: &CompareOptions,
+) -> Result<DailyScores> {
+    let (_, mut frame) = side_frame(project, side)?;
+    // An imported asset without the column (a team's own model) is taken whole.
+    if let Some(id) = model_id.filter(|_| frame.column("model_id").is_ok()) {
+        frame = frame
+            .lazy()
+            .filter(col("model_id").eq(lit(id.to_string())))
+            .collect()?;
+    }
+    daily(side, frame, labels, opts)
+}
+
+/// The labels asset's frame (`asset` or `asset@alias|version`).
+pub fn labels_frame(project: &Project, labels: &str) -> Result<DataFrame> {
+    Ok(side_frame(project, labels)?.1)
+}
+
 /// Daily metrics of one side per horizon tag, on its out-of-sample days.
 fn daily(
     side: &str,
     preds: DataFrame,
     labels: &DataFrame,
     opts: &CompareOptions,
-) -> Result<BTreeMap<String, BTreeMap<NaiveDate, DayMetrics>>> {
+) -> Result<DailyScores> {
     let mut lf = preds.lazy();
     if lf
         .collect_schema()?

@@ -11,6 +11,7 @@ pub mod lock;
 pub mod log;
 pub mod outbox;
 pub mod parquet;
+pub mod promotions;
 pub mod runs;
 pub mod state_file;
 pub mod table;

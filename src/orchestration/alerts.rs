@@ -35,6 +35,10 @@ pub enum Kind {
     CheckFailed,
     SlaBreach,
     ModelDecay,
+    /// A promotion policy moved the production alias to a challenger.
+    ModelPromoted,
+    /// A promotion policy rolled the production alias back.
+    ModelRolledBack,
 }
 
 impl Kind {
@@ -45,6 +49,8 @@ impl Kind {
             Kind::CheckFailed => "check failed",
             Kind::SlaBreach => "SLA breached",
             Kind::ModelDecay => "model decay",
+            Kind::ModelPromoted => "model promoted",
+            Kind::ModelRolledBack => "model rolled back",
         }
     }
 }
@@ -110,7 +116,7 @@ impl Problem {
 pub struct Alert {
     /// Slack-compatible one-line summary.
     pub text: String,
-    /// "firing" or "resolved".
+    /// "firing" or "resolved" for a problem, "event" for a promotion or rollback.
     pub status: String,
     pub kind: Kind,
     pub asset: String,
@@ -438,7 +444,7 @@ pub fn could_not_run(project: &crate::engine::project::Project, job: &str, error
         since: crate::clock::now(),
         run_id: "tick".into(),
     };
-    announce(project, vec![p], Vec::new(), "tick");
+    announce(project, vec![p], Vec::new(), Vec::new(), "tick");
 }
 
 /// A scheduled job ran: resolves an open "could not run" problem of it.
@@ -447,6 +453,7 @@ pub fn could_run(project: &crate::engine::project::Project, job: &str) {
         project,
         Vec::new(),
         vec![format!("failed:job {job}")],
+        Vec::new(),
         "tick",
     );
 }
@@ -454,7 +461,7 @@ pub fn could_run(project: &crate::engine::project::Project, job: &str) {
 /// After a tick: SLA breaches (a deadline passes without any build). Never fails.
 pub fn after_tick(project: &crate::engine::project::Project) {
     let (found, healthy) = sla_problems(project, "tick");
-    announce(project, found, healthy, "tick");
+    announce(project, found, healthy, Vec::new(), "tick");
 }
 
 /// After a build: update the open problems and announce what changed. Never fails.
@@ -470,13 +477,41 @@ pub fn after_build(project: &crate::engine::project::Project, report: &BuildRepo
     let (f, h) = sla_problems(project, &report.run_id);
     found.extend(f);
     healthy.extend(h);
-    announce(project, found, healthy, &report.run_id);
+    announce(project, found, healthy, Vec::new(), &report.run_id);
+}
+
+/// Announces an event that is not a problem (a promotion, a rollback): sent once to
+/// every destination that takes its kind (status `event`), queued like any alert when a
+/// destination is down. Never fails.
+pub fn announce_event(
+    project: &crate::engine::project::Project,
+    kind: Kind,
+    asset: &str,
+    detail: &str,
+    run_id: &str,
+) {
+    let alert = Alert {
+        text: format!(
+            "lakebuild: {} — {asset}: {}",
+            kind.describe(),
+            first_line(detail)
+        ),
+        status: "event".into(),
+        kind,
+        asset: asset.to_string(),
+        check: None,
+        detail: detail.to_string(),
+        run_id: run_id.to_string(),
+        at: crate::clock::now(),
+    };
+    announce(project, Vec::new(), Vec::new(), vec![alert], run_id);
 }
 
 fn announce(
     project: &crate::engine::project::Project,
     found: Vec<Problem>,
     healthy: Vec<String>,
+    events: Vec<Alert>,
     run_id: &str,
 ) {
     let destinations = match load(&project.rules_dir) {
@@ -491,6 +526,7 @@ fn announce(
     // (no lock, no write): cron may run no-op builds every few minutes.
     let seen = load_state(lake);
     if found.is_empty()
+        && events.is_empty()
         && seen.pending.values().all(Vec::is_empty)
         && !healthy.iter().any(|k| seen.open.contains_key(k))
     {
@@ -511,7 +547,8 @@ fn announce(
         }
     };
     let mut state = load_state(lake);
-    let alerts = transitions(&mut state, found, &healthy, run_id);
+    let mut alerts = transitions(&mut state, found, &healthy, run_id);
+    alerts.extend(events);
     for d in &destinations {
         let mut queue = state.pending.remove(&d.name).unwrap_or_default();
         queue.extend(

@@ -30,8 +30,13 @@ pub struct TickReport {
     pub ok: bool,
 }
 
-/// Runs one tick. `progress`: progress bars for the builds.
-pub fn tick(project: &Project, progress: bool) -> Result<TickReport> {
+/// What runs after each of a tick's builds besides alerts and MLflow (the CLI's
+/// promotion policies).
+pub type AfterBuild<'a> = &'a dyn Fn(&Project, &crate::engine::BuildReport);
+
+/// Runs one tick. `progress`: progress bars for the builds; `after_build`: run after
+/// each build, after alerts and MLflow.
+pub fn tick(project: &Project, progress: bool, after_build: AfterBuild) -> Result<TickReport> {
     let now = crate::clock::now_utc()?;
     let Some(_tick) = lock::try_acquire_named(&project.lake.root, "tick.lock", "tick")? else {
         return Ok(TickReport {
@@ -61,8 +66,8 @@ pub fn tick(project: &Project, progress: bool) -> Result<TickReport> {
                 return Err(e);
             }
         };
-        alerts::after_build(project, &report);
-        crate::mlflow::after_build(project, &report);
+        crate::orchestration::after_build(project, &report);
+        after_build(project, &report);
         alerts::could_run(project, &job.name);
         ok &= report.ok();
         Ok((report.run_id.clone(), report.ok()))
@@ -88,8 +93,8 @@ pub fn tick(project: &Project, progress: bool) -> Result<TickReport> {
             opts.to = day(&f.cursor).max(opts.to);
         }
         let report = build(project, &opts)?;
-        alerts::after_build(project, &report);
-        crate::mlflow::after_build(project, &report);
+        crate::orchestration::after_build(project, &report);
+        after_build(project, &report);
         ok &= report.ok();
         if report.ok() {
             sensors::commit(project, &f)?;
@@ -119,6 +124,7 @@ pub fn watch(
     every: Duration,
     max_ticks: Option<usize>,
     progress: bool,
+    after_build: AfterBuild,
     on_tick: &mut dyn FnMut(Result<&TickReport, &anyhow::Error>),
 ) -> bool {
     let mut n = 0usize;
@@ -138,7 +144,7 @@ pub fn watch(
             Err(e) => eprintln!("rules did not load, using the last good ones: {e:#}"),
         }
         let active = current.as_ref().unwrap_or(project);
-        match tick(active, progress) {
+        match tick(active, progress, after_build) {
             Ok(r) => {
                 ok &= r.ok;
                 on_tick(Ok(&r));

@@ -162,11 +162,18 @@ impl Proj {
 }
 
 /// A project holding the repository's own rules for `assets`, each with `edits`
-/// (text replacements, applied in order: e.g. a smaller market or model).
+/// (text replacements, applied in order: e.g. a smaller market or model). The model's
+/// promotion policy names both sides' predictions, so they come with the model.
 pub fn repository_rules(assets: &[&str], edits: &[(&str, &str)]) -> R<Proj> {
     let p = Proj::new()?;
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-    for asset in assets {
+    let mut assets = assets.to_vec();
+    for scores in ["predictions", "challenger_predictions"] {
+        if assets.contains(&"trained_model") && !assets.contains(&scores) {
+            assets.push(scores);
+        }
+    }
+    for asset in &assets {
         let mut text = std::fs::read_to_string(rules.join(format!("{asset}.toml")))?;
         for (from, to) in edits {
             text = text.replace(from, to);

@@ -34,6 +34,8 @@ pub struct Rule {
     pub sla: Option<Sla>,
     /// The experiment tracker's names for this asset (`[mlflow]`); not part of the key.
     pub tracking: Option<Tracking>,
+    /// How versions of this asset are promoted (`[promotion]`); not part of the key.
+    pub promotion: Option<Promotion>,
     pub dates: Option<DateSpec>,
     /// Columns the content hash sorts rows by; empty = all columns.
     pub key_columns: Vec<String>,
@@ -194,6 +196,40 @@ pub struct Sla {
 pub struct Tracking {
     pub experiment: Option<String>,
     pub registered_model: Option<String>,
+}
+
+/// A champion/challenger promotion policy (`[promotion]` on a rule whose versions are
+/// models): which alias it manages, which alias a new version gets, the assets that
+/// score each side, and the sequential test that decides. Not part of the key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Promotion {
+    /// The alias production reads (default `production`).
+    pub alias: String,
+    /// The alias a new version is put on trial under (default `challenger`).
+    pub challenger: String,
+    /// Whether a new version becomes the challenger by itself (default true).
+    pub auto_challenger: bool,
+    /// The assets holding the champion's and the challenger's scored outputs.
+    pub champion_scores: String,
+    pub challenger_scores: String,
+    /// What they are scored against (default `labels`).
+    pub labels: String,
+    /// The horizon whose daily rank correlation decides, e.g. `5d`.
+    pub horizon: String,
+    /// Fewest shared out-of-sample days before any decision (default 60).
+    pub min_days: usize,
+    /// A challenger not promoted after this many shared days is retired (default 250).
+    pub max_days: usize,
+    /// The false-promotion rate the policy allows over all its looks (default 0.05).
+    pub alpha: f64,
+    /// The improvement the sequential test is tuned to find (mixture scale, default 0.01).
+    pub effect: f64,
+    /// The mean improvement a promotion needs besides significance (default 0).
+    pub min_improvement: f64,
+    /// Roll back to the previous champion when decay fires and it scores better.
+    pub rollback: bool,
+    /// The recent days a rollback compares on (default 60).
+    pub rollback_window: usize,
 }
 
 /// Parses "07:30 Asia/Tokyo" (the zone defaults to UTC).

@@ -34,7 +34,7 @@ pub fn parse_rule(
             let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(1);
             let msg = e.message().trim().to_string();
             let hint = if msg.contains("unknown field") {
-                " (allowed keys: op, partitioned, inputs, params, sources, checks, retry, sla, dates, mlflow, key_columns, date_column, description)"
+                " (allowed keys: op, partitioned, inputs, params, sources, checks, retry, sla, dates, mlflow, promotion, key_columns, date_column, description)"
             } else {
                 ""
             };
@@ -89,6 +89,7 @@ pub fn parse_rule(
     let dates = policies::dates(raw.dates.as_ref(), daily, catalog, &mut errs);
     let sla = policies::sla(raw.sla.as_ref(), daily, &mut errs);
     let tracking = policies::tracking(raw.mlflow.as_ref(), &mut errs);
+    let promotion = policies::promotion(raw.promotion.as_ref(), known_assets, &mut errs);
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
@@ -104,6 +105,7 @@ pub fn parse_rule(
         retry,
         sla,
         tracking,
+        promotion,
         dates,
         key_columns: raw.key_columns,
         date_column: raw.date_column.unwrap_or_else(|| "Date".to_string()),

@@ -1,9 +1,11 @@
 //! A rule's policies: `[retry]`, `dates = {...}` (a generated daily domain), `[sla]` and
-//! `[mlflow]` (where an experiment tracker files it).
+//! `[mlflow]` (where an experiment tracker files it) and `[promotion]` (how its versions
+//! are promoted).
 
-use super::raw::{RawDates, RawRetry, RawSla, RawTracking};
+use super::raw::{RawDates, RawPromotion, RawRetry, RawSla, RawTracking};
 use super::{
-    Backoff, DateSpec, Errors, RetryPolicy, Sla, Tracking, parse_deadline, parse_duration,
+    Backoff, DateSpec, Errors, Promotion, RetryPolicy, Sla, Tracking, parse_deadline,
+    parse_duration, valid_alias_name,
 };
 use crate::calendar::DayCalendar;
 use crate::catalog::{Catalog, quoted_alternatives};
@@ -149,4 +151,97 @@ pub(super) fn sla(raw: Option<&Spanned<RawSla>>, daily: bool, errs: &mut Errors)
         }
         Sla { max_duration, deadline, min_success_rate: r.min_success_rate, window: r.window.unwrap_or(20).max(1) }
     })
+}
+
+pub(super) fn promotion(
+    raw: Option<&Spanned<RawPromotion>>,
+    known_assets: &dyn Fn(&str) -> bool,
+    errs: &mut Errors,
+) -> Option<Promotion> {
+    let spanned = raw?;
+    let r = spanned.get_ref();
+    let at = spanned.span().start;
+    let p = Promotion {
+        alias: r.alias.clone().unwrap_or_else(|| "production".into()),
+        challenger: r.challenger.clone().unwrap_or_else(|| "challenger".into()),
+        auto_challenger: r.auto_challenger.unwrap_or(true),
+        champion_scores: r.champion_scores.clone(),
+        challenger_scores: r.challenger_scores.clone(),
+        labels: r.labels.clone().unwrap_or_else(|| "labels".into()),
+        horizon: r.horizon.clone(),
+        min_days: r.min_days.unwrap_or(60),
+        max_days: r.max_days.unwrap_or(250),
+        alpha: r.alpha.unwrap_or(0.05),
+        effect: r.effect.unwrap_or(0.01),
+        min_improvement: r.min_improvement.unwrap_or(0.0),
+        rollback: r.rollback.unwrap_or(true),
+        rollback_window: r.rollback_window.unwrap_or(60),
+    };
+    for (key, name) in [("alias", &p.alias), ("challenger", &p.challenger)] {
+        if !valid_alias_name(name) {
+            errs.at(
+                at,
+                format!("promotion.{key} = {name:?}: an alias is lowercase letters, digits, _ and -, e.g. \"production\""),
+            );
+        }
+    }
+    if p.alias == p.challenger {
+        errs.at(
+            at,
+            "promotion.alias and promotion.challenger must differ (e.g. \"production\" and \"challenger\")",
+        );
+    }
+    for (key, asset) in [
+        ("champion_scores", &p.champion_scores),
+        ("challenger_scores", &p.challenger_scores),
+        ("labels", &p.labels),
+    ] {
+        if !known_assets(asset) {
+            errs.at(
+                at,
+                format!("promotion.{key} = {asset:?} is not an asset of rules/: name the predictions asset that reads this one at the alias"),
+            );
+        }
+    }
+    let days = p
+        .horizon
+        .strip_suffix('d')
+        .and_then(|d| d.parse::<usize>().ok());
+    if days.is_none_or(|d| d == 0) {
+        errs.at(
+            at,
+            format!(
+                "promotion.horizon = {:?}: write a label horizon in days, e.g. \"5d\"",
+                p.horizon
+            ),
+        );
+    }
+    if p.min_days < 10 || p.max_days < p.min_days {
+        errs.at(
+            at,
+            format!(
+                "promotion.min_days = {} / max_days = {}: need 10 <= min_days <= max_days",
+                p.min_days, p.max_days
+            ),
+        );
+    }
+    if !(p.alpha > 0.0 && p.alpha < 0.5) {
+        errs.at(
+            at,
+            format!(
+                "promotion.alpha = {}: write a level in (0, 0.5), e.g. 0.05",
+                p.alpha
+            ),
+        );
+    }
+    if !(p.effect > 0.0 && p.effect < 1.0 && p.min_improvement >= 0.0 && p.min_improvement < 1.0) {
+        errs.at(
+            at,
+            "promotion.effect must be in (0, 1) and promotion.min_improvement in [0, 1): they are rank-correlation differences, e.g. 0.01",
+        );
+    }
+    if p.rollback_window < 10 {
+        errs.at(at, "promotion.rollback_window must be at least 10 days");
+    }
+    Some(p)
 }

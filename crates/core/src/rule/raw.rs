@@ -29,6 +29,8 @@ pub(super) struct RawRule {
     #[serde(default)]
     pub(super) mlflow: Option<Spanned<RawTracking>>,
     #[serde(default)]
+    pub(super) promotion: Option<Spanned<RawPromotion>>,
+    #[serde(default)]
     pub(super) key_columns: Vec<String>,
     #[serde(default)]
     pub(super) date_column: Option<String>,
@@ -120,4 +122,34 @@ pub(super) struct RawDates {
     pub(super) weekdays: Option<bool>,
     #[serde(default)]
     pub(super) calendar: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPromotion {
+    #[serde(default)]
+    pub(super) alias: Option<String>,
+    #[serde(default)]
+    pub(super) challenger: Option<String>,
+    #[serde(default)]
+    pub(super) auto_challenger: Option<bool>,
+    pub(super) champion_scores: String,
+    pub(super) challenger_scores: String,
+    #[serde(default)]
+    pub(super) labels: Option<String>,
+    pub(super) horizon: String,
+    #[serde(default)]
+    pub(super) min_days: Option<usize>,
+    #[serde(default)]
+    pub(super) max_days: Option<usize>,
+    #[serde(default)]
+    pub(super) alpha: Option<f64>,
+    #[serde(default)]
+    pub(super) effect: Option<f64>,
+    #[serde(default)]
+    pub(super) min_improvement: Option<f64>,
+    #[serde(default)]
+    pub(super) rollback: Option<bool>,
+    #[serde(default)]
+    pub(super) rollback_window: Option<usize>,
 }

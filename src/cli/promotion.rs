@@ -1,0 +1,114 @@
+//! Running promotion policies (`[promotion]`, [`crate::jp_equity::promotion`]) after
+//! every build and tick that brings new scores, and on `lakebuild model policy`: the
+//! decision is carried out under the lake lock and logged, a promotion or rollback is
+//! announced through the alert destinations and mirrored to MLflow's alias when MLflow
+//! is configured. A policy that cannot be evaluated never fails the build: it is
+//! reported and evaluated again next time. It lives at the composition root because it
+//! joins the pipeline (the evidence) with orchestration (alerts) and MLflow; `tick` gets
+//! it as its after-build hook.
+
+use crate::engine::BuildReport;
+use crate::engine::project::Project;
+use crate::jp_equity::promotion::policy::{self, Action, Applied, Evaluation};
+use anyhow::Result;
+
+/// Evaluates `asset`'s policy and, unless `dry_run`, acts on it; returns the evaluation
+/// and what was done (`None` for a dry run).
+pub fn run(
+    project: &Project,
+    asset: &str,
+    dry_run: bool,
+    run_id: &str,
+) -> Result<(Evaluation, Option<Applied>)> {
+    let ev = policy::evaluate(project, asset)?;
+    if dry_run {
+        return Ok((ev, None));
+    }
+    let applied = policy::apply(project, &ev)?;
+    if applied == Applied::Done {
+        let p = policy::policy_of(project, asset)?;
+        let kind = match ev.action {
+            Action::Promote => Some(crate::orchestration::alerts::Kind::ModelPromoted),
+            Action::Rollback => Some(crate::orchestration::alerts::Kind::ModelRolledBack),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            crate::orchestration::alerts::announce_event(project, kind, asset, &ev.reason, run_id);
+        }
+        if let (Action::Promote | Action::Rollback, Some(champion), Some(challenger)) =
+            (&ev.action, ev.champion, ev.challenger)
+        {
+            crate::mlflow::alias_moved(project, asset, &p.alias, challenger);
+            crate::mlflow::alias_moved(project, asset, &p.challenger, champion);
+        }
+        if let Action::Challenger(v) = ev.action {
+            crate::mlflow::alias_moved(project, asset, &p.challenger, v);
+        }
+    }
+    Ok((ev, Some(applied)))
+}
+
+/// The assets whose policy a build of `built` may change: the model asset, the scores
+/// on either side, the labels, and whatever reads the champion's scores (its decay
+/// check).
+fn concerned(project: &Project, asset: &str, built: &[&str]) -> bool {
+    let Some(p) = project.rules.get(asset).and_then(|r| r.promotion.as_ref()) else {
+        return false;
+    };
+    built.iter().any(|b| {
+        *b == asset
+            || *b == p.champion_scores
+            || *b == p.challenger_scores
+            || *b == p.labels
+            || project
+                .rules
+                .get(b)
+                .is_some_and(|r| r.inputs.iter().any(|i| i.asset == p.champion_scores))
+    })
+}
+
+/// After every build (`build`, `run`, `retry`, and as `tick`'s hook): alerts and MLflow
+/// (`orchestration::after_build`), then the promotion policies.
+pub(crate) fn after_any_build(project: &Project, report: &BuildReport) {
+    crate::orchestration::after_build(project, report);
+    after_build(project, report);
+}
+
+/// After a build: every policy whose assets the build changed is evaluated and acted on;
+/// the decision is printed when it is not a plain wait. Never fails.
+pub fn after_build(project: &Project, report: &BuildReport) {
+    let built: Vec<&str> = report
+        .steps
+        .iter()
+        .filter(|s| s.did_work())
+        .map(|s| s.asset.as_str())
+        .collect();
+    if built.is_empty() {
+        return;
+    }
+    let assets: Vec<String> = project
+        .rules
+        .rules
+        .values()
+        .filter(|r| r.promotion.is_some())
+        .map(|r| r.asset.clone())
+        .filter(|a| concerned(project, a, &built))
+        .collect();
+    for asset in assets {
+        match run(project, &asset, false, &report.run_id) {
+            Ok((ev, Some(Applied::Done))) if ev.action != Action::Wait => {
+                eprintln!("promotion {asset}: {} — {}", ev.action.name(), ev.reason);
+            }
+            Ok((ev, Some(Applied::Superseded))) => {
+                eprintln!(
+                    "promotion {asset}: another process changed the aliases meanwhile; {} not done",
+                    ev.action.name()
+                );
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "warning: promotion policy of {asset} not evaluated: {e:#}; it is evaluated again after the next build (lakebuild model policy --asset {asset})"
+            ),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The promotion policy through the binary, on the repository's rules over a small
+//! synthetic market: the first model becomes production by itself, a new version goes on
+//! trial, a challenger that scores worse is never promoted, one that scores better (the
+//! planted signal, standing in for a model: the market's oracle) is promoted once the
+//! minimum days are in and not before; promotion re-keys predictions, moving back
+//! restores them without running the op; two policy evaluations at once promote once;
+//! a decaying champion is rolled back to the previous one, which is not re-promoted
+//! without new evidence. Decisions are logged, announced and audited.
+//! The statistics themselves (false promotions under daily looks, power at a realistic
+//! edge) are measured in `src/jp_equity/promotion/sequential.rs`.
+
+mod common;
+use common::*;
+
+const ASSETS: [&str; 10] = [
+    "trading_calendar",
+    "raw_stock_data",
+    "listed_info",
+    "topix",
+    "synthetic_truth",
+    "processed_features",
+    "labels",
+    "trained_model",
+    "predictions",
+    "prediction_performance",
+];
+
+/// The challenger's predictions replaced by the market's planted next-day component
+/// (`SIGN` 1: the oracle; -1: its opposite, a challenger worse than any model).
+fn oracle(sign: i32) -> String {
+    let p = format!("{sign} * planted_next");
+    format!(
+        r#"
+op = "sql"
+partitioned = "daily"
+key_columns = ["Code", "Date"]
+inputs = [{{ asset = "synthetic_truth", window = [0, 0] }}]
+[params]
+query = "SELECT Code, Date, {p} AS pred_1d, {p} AS pred_5d, {p} AS pred_10d, {p} AS pred_20d FROM synthetic_truth"
+"#
+    )
+}
+
+fn at(p: &Proj, today: &str, args: &[&str]) -> R<String> {
+    let out = p.cmd(args).env("LAKEBUILD_NOW", today).output()?;
+    let text = output_text(&out);
+    if !out.status.success() {
+        return Err(format!("lakebuild {args:?} at {today} failed:\n{text}").into());
+    }
+    Ok(text)
+}
+
+fn json(p: &Proj, today: &str, args: &[&str]) -> R<serde_json::Value> {
+    let out = p.cmd(args).env("LAKEBUILD_NOW", today).output()?;
+    if !out.status.success() {
+        return Err(output_text(&out).into());
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn aliases(p: &Proj) -> R<(Option<i64>, Option<i64>)> {
+    let a: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        p.path("lake/_lakebuild/aliases.json"),
+    )?)?;
+    let m = &a["trained_model"];
+    Ok((m["production"].as_i64(), m["challenger"].as_i64()))
+}
+
+fn log_actions(p: &Proj, today: &str) -> R<Vec<String>> {
+    let log = json(p, today, &["model", "policy", "--log", "--json"])?;
+    Ok(log
+        .as_array()
+        .ok_or("a log")?
+        .iter()
+        .map(|d| d["action"].as_str().unwrap_or("").to_string())
+        .collect())
+}
+
+/// Sets `key = value` in the model's `[promotion]`.
+fn set_policy(p: &Proj, key: &str, value: &str) -> R {
+    let rule = std::fs::read_to_string(p.path("rules/trained_model.toml"))?;
+    let start = rule.find(&format!("\n{key} = ")).ok_or(key.to_string())? + 1;
+    let end = start + rule[start..].find('\n').ok_or("line")?;
+    p.rule(
+        "trained_model",
+        &format!("{}{key} = {value}{}", &rule[..start], &rule[end..]),
+    )
+}
+
+const DAILY: [&str; 4] = ["build", "predictions", "challenger_predictions", "labels"];
+
+#[test]
+fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls_back_on_decay() -> R
+{
+    let p = repository_rules(&ASSETS, &TINY_MODEL)?;
+    p.rule("challenger_predictions", &oracle(-1))?;
+    p.write(
+        "rules/alerts/log.toml",
+        "command = [\"sh\", \"-c\", \"cat >> alerts.jsonl\"]\n",
+    )?;
+    // The champion's decay check, made to fail whenever it runs (used at the end).
+    let perf = std::fs::read_to_string(p.path("rules/prediction_performance.toml"))?;
+    assert!(perf.contains("rank_ic_20d < -0.02"));
+
+    // August: the first model is production by itself (nothing to compare it with).
+    at(&p, "2026-08-14", &DAILY)?;
+    let first = p.version("trained_model")?.ok_or("a model")?;
+    assert_eq!(aliases(&p)?.0, Some(first));
+    let ev = json(
+        &p,
+        "2026-08-14",
+        &["model", "policy", "--dry-run", "--json"],
+    )?;
+    assert_eq!(ev["evaluation"]["action"]["kind"], "wait", "{ev}");
+    let m1 = model_ids(&p, "predictions")?;
+
+    // September: a new month retrains; production stays, the new version goes on trial.
+    let out = at(&p, "2026-09-01", &DAILY)?;
+    let second = p.version("trained_model")?.ok_or("a model")?;
+    assert_ne!(first, second);
+    assert_eq!(
+        model_ids(&p, "predictions")?,
+        m1,
+        "production still reads the first model"
+    );
+    assert!(out.contains("promotion trained_model: challenger"), "{out}");
+    assert_eq!(aliases(&p)?, (Some(first), Some(second)));
+
+    // A challenger worse than the champion: on trial, never promoted.
+    set_policy(&p, "min_days", "10")?;
+    // 30 stocks: the oracle's edge is large and its days noisy; tune the test to it.
+    set_policy(&p, "effect", "0.1")?;
+    let ev = json(
+        &p,
+        "2026-09-01",
+        &["model", "policy", "--dry-run", "--json"],
+    )?;
+    let e = &ev["evaluation"];
+    let n0 = e["test"]["days"].as_u64().ok_or(format!("days: {ev}"))?;
+    assert!(n0 >= 10, "{ev}");
+    assert_eq!(e["role"], "trial", "{ev}");
+    assert_eq!(e["action"]["kind"], "wait", "{ev}");
+    assert!(e["test"]["mean"].as_f64().unwrap_or(0.0) < 0.0, "{ev}");
+    assert_eq!(e["test"]["p_value"].as_f64(), Some(1.0), "{ev}");
+    // Its days are out of sample for both models: after the challenger's training range.
+    let models = json(&p, "2026-09-01", &["model", "list", "--json"])?;
+    let train_last = models
+        .as_array()
+        .and_then(|a| a.iter().find(|m| m["version"] == second))
+        .and_then(|m| m["train_last"].as_str())
+        .ok_or(format!("{models}"))?
+        .to_string();
+    let first_day = e["first_day"].as_str().ok_or("first_day")?;
+    assert!(
+        first_day > train_last.as_str(),
+        "{first_day} vs {train_last}"
+    );
+
+    // A clearly better one (the oracle) is not promoted before min_days...
+    set_policy(&p, "min_days", &(n0 + 2).to_string())?;
+    p.rule("challenger_predictions", &oracle(1))?;
+    at(&p, "2026-09-01", &DAILY)?;
+    at(&p, "2026-09-02", &DAILY)?;
+    assert!(!log_actions(&p, "2026-09-02")?.contains(&"promote".to_string()));
+    let ev = json(
+        &p,
+        "2026-09-02",
+        &["model", "policy", "--dry-run", "--json"],
+    )?;
+    assert_eq!(
+        ev["evaluation"]["test"]["days"].as_u64(),
+        Some(n0 + 1),
+        "{ev}"
+    );
+    assert_eq!(aliases(&p)?, (Some(first), Some(second)));
+    // ...and is promoted on the day they are in, once.
+    let out = at(&p, "2026-09-03", &DAILY)?;
+    assert!(
+        out.contains("promotion trained_model: promote"),
+        "{out}\n{}",
+        at(&p, "2026-09-03", &["model", "policy", "--dry-run"])?
+    );
+    assert_eq!(
+        aliases(&p)?,
+        (Some(second), Some(first)),
+        "the old champion is watched"
+    );
+    let log = json(&p, "2026-09-03", &["model", "policy", "--log", "--json"])?;
+    let promote = log
+        .as_array()
+        .and_then(|a| a.iter().find(|d| d["action"] == "promote"))
+        .ok_or(format!("{log}"))?;
+    assert_eq!(promote["days"].as_u64(), Some(n0 + 2), "{promote}");
+    assert!(promote["stats"]["test"]["p_value"].as_f64().unwrap_or(1.0) <= 0.05);
+    let alerts = std::fs::read_to_string(p.path("alerts.jsonl"))?;
+    assert!(
+        alerts.contains("\"kind\":\"model_promoted\"") && alerts.contains("\"status\":\"event\""),
+        "{alerts}"
+    );
+    let history = at(&p, "2026-09-03", &["model", "history"])?;
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains("trained_model@production") && l.ends_with("policy")),
+        "{history}"
+    );
+    at(&p, "2026-09-03", &DAILY)?;
+    assert_eq!(
+        log_actions(&p, "2026-09-03")?
+            .iter()
+            .filter(|a| *a == "promote")
+            .count(),
+        1
+    );
+
+    // The promotion re-keyed predictions onto the second model...
+    let m2 = model_ids(&p, "predictions")?;
+    assert_ne!(m2, m1);
+    // ...and moving back by hand restores the first model's without running the op.
+    p.ok(&["model", "alias", "production", &first.to_string()])?;
+    let out = at(&p, "2026-09-03", &["build", "predictions"])?;
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("predictions") && l.contains("built 0")),
+        "{out}"
+    );
+    assert_eq!(model_ids(&p, "predictions")?, m1);
+    let hist = at(
+        &p,
+        "2026-09-03",
+        &["history", "--asset", "predictions", "--limit", "1"],
+    )?;
+    assert!(hist.contains("restored"), "{hist}");
+
+    // The hand move ended the watch: that build's policy run put the newer version on
+    // trial again. Two evaluations at once, with its promotion due, promote once.
+    assert_eq!(aliases(&p)?, (Some(first), Some(second)));
+    assert_eq!(
+        log_actions(&p, "2026-09-03")?.last().map(String::as_str),
+        Some("challenger")
+    );
+    let before = log_actions(&p, "2026-09-03")?
+        .iter()
+        .filter(|a| *a == "promote")
+        .count();
+    let spawn = || {
+        p.cmd(&["model", "policy"])
+            .env("LAKEBUILD_NOW", "2026-09-03")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+    };
+    let (a, b) = (spawn()?, spawn()?);
+    let (a, b) = (a.wait_with_output()?, b.wait_with_output()?);
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        output_text(&a),
+        output_text(&b)
+    );
+    let after = log_actions(&p, "2026-09-03")?
+        .iter()
+        .filter(|a| *a == "promote")
+        .count();
+    assert_eq!(
+        after,
+        before + 1,
+        "{}\n{}",
+        output_text(&a),
+        output_text(&b)
+    );
+    assert_eq!(aliases(&p)?, (Some(second), Some(first)));
+
+    // Decay: the champion's decay check fails, the previous champion scores better on
+    // the recent days: rolled back, announced; not re-promoted on the old evidence.
+    p.rule(
+        "prediction_performance",
+        &perf.replace("rank_ic_20d < -0.02", "rank_ic_20d < 2"),
+    )?;
+    let out = at(&p, "2026-09-03", &["build", "prediction_performance"])?;
+    assert!(out.contains("promotion trained_model: rollback"), "{out}");
+    assert_eq!(aliases(&p)?, (Some(first), Some(second)));
+    let alerts = std::fs::read_to_string(p.path("alerts.jsonl"))?;
+    assert!(
+        alerts.contains("\"kind\":\"model_rolled_back\""),
+        "{alerts}"
+    );
+    let ev = json(&p, "2026-09-03", &["model", "policy", "--json"])?;
+    let e = &ev["evaluation"];
+    assert_eq!(e["action"]["kind"], "wait", "{ev}");
+    assert_eq!(e["role"], "trial", "{ev}");
+    assert!(
+        e["evidence_from"]
+            .as_str()
+            .is_some_and(|d| d > "2026-09-01"),
+        "{ev}"
+    );
+    assert!(e["test"].is_null(), "no new evidence yet: {ev}");
+    Ok(())
+}
+
+#[test]
+fn a_policy_with_bad_settings_is_refused_naming_the_file_and_field() -> R {
+    let p = repository_rules(&ASSETS, &TINY_MODEL)?;
+    let rule = std::fs::read_to_string(p.path("rules/trained_model.toml"))?;
+    p.rule(
+        "trained_model",
+        &rule.replace("alpha = 0.05", "alpha = 0.7").replace(
+            "challenger_scores = \"challenger_predictions\"",
+            "challenger_scores = \"nope\"",
+        ),
+    )?;
+    let err = p.fails(&["status"], 2)?;
+    assert!(
+        err.contains("trained_model.toml") && err.contains("promotion.alpha = 0.7"),
+        "{err}"
+    );
+    assert!(
+        err.contains("promotion.challenger_scores = \"nope\""),
+        "{err}"
+    );
+    Ok(())
+}
