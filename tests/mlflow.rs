@@ -610,6 +610,20 @@ fn an_alias_moved_in_mlflow_is_imported_audited_and_re_keys_predictions_and_the_
         ],
         "{history}"
     );
+    // The policy's move is mirrored to MLflow's registry like any alias move.
+    let registered = |lake_version: i64| {
+        python(
+            &uri,
+            "import os; from mlflow import MlflowClient; print([m.version for m in MlflowClient().search_model_versions(\"name = 'jp_equity_atft'\") if m.tags.get('lakebuild.version') == os.environ['LAKE_VERSION']][0])",
+            &[("LAKE_VERSION", &lake_version.to_string())],
+        )
+    };
+    let remote: serde_json::Value = serde_json::from_str(&python(&uri, ALIASES, &[])?)?;
+    assert_eq!(
+        remote["challenger"].to_string(),
+        registered(second)?.trim(),
+        "{remote}"
+    );
     let out = lb_at(&p, &uri, "2026-09-01", &["build", "predictions"])?;
     assert_eq!(model_ids(&p, "predictions")?, [id_of(second)], "{out}");
 
@@ -627,11 +641,7 @@ fn an_alias_moved_in_mlflow_is_imported_audited_and_re_keys_predictions_and_the_
     )?;
     let out = lb_at(&p, &uri, "2026-09-01", &["tick"])?;
     assert!(!out.contains("staging: version"), "{out}");
-    let registered_first = python(
-        &uri,
-        "import os; from mlflow import MlflowClient; print([m.version for m in MlflowClient().search_model_versions(\"name = 'jp_equity_atft'\") if m.tags.get('lakebuild.version') == os.environ['LAKE_VERSION']][0])",
-        &[("LAKE_VERSION", &first.to_string())],
-    )?;
+    let registered_first = registered(first)?;
     let remote: serde_json::Value = serde_json::from_str(&python(&uri, ALIASES, &[])?)?;
     assert_eq!(
         remote["staging"].to_string(),

@@ -293,6 +293,28 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
         ],
         "{history}"
     );
+    // Versions of the model compare by name: each side is that version's rows in the
+    // predictions asset that reads it (production: predictions; the challenger, on trial:
+    // challenger_predictions), the same as comparing the two assets.
+    build_at(&p, "2026-09-01", &["challenger_predictions"], None)?;
+    assert_eq!(model_ids(&p, "challenger_predictions")?, [m2.id()]);
+    let compare = |x: &str, y: &str| -> R<serde_json::Value> {
+        let out = p.ok(&["model", "compare", x, y, "--min-days", "5", "--json"])?;
+        Ok(serde_json::from_str::<serde_json::Value>(&out)?["horizons"].clone())
+    };
+    let by_alias = compare("production", "challenger")?;
+    assert!(by_alias[0]["days"].as_u64().unwrap_or(0) >= 5, "{by_alias}");
+    assert_eq!(by_alias, compare(&first, &second)?);
+    assert_eq!(
+        by_alias,
+        compare("trained_model@production", "trained_model@challenger")?
+    );
+    assert_eq!(by_alias, compare("predictions", "challenger_predictions")?);
+    let err = p.fails(&["model", "compare", "production", "999"], 2)?;
+    assert!(
+        err.contains("has no readable model at version 999"),
+        "{err}"
+    );
     Ok(())
 }
 

@@ -197,6 +197,13 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
         alerts.contains("\"kind\":\"model_promoted\"") && alerts.contains("\"status\":\"event\""),
         "{alerts}"
     );
+    let status = at(&p, "2026-09-03", &["status"])?;
+    assert!(
+        status.contains(&format!(
+            "promotion trained_model: production = version {second}, challenger = version {first}; last decision"
+        )) && status.contains(" promote (watch, "),
+        "{status}"
+    );
     let history = at(&p, "2026-09-03", &["model", "history"])?;
     assert!(
         history
@@ -319,5 +326,66 @@ fn a_policy_with_bad_settings_is_refused_naming_the_file_and_field() -> R {
         err.contains("promotion.challenger_scores = \"nope\""),
         "{err}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_version_whose_checks_failed_is_never_put_on_trial() -> R {
+    let p = repository_rules(&ASSETS, &TINY_MODEL)?;
+    p.rule("challenger_predictions", &oracle(1))?;
+    at(&p, "2026-08-14", &DAILY)?;
+    let first = p.version("trained_model")?.ok_or("a model")?;
+    // September's model is built with a warning check that fails: published, recorded.
+    let rule = std::fs::read_to_string(p.path("rules/trained_model.toml"))?;
+    p.rule(
+        "trained_model",
+        &format!(
+            "{rule}\n[[checks]]\nname = \"suspicious\"\nkind = \"sql\"\nseverity = \"warn\"\nquery = \"SELECT * FROM this\"\n"
+        ),
+    )?;
+    let out = at(&p, "2026-09-01", &DAILY)?;
+    let second = p.version("trained_model")?.ok_or("a model")?;
+    assert_ne!(first, second, "{out}");
+    assert!(
+        !out.contains("promotion trained_model: challenger"),
+        "{out}"
+    );
+    assert_eq!(aliases(&p)?.0, Some(first));
+    assert_ne!(aliases(&p)?.1, Some(second));
+    let ev = json(
+        &p,
+        "2026-09-01",
+        &["model", "policy", "--dry-run", "--json"],
+    )?;
+    let reason = ev["evaluation"]["reason"].as_str().unwrap_or("");
+    assert_eq!(ev["evaluation"]["action"]["kind"], "wait", "{ev}");
+    assert!(
+        reason.contains(&format!("version {second}: its check 'suspicious' failed")),
+        "{ev}"
+    );
+    // Put on trial by hand, it is still never promoted, however good its scores.
+    p.ok(&["model", "alias", "challenger", &second.to_string()])?;
+    set_policy(&p, "min_days", "10")?;
+    set_policy(&p, "effect", "0.1")?;
+    at(&p, "2026-09-02", &DAILY)?;
+    at(&p, "2026-09-03", &DAILY)?;
+    let log = json(&p, "2026-09-03", &["model", "policy", "--log", "--json"])?;
+    let entries = log.as_array().ok_or("a log")?;
+    assert!(!entries.iter().any(|d| d["action"] == "promote"), "{log}");
+    let retire = entries
+        .iter()
+        .find(|d| d["action"] == "retire")
+        .ok_or(format!("no retire: {log}"))?;
+    assert!(
+        retire["stats"]["test"]["p_value"].as_f64().unwrap_or(1.0) <= 0.05,
+        "it did score better: {retire}"
+    );
+    assert!(
+        retire["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("may not be promoted: its check 'suspicious' failed")),
+        "{retire}"
+    );
+    assert_eq!(aliases(&p)?, (Some(first), Some(second)));
     Ok(())
 }

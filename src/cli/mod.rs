@@ -226,7 +226,8 @@ pub(crate) enum ModelCommand {
     /// each side's IC, RankIC, ICIR, decile spread and Sharpe, hit rate, and the paired
     /// daily RankIC difference B − A with its Newey–West standard error, t, one-sided
     /// p-value and a block-bootstrap interval. A and B: predictions assets, at a version or
-    /// alias (`predictions@production`, `team_predictions`).
+    /// alias (`predictions@production`, `team_predictions`), or versions of the model
+    /// (`production challenger`, `3 5`: that version's rows in the predictions that read it).
     Compare {
         a: String,
         b: String,

@@ -112,3 +112,37 @@ pub fn after_build(project: &Project, report: &BuildReport) {
         }
     }
 }
+
+/// One line per promotion policy for `lakebuild status`: the aliases and the latest
+/// decision with its reason (read from the lake; nothing is evaluated).
+pub(crate) fn status_lines(project: &Project) -> Vec<String> {
+    let lake = &project.lake.root;
+    project
+        .rules
+        .rules
+        .values()
+        .filter_map(|r| r.promotion.as_ref().map(|p| (r.asset.as_str(), p)))
+        .map(|(asset, p)| {
+            let at = |alias: &str| match crate::lake::aliases::resolve(lake, asset, alias) {
+                Ok(Some(v)) => format!("version {v}"),
+                Ok(None) => "unset".to_string(),
+                Err(e) => format!("unreadable ({e:#})"),
+            };
+            let last = match crate::lake::promotions::latest(lake, asset) {
+                Ok(Some(d)) => format!(
+                    "; last decision {} {} ({}, {} days): {}",
+                    d.at, d.action, d.role, d.days, d.reason
+                ),
+                Ok(None) => "; no decision yet".to_string(),
+                Err(e) => format!("; promotion log unreadable: {e:#}"),
+            };
+            format!(
+                "promotion {asset}: {} = {}, {} = {}{last} (lakebuild model policy)",
+                p.alias,
+                at(&p.alias),
+                p.challenger,
+                at(&p.challenger)
+            )
+        })
+        .collect()
+}

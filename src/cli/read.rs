@@ -12,17 +12,19 @@ use std::path::Path;
 
 pub(super) fn status(project: &Project, g: &Global, json: bool) -> Result<i32> {
     let s = asset_status::status(project, &default_options(project, g)?)?;
-    let tracking = crate::mlflow::status_line(project);
+    let mut lines = super::promotion::status_lines(project);
+    lines.extend(crate::mlflow::status_line(project));
     if json {
         print_json(&s)?;
-        // The JSON stays the assets' array; what waits for MLflow goes to stderr.
-        if let Some(t) = tracking {
-            eprintln!("{t}");
+        // The JSON stays the assets' array; the policies and what waits for MLflow go
+        // to stderr.
+        for l in &lines {
+            eprintln!("{l}");
         }
     } else {
         print!("{}", asset_status::render(&s));
-        if let Some(t) = tracking {
-            println!("{t}");
+        for l in &lines {
+            println!("{l}");
         }
     }
     Ok(0)

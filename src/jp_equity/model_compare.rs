@@ -3,7 +3,9 @@
 //! A and B are predictions assets of the same schema (`Code`, `Date`, `pred_{h}` per
 //! horizon, optionally `in_sample`), each at its current version or at a version or alias
 //! (`predictions@production`, `predictions@12`), so a team can compare its incumbent
-//! model's imported predictions with lakebuild's. Each is joined with the labels; the days
+//! model's imported predictions with lakebuild's; or versions of the model (`production`,
+//! `challenger`, `3`, `trained_model@3`): the rows of that version in the predictions
+//! asset that reads it (`predictions` for production, `challenger_predictions`). Each is joined with the labels; the days
 //! compared are those out of sample for both (`in_sample` false where the column exists)
 //! whose labels are known and which both score (at least `MIN_STOCKS` stocks), within
 //! `--from`/`--to`. Per horizon: each side's mean daily IC and RankIC, ICIR, decile spread
@@ -78,8 +80,77 @@ pub struct Comparison {
     pub skipped: Vec<String>,
 }
 
-/// `asset` or `asset@alias` / `asset@version`: the files of that version of its table.
+/// A side named as a version of a model (`3`, `production`, `trained_model@3`,
+/// `trained_model@challenger`): the predictions asset that reads that version (through an
+/// alias that names it, or the latest) and the version's model id, so its rows are the
+/// ones that version wrote. `None` when `side` does not name a model.
+fn model_side(project: &Project, side: &str) -> Result<Option<(String, String)>> {
+    let models: Vec<&str> = project
+        .rules
+        .rules
+        .values()
+        .filter(|r| r.op == "train")
+        .map(|r| r.asset.as_str())
+        .collect();
+    let (model, at) = match side.split_once('@') {
+        Some((a, v)) if models.contains(&a) => (a, v),
+        None if project.rules.get(side).is_none() && models.len() == 1 => (models[0], side),
+        _ => return Ok(None),
+    };
+    let lake = &project.lake.root;
+    let version = match at.parse::<i64>() {
+        Ok(v) => v,
+        Err(_) => aliases::resolve(lake, model, at)?.ok_or_else(|| {
+            UsageError(format!(
+                "'{side}' is neither an asset nor a version or alias of {model}: name a predictions asset, a version (lakebuild model list) or an alias such as production"
+            ))
+        })?,
+    };
+    let versions = crate::jp_equity::model_versions::list(project, model)?;
+    let Some(id) = versions
+        .iter()
+        .find(|m| m.version == version)
+        .and_then(|m| m.model_id.clone())
+    else {
+        return Err(UsageError(format!(
+            "{model} has no readable model at version {version} (lakebuild model list)"
+        ))
+        .into());
+    };
+    let latest = versions.last().map(|m| m.version);
+    let reader = project.rules.rules.values().find(|r| {
+        r.op != "train"
+            && r.inputs.iter().any(|i| {
+                i.asset == model
+                    && match &i.alias {
+                        Some(a) => aliases::resolve(lake, model, a).ok().flatten() == Some(version),
+                        None => latest == Some(version),
+                    }
+            })
+            && r.inputs.iter().any(|i| i.asset != model)
+    });
+    match reader {
+        Some(r) => Ok(Some((r.asset.clone(), id))),
+        None => Err(UsageError(format!(
+            "{model} version {version} has no predictions: no rule reads it; point an alias at it (lakebuild model alias candidate {version}) and add a predictions rule reading {{ asset = \"{model}@candidate\" }}, then build it"
+        ))
+        .into()),
+    }
+}
+
+/// `asset` or `asset@alias` / `asset@version`: the files of that version of its table; a
+/// version of a model (`production`, `3`): the rows its predictions asset holds from it.
 fn side_frame(project: &Project, side: &str) -> Result<(String, DataFrame)> {
+    if let Some((asset, id)) = model_side(project, side)? {
+        let (_, frame) = table_frame(project, &asset)?;
+        let frame = frame.lazy().filter(col("model_id").eq(lit(id))).collect()?;
+        return Ok((asset, frame));
+    }
+    table_frame(project, side)
+}
+
+/// `asset` or `asset@alias` / `asset@version`: the files of that version of its table.
+fn table_frame(project: &Project, side: &str) -> Result<(String, DataFrame)> {
     let (asset, at) = match side.split_once('@') {
         Some((a, v)) => (a, Some(v)),
         None => (side, None),
@@ -132,7 +203,7 @@ pub fn side_scores(
     labels: &DataFrame,
     opts: &CompareOptions,
 ) -> Result<DailyScores> {
-    let (_, mut frame) = side_frame(project, side)?;
+    let (_, mut frame) = table_frame(project, side)?;
     // An imported asset without the column (a team's own model) is taken whole.
     if let Some(id) = model_id.filter(|_| frame.column("model_id").is_ok()) {
         frame = frame
@@ -145,7 +216,7 @@ pub fn side_scores(
 
 /// The labels asset's frame (`asset` or `asset@alias|version`).
 pub fn labels_frame(project: &Project, labels: &str) -> Result<DataFrame> {
-    Ok(side_frame(project, labels)?.1)
+    Ok(table_frame(project, labels)?.1)
 }
 
 /// Daily metrics of one side per horizon tag, on its out-of-sample days.
@@ -203,7 +274,7 @@ fn daily(
 /// Compares A and B (module doc). Refuses, naming what to do, when a side has no
 /// out-of-sample day or fewer than `min_days` days are shared.
 pub fn compare(project: &Project, a: &str, b: &str, opts: &CompareOptions) -> Result<Comparison> {
-    let (_, labels) = side_frame(project, &opts.labels)?;
+    let (_, labels) = table_frame(project, &opts.labels)?;
     let (_, fa) = side_frame(project, a)?;
     let (_, fb) = side_frame(project, b)?;
     let da = daily(a, fa, &labels, opts)?;
