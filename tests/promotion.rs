@@ -3,9 +3,9 @@
 //! trial, a challenger that scores worse is never promoted, one that scores better (the
 //! planted signal, standing in for a model: the market's oracle) is promoted once the
 //! minimum days are in and not before; promotion re-keys predictions, moving back
-//! restores them without running the op; two policy evaluations at once promote once;
-//! a decaying champion is rolled back to the previous one, which is not re-promoted
-//! without new evidence. Decisions are logged, announced and audited.
+//! restores them without running the op; a rollback by hand is respected; two policy
+//! evaluations at once promote once; a decaying champion is rolled back to the previous
+//! one, and the version rolled back is retired, not re-promoted. Decisions are logged, announced and audited.
 //! The statistics themselves (false promotions under daily looks, power at a realistic
 //! edge) are measured in `src/jp_equity/promotion/sequential.rs`.
 
@@ -101,6 +101,12 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
     // The champion's decay check, made to fail whenever it runs (used at the end).
     let perf = std::fs::read_to_string(p.path("rules/prediction_performance.toml"))?;
     assert!(perf.contains("rank_ic_20d < -0.02"));
+
+    // Before any model: planning works and writes no alias (read-only commands never do).
+    let status = at(&p, "2026-08-14", &["status"])?;
+    assert!(status.contains("predictions"), "{status}");
+    at(&p, "2026-08-14", &["build", "predictions", "--dry-run"])?;
+    assert!(!p.path("lake/_lakebuild/aliases.json").exists());
 
     // August: the first model is production by itself (nothing to compare it with).
     at(&p, "2026-08-14", &DAILY)?;
@@ -239,13 +245,18 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
     )?;
     assert!(hist.contains("restored"), "{hist}");
 
-    // The hand move ended the watch: that build's policy run put the newer version on
-    // trial again. Two evaluations at once, with its promotion due, promote once.
-    assert_eq!(aliases(&p)?, (Some(first), Some(second)));
-    assert_eq!(
-        log_actions(&p, "2026-09-03")?.last().map(String::as_str),
-        Some("challenger")
-    );
+    // A rollback by hand is respected: the version moved away from is not put on trial
+    // again by itself.
+    assert_eq!(aliases(&p)?, (Some(first), Some(first)));
+    let ev = json(
+        &p,
+        "2026-09-03",
+        &["model", "policy", "--dry-run", "--json"],
+    )?;
+    assert_eq!(ev["evaluation"]["action"]["kind"], "wait", "{ev}");
+    // A person puts it on trial again; two evaluations at once, with its promotion due,
+    // promote once.
+    p.ok(&["model", "alias", "challenger", &second.to_string()])?;
     let before = log_actions(&p, "2026-09-03")?
         .iter()
         .filter(|a| *a == "promote")
@@ -292,17 +303,21 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
         alerts.contains("\"kind\":\"model_rolled_back\""),
         "{alerts}"
     );
+    // The version rolled back is retired: not re-promoted on the evidence it lost on.
     let ev = json(&p, "2026-09-03", &["model", "policy", "--json"])?;
     let e = &ev["evaluation"];
     assert_eq!(e["action"]["kind"], "wait", "{ev}");
-    assert_eq!(e["role"], "trial", "{ev}");
-    assert!(
-        e["evidence_from"]
-            .as_str()
-            .is_some_and(|d| d > "2026-09-01"),
-        "{ev}"
+    assert_eq!(e["role"], "retired", "{ev}");
+    assert!(e["test"].is_null(), "{ev}");
+    at(&p, "2026-09-04", &DAILY)?;
+    assert_eq!(aliases(&p)?, (Some(first), Some(second)));
+    assert_eq!(
+        log_actions(&p, "2026-09-04")?
+            .iter()
+            .filter(|a| *a == "promote")
+            .count(),
+        after
     );
-    assert!(e["test"].is_null(), "no new evidence yet: {ev}");
     Ok(())
 }
 
@@ -387,5 +402,64 @@ fn a_version_whose_checks_failed_is_never_put_on_trial() -> R {
         "{retire}"
     );
     assert_eq!(aliases(&p)?, (Some(first), Some(second)));
+    Ok(())
+}
+
+#[test]
+fn the_repository_loop_runs_inference_from_its_sensor_and_the_policy_after_it() -> R {
+    let mut assets = ASSETS.to_vec();
+    assets.push("challenger_performance");
+    let p = repository_rules(&assets, &TINY_MODEL)?;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    for file in [
+        "jobs/daily_inference.toml",
+        "sensors/realtime_sensor.toml",
+        "alerts/log_file.toml",
+    ] {
+        p.write(
+            &format!("rules/{file}"),
+            &std::fs::read_to_string(repo.join(file))?,
+        )?;
+    }
+    at(&p, "2026-08-14", &["build", "trained_model"])?;
+    let model = p.version("trained_model")?.ok_or("a model")?;
+    // Friday evening in Tokyo: the sensor's first sight is a baseline; nothing runs.
+    let out = at(&p, "2026-08-14T10:00:00Z", &["tick"])?;
+    assert!(!out.contains("realtime_sensor: fired"), "{out}");
+    assert!(p.version("predictions")?.is_none());
+    // Monday: a new trading day in the market source runs daily_inference at once —
+    // both models' predictions and scores — and the policy after it.
+    let out = at(&p, "2026-08-17T10:00:00Z", &["tick"])?;
+    assert!(
+        out.contains("realtime_sensor: fired") && out.contains("daily_inference"),
+        "{out}\nsensors: {:?}",
+        std::fs::read_to_string(p.path("lake/_lakebuild/sensors.json"))
+    );
+    for asset in [
+        "predictions",
+        "challenger_predictions",
+        "prediction_performance",
+        "challenger_performance",
+    ] {
+        let days = p.hashes(asset)?;
+        assert!(
+            days.keys().any(|d| d.to_string().contains("2026-08-17")),
+            "{asset} has no 2026-08-17: {:?}",
+            days.keys().last()
+        );
+    }
+    assert_eq!(aliases(&p)?, (Some(model), Some(model)));
+    let log = json(&p, "2026-08-17", &["model", "policy", "--log", "--json"])?;
+    let last = log
+        .as_array()
+        .and_then(|a| a.last())
+        .ok_or(format!("{log}"))?;
+    assert_eq!(last["action"], "wait", "{log}");
+    assert!(
+        last["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no challenger")),
+        "{log}"
+    );
     Ok(())
 }

@@ -124,7 +124,13 @@ fn policy(project: &Project, asset: &str, dry_run: bool, log: bool, json: bool) 
         return Ok(0);
     }
     let run_id = format!("policy-{}", crate::clock::now().format("%Y%m%dT%H%M%SZ"));
-    let (ev, applied) = super::promotion::run(project, asset, dry_run, &run_id)?;
+    let (ev, applied) = super::promotion::run(
+        project,
+        asset,
+        dry_run,
+        &run_id,
+        std::time::Duration::from_secs(600),
+    )?;
     if json {
         print_json(&serde_json::json!({
             "evaluation": ev,

@@ -14,17 +14,20 @@ use anyhow::Result;
 
 /// Evaluates `asset`'s policy and, unless `dry_run`, acts on it; returns the evaluation
 /// and what was done (`None` for a dry run).
+/// `wait`: how long to wait for the lake lock (after a build: briefly, and evaluate
+/// again after the next build rather than hold up this one's report).
 pub fn run(
     project: &Project,
     asset: &str,
     dry_run: bool,
     run_id: &str,
+    wait: std::time::Duration,
 ) -> Result<(Evaluation, Option<Applied>)> {
     let ev = policy::evaluate(project, asset)?;
     if dry_run {
         return Ok((ev, None));
     }
-    let applied = policy::apply(project, &ev)?;
+    let applied = policy::apply(project, &ev, wait)?;
     if applied == Applied::Done {
         let p = policy::policy_of(project, asset)?;
         let kind = match ev.action {
@@ -95,7 +98,13 @@ pub fn after_build(project: &Project, report: &BuildReport) {
         .filter(|a| concerned(project, a, &built))
         .collect();
     for asset in assets {
-        match run(project, &asset, false, &report.run_id) {
+        match run(
+            project,
+            &asset,
+            false,
+            &report.run_id,
+            std::time::Duration::from_secs(5),
+        ) {
             Ok((ev, Some(Applied::Done))) if ev.action != Action::Wait => {
                 eprintln!("promotion {asset}: {} — {}", ev.action.name(), ev.reason);
             }

@@ -145,24 +145,35 @@ pub fn move_alias_from(
 }
 
 /// Several moves decided together from one read (a promotion moves `production` and
-/// `challenger`), under one hold of the lake lock: done only if every alias of
-/// `expected` still names what the decision read, each move checked and audited, then
-/// `record` (e.g. the decision's log entry) under the same lock. Two processes deciding
-/// at once therefore act once. Returns whether it acted.
+/// `challenger`), under one hold of the lake lock (waiting at most `wait`): done only if
+/// every alias of `expected` still names what the decision read and `unchanged` (e.g. "no
+/// other decision was logged meanwhile") holds, each move checked and audited, then
+/// `record` (the decision's log entry) under the same lock. Two processes deciding at
+/// once therefore act once. Returns whether it acted.
+#[allow(clippy::too_many_arguments)]
 pub fn move_together(
     project: &Project,
     asset: &str,
     expected: &[(&str, Option<i64>)],
     moves: &[(&str, i64)],
     by: MovedBy,
+    wait: Duration,
+    unchanged: impl FnOnce() -> Result<bool>,
     record: impl FnOnce() -> Result<()>,
 ) -> Result<bool> {
     let names: Vec<&str> = expected.iter().map(|m| m.0).collect();
-    let _lock = lock(project, asset, &names.join("+"))?;
+    let _lock = lock::acquire(
+        &project.lake.root,
+        &format!("alias {asset}@{}", names.join("+")),
+        wait,
+    )?;
     for (alias, version) in expected {
         if aliases::resolve(&project.lake.root, asset, alias)? != *version {
             return Ok(false);
         }
+    }
+    if !unchanged()? {
+        return Ok(false);
     }
     for (alias, version) in moves {
         check(project, asset, alias, *version)?;

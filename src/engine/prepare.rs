@@ -158,54 +158,90 @@ impl Prepared<'_> {
     }
 }
 
-/// The version `alias` of `asset` names. An alias the asset's `[promotion]` manages
-/// (its champion or challenger alias) that was never set starts at the asset's current
-/// version, recorded as the policy's move (a dry run only reads it so): production
-/// reads the first model until the policy promotes another.
+/// What an input `asset@alias` reads.
+enum AliasTarget {
+    Version(i64),
+    /// An alias the asset's `[promotion]` manages, and the asset has no version yet: the
+    /// input is as if not built (planning shows it waiting; a build builds it first).
+    NotYet,
+    Unset,
+}
+
+/// The version `alias` of `asset` names. An alias the asset's `[promotion]` manages that
+/// was never set starts at the champion's version (the current version for the champion
+/// itself), recorded as the policy's move when `record` (a build, which holds the lake
+/// lock); planning (`status`, `why`, a dry run) only reads it so. Production thus reads
+/// the first model until the policy promotes another, and the challenger starts as the
+/// champion: the policy, not this, puts a version on trial.
 fn managed_alias(
     project: &Project,
     asset: &str,
     alias: &str,
     current: Option<i64>,
-    dry_run: bool,
-) -> Result<Option<i64>> {
+    record: bool,
+) -> Result<AliasTarget> {
     let lake = &project.lake.root;
     if let Some(v) = crate::lake::aliases::resolve(lake, asset, alias)? {
-        return Ok(Some(v));
+        return Ok(AliasTarget::Version(v));
     }
-    let managed = project
+    let Some(policy) = project
         .rules
         .get(asset)
         .and_then(|r| r.promotion.as_ref())
-        .is_some_and(|p| p.alias == alias || p.challenger == alias);
-    let Some(version) = current.filter(|_| managed) else {
-        return Ok(None);
+        .filter(|p| p.alias == alias || p.challenger == alias)
+    else {
+        return Ok(AliasTarget::Unset);
     };
-    if dry_run {
-        return Ok(Some(version));
+    let champion = crate::lake::aliases::resolve(lake, asset, &policy.alias)?;
+    let Some(version) = champion.or(current) else {
+        return Ok(AliasTarget::NotYet);
+    };
+    if !record {
+        return Ok(AliasTarget::Version(version));
     }
-    // Steps prepare in parallel threads: one sets it, the others read it. The build holds
-    // the lake lock, so no other process writes aliases meanwhile.
+    // Steps prepare in parallel threads: one sets it, the others read it.
     static FIRST: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = FIRST.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(v) = crate::lake::aliases::resolve(lake, asset, alias)? {
-        return Ok(Some(v));
+        return Ok(AliasTarget::Version(v));
     }
     crate::lake::aliases::set_recorded(lake, asset, alias, version, "policy")?;
     tracing::info!(
         asset,
         alias,
         version,
-        "managed alias starts at the current version"
+        "managed alias starts at the champion's version"
     );
-    Ok(Some(version))
+    Ok(AliasTarget::Version(version))
 }
 
+/// Prepares `asset` for planning: reads only (see [`prepare_to_run`]).
 pub fn prepare<'a>(
     project: &'a Project,
     states: &States,
     asset: &str,
     opts: &BuildOptions,
+) -> Result<Prepared<'a>> {
+    prepare_with(project, states, asset, opts, false)
+}
+
+/// Prepares `asset` for a build step, which holds the lake lock: an unset alias a
+/// `[promotion]` manages is recorded where it starts.
+pub(crate) fn prepare_to_run<'a>(
+    project: &'a Project,
+    states: &States,
+    asset: &str,
+    opts: &BuildOptions,
+) -> Result<Prepared<'a>> {
+    prepare_with(project, states, asset, opts, !opts.dry_run)
+}
+
+fn prepare_with<'a>(
+    project: &'a Project,
+    states: &States,
+    asset: &str,
+    opts: &BuildOptions,
+    record_aliases: bool,
 ) -> Result<Prepared<'a>> {
     let rule = project.rules.require(asset)?;
     let op = project
@@ -223,16 +259,29 @@ pub fn prepare<'a>(
         let v = match &i.alias {
             None => InputView::of(&i.asset, &s),
             Some(alias) => {
-                let version = managed_alias(project, &i.asset, alias, s.version, opts.dry_run)?
-                    .ok_or_else(|| {
-                        UsageError(format!(
+                let version = match managed_alias(
+                    project,
+                    &i.asset,
+                    alias,
+                    s.version,
+                    record_aliases,
+                )? {
+                    AliasTarget::Version(v) => v,
+                    AliasTarget::NotYet => {
+                        inputs.push((s.clone(), InputView::of(&i.asset, &s), i.coverage));
+                        continue;
+                    }
+                    AliasTarget::Unset => {
+                        return Err(UsageError(format!(
                             "{}: input {}@{alias}: the alias is not set; set it to a version of {} with `lakebuild model alias {alias} VERSION --asset {}`",
                             rule.file.display(),
                             i.asset,
                             i.asset,
                             i.asset
                         ))
-                    })?;
+                        .into());
+                    }
+                };
                 let v = InputView::at(&i.asset, &s, version);
                 if v.ids.is_empty() {
                     return Err(UsageError(format!(
@@ -332,7 +381,7 @@ pub(crate) fn reprepare<'a>(
     digest: &str,
 ) -> Result<Prepared<'a>> {
     states.reload(asset)?;
-    let prep = prepare(project, states, asset, opts)?;
+    let prep = prepare_to_run(project, states, asset, opts)?;
     if prep.ingredients.digest != digest {
         bail!(
             "the rule of '{asset}' or one of its source files changed during the build: build again"

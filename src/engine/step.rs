@@ -3,7 +3,7 @@
 use super::batch::Output;
 use super::history_rows::reused_row;
 use super::options::{BuildOptions, StepSummary};
-use super::prepare::{may_restore, prepare, reprepare, restorable_file};
+use super::prepare::{may_restore, prepare_to_run, reprepare, restorable_file};
 use super::publish::publish;
 use super::restore::restore;
 use super::retry::run_with_retry;
@@ -26,7 +26,7 @@ pub(crate) fn run_step(
 ) -> Result<(StepSummary, Vec<RunRow>)> {
     let t0 = Instant::now();
     let started = crate::clock::now_ms();
-    let mut prep = prepare(project, states, asset, opts)?;
+    let mut prep = prepare_to_run(project, states, asset, opts)?;
     let mut summary = StepSummary {
         asset: asset.to_string(),
         ..Default::default()

@@ -119,7 +119,7 @@ fn model_side(project: &Project, side: &str) -> Result<Option<(String, String)>>
     };
     let latest = versions.last().map(|m| m.version);
     let reader = project.rules.rules.values().find(|r| {
-        r.op != "train"
+        r.op == "predict"
             && r.inputs.iter().any(|i| {
                 i.asset == model
                     && match &i.alias {
@@ -127,7 +127,6 @@ fn model_side(project: &Project, side: &str) -> Result<Option<(String, String)>>
                         None => latest == Some(version),
                     }
             })
-            && r.inputs.iter().any(|i| i.asset != model)
     });
     match reader {
         Some(r) => Ok(Some((r.asset.clone(), id))),

@@ -15,9 +15,15 @@
 //!   day, so a decaying champion can be rolled back to it: when the champion's decay
 //!   check (a check named `*decay*` on an asset reading the champion's scores) fails and
 //!   the previous champion scores better on the last `rollback_window` days by the same
-//!   test. The rolled-back version becomes the challenger again with evidence only from
-//!   the day after the rollback, so it is never re-promoted without new evidence.
-//! - `retired`, `none`: no trial; the next newer version is put on trial.
+//!   test. The rolled-back version stays the challenger, retired: it is never
+//!   re-promoted on the evidence it lost on, and newer versions go on trial as usual.
+//! - `retired`, `none`: no trial; the next version newer than any the policy has seen
+//!   is put on trial.
+//!
+//! Aliases moved by hand (`lakebuild model alias`) are respected: a challenger a person
+//! set is on trial; after a person moves only production (a rollback by hand), the
+//! challenger is not on trial, and versions the policy has already seen are not put on
+//! trial again.
 
 use super::sequential::{SequentialTest, Verdict, test, verdict};
 use crate::core::error::UsageError;
@@ -78,6 +84,9 @@ pub struct Evaluation {
     pub last_day: Option<NaiveDate>,
     /// The champion's decay check, when it is failing.
     pub decay: Option<String>,
+    /// Decisions logged when it was evaluated (it is carried out only if still so).
+    #[serde(skip)]
+    pub decisions: usize,
 }
 
 /// The state the promotion log and the aliases describe.
@@ -86,35 +95,57 @@ struct State {
     challenger: Option<i64>,
     role: String,
     evidence_from: Option<NaiveDate>,
+    /// The newest version the policy's log names (seen: never put on trial again).
+    seen: Option<i64>,
+    /// How many decisions about the asset are logged (a decision is carried out only if
+    /// none was logged meanwhile).
+    decisions: usize,
 }
 
 fn state(project: &Project, asset: &str, p: &Promotion) -> Result<State> {
     let lake = &project.lake.root;
     let champion = aliases::resolve(lake, asset, &p.alias)?;
     let challenger = aliases::resolve(lake, asset, &p.challenger)?;
-    // The log's state holds while the aliases are where it left them; an alias moved by
-    // hand since starts afresh: a challenger that is not the champion is on trial.
-    if let Some(d) = promotions::latest(lake, asset)?
+    let log: Vec<promotions::Decision> = promotions::read(lake)?
+        .into_iter()
+        .filter(|d| d.asset == asset)
+        .collect();
+    let seen = log
+        .iter()
+        .flat_map(|d| [d.champion, d.challenger, d.then_champion, d.then_challenger])
+        .flatten()
+        .max();
+    let decisions = log.len();
+    let last = log.into_iter().last();
+    // The log's state holds while the aliases are where it left them.
+    if let Some(d) = &last
         && d.then_champion == champion
         && d.then_challenger == challenger
     {
         return Ok(State {
             champion,
             challenger,
-            role: d.role,
+            role: d.role.clone(),
             evidence_from: d.evidence_from,
+            seen,
+            decisions,
         });
     }
-    let role = if challenger.is_some() && challenger != champion {
-        "trial"
-    } else {
-        "none"
+    // Moved by hand since: a challenger a person set is on trial; one left where the
+    // policy put it while production was moved by hand is not.
+    let role = match (challenger, &last) {
+        (None, _) => "none",
+        (Some(c), _) if Some(c) == champion => "none",
+        (Some(c), Some(d)) if d.then_challenger == Some(c) => "retired",
+        _ => "trial",
     };
     Ok(State {
         champion,
         challenger,
         role: role.into(),
         evidence_from: None,
+        seen,
+        decisions,
     })
 }
 
@@ -285,6 +316,7 @@ pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
         first_day: None,
         last_day: None,
         decay: None,
+        decisions: st.decisions,
     };
     let Some(champion) = st.champion else {
         ev.reason = format!(
@@ -307,7 +339,9 @@ pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
     // A newer version than champion and challenger is put on trial unless one is on trial.
     let on_trial = st.role == "trial" && st.challenger.is_some_and(|c| c != champion);
     if !on_trial && p.auto_challenger {
-        let seen = champion.max(st.challenger.unwrap_or(champion));
+        let seen = champion
+            .max(st.challenger.unwrap_or(champion))
+            .max(st.seen.unwrap_or(champion));
         let mut refused = Vec::new();
         for v in versions.iter().rev().filter(|v| v.version > seen) {
             if let Some(why) = &v.unreadable {
@@ -484,7 +518,8 @@ pub enum Applied {
 
 /// Carries out `ev` under the lake lock (module doc) and logs it; a wait is logged only
 /// when it brings new evidence or a new reason.
-pub fn apply(project: &Project, ev: &Evaluation) -> Result<Applied> {
+/// Waits at most `wait` for the lake lock.
+pub fn apply(project: &Project, ev: &Evaluation, wait: std::time::Duration) -> Result<Applied> {
     let lake = &project.lake.root;
     let p = policy_of(project, &ev.asset)?;
     let (champion, challenger) = (ev.champion, ev.challenger);
@@ -499,14 +534,15 @@ pub fn apply(project: &Project, ev: &Evaluation) -> Result<Applied> {
             moves.push((&p.challenger, c));
             then_champion = Some(n);
             then_challenger = Some(c);
-            if ev.action == Action::Promote {
-                role = "watch".into();
-                evidence_from = None;
+            // After a rollback the version rolled back is retired: never re-promoted on
+            // the evidence it lost on, and no bar to newer versions.
+            role = if ev.action == Action::Promote {
+                "watch"
             } else {
-                // The rolled-back version may come back only on evidence after today's.
-                role = "trial".into();
-                evidence_from = ev.last_day.and_then(|d| d.succ_opt());
+                "retired"
             }
+            .into();
+            evidence_from = None;
         }
         (Action::Challenger(v), _, _) => {
             moves.push((&p.challenger, *v));
@@ -567,6 +603,14 @@ pub fn apply(project: &Project, ev: &Evaluation) -> Result<Applied> {
         &expected,
         &moves,
         crate::engine::alias::MovedBy::Policy,
+        wait,
+        || {
+            let now = promotions::read(lake)?
+                .iter()
+                .filter(|d| d.asset == ev.asset)
+                .count();
+            Ok(now == ev.decisions)
+        },
         || promotions::append(lake, decision),
     )?;
     Ok(if done {

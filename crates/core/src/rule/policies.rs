@@ -199,7 +199,7 @@ pub(super) fn promotion(
         if !known_assets(asset) {
             errs.at(
                 at,
-                format!("promotion.{key} = {asset:?} is not an asset of rules/: name the predictions asset that reads this one at the alias"),
+                format!("promotion.{key} = {asset:?} is not an asset of rules/: name an asset of rules/ (the predictions that read this one at the alias, or the labels they are scored against)"),
             );
         }
     }
