@@ -66,6 +66,19 @@ fn aliases(p: &Proj) -> R<(Option<i64>, Option<i64>)> {
     Ok((m["production"].as_i64(), m["challenger"].as_i64()))
 }
 
+/// `lakebuild model policy --dry-run --json` at `today`.
+fn policy_dry_run(p: &Proj, today: &str) -> R<serde_json::Value> {
+    json(p, today, &["model", "policy", "--dry-run", "--json"])
+}
+
+/// How many promotions the log holds.
+fn promotions(p: &Proj, today: &str) -> R<usize> {
+    Ok(log_actions(p, today)?
+        .iter()
+        .filter(|a| *a == "promote")
+        .count())
+}
+
 fn log_actions(p: &Proj, today: &str) -> R<Vec<String>> {
     let log = json(p, today, &["model", "policy", "--log", "--json"])?;
     Ok(log
@@ -112,11 +125,7 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
     at(&p, "2026-08-14", &DAILY)?;
     let first = p.version("trained_model")?.ok_or("a model")?;
     assert_eq!(aliases(&p)?.0, Some(first));
-    let ev = json(
-        &p,
-        "2026-08-14",
-        &["model", "policy", "--dry-run", "--json"],
-    )?;
+    let ev = policy_dry_run(&p, "2026-08-14")?;
     assert_eq!(ev["evaluation"]["action"]["kind"], "wait", "{ev}");
     let m1 = model_ids(&p, "predictions")?;
 
@@ -136,11 +145,7 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
     set_policy(&p, "min_days", "10")?;
     // 30 stocks: the oracle's edge is large and its days noisy; tune the test to it.
     set_policy(&p, "effect", "0.1")?;
-    let ev = json(
-        &p,
-        "2026-09-01",
-        &["model", "policy", "--dry-run", "--json"],
-    )?;
+    let ev = policy_dry_run(&p, "2026-09-01")?;
     let e = &ev["evaluation"];
     let n0 = e["test"]["days"].as_u64().ok_or(format!("days: {ev}"))?;
     assert!(n0 >= 10, "{ev}");
@@ -168,11 +173,7 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
     at(&p, "2026-09-01", &DAILY)?;
     at(&p, "2026-09-02", &DAILY)?;
     assert!(!log_actions(&p, "2026-09-02")?.contains(&"promote".to_string()));
-    let ev = json(
-        &p,
-        "2026-09-02",
-        &["model", "policy", "--dry-run", "--json"],
-    )?;
+    let ev = policy_dry_run(&p, "2026-09-02")?;
     assert_eq!(
         ev["evaluation"]["test"]["days"].as_u64(),
         Some(n0 + 1),
@@ -218,13 +219,7 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
         "{history}"
     );
     at(&p, "2026-09-03", &DAILY)?;
-    assert_eq!(
-        log_actions(&p, "2026-09-03")?
-            .iter()
-            .filter(|a| *a == "promote")
-            .count(),
-        1
-    );
+    assert_eq!(promotions(&p, "2026-09-03")?, 1);
 
     // The promotion re-keyed predictions onto the second model...
     let m2 = model_ids(&p, "predictions")?;
@@ -248,19 +243,12 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
     // A rollback by hand is respected: the version moved away from is not put on trial
     // again by itself.
     assert_eq!(aliases(&p)?, (Some(first), Some(first)));
-    let ev = json(
-        &p,
-        "2026-09-03",
-        &["model", "policy", "--dry-run", "--json"],
-    )?;
+    let ev = policy_dry_run(&p, "2026-09-03")?;
     assert_eq!(ev["evaluation"]["action"]["kind"], "wait", "{ev}");
     // A person puts it on trial again; two evaluations at once, with its promotion due,
     // promote once.
     p.ok(&["model", "alias", "challenger", &second.to_string()])?;
-    let before = log_actions(&p, "2026-09-03")?
-        .iter()
-        .filter(|a| *a == "promote")
-        .count();
+    let before = promotions(&p, "2026-09-03")?;
     let spawn = || {
         p.cmd(&["model", "policy"])
             .env("LAKEBUILD_NOW", "2026-09-03")
@@ -276,10 +264,7 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
         output_text(&a),
         output_text(&b)
     );
-    let after = log_actions(&p, "2026-09-03")?
-        .iter()
-        .filter(|a| *a == "promote")
-        .count();
+    let after = promotions(&p, "2026-09-03")?;
     assert_eq!(
         after,
         before + 1,
@@ -311,13 +296,7 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
     assert!(e["test"].is_null(), "{ev}");
     at(&p, "2026-09-04", &DAILY)?;
     assert_eq!(aliases(&p)?, (Some(first), Some(second)));
-    assert_eq!(
-        log_actions(&p, "2026-09-04")?
-            .iter()
-            .filter(|a| *a == "promote")
-            .count(),
-        after
-    );
+    assert_eq!(promotions(&p, "2026-09-04")?, after);
     Ok(())
 }
 
@@ -367,11 +346,7 @@ fn a_version_whose_checks_failed_is_never_put_on_trial() -> R {
     );
     assert_eq!(aliases(&p)?.0, Some(first));
     assert_ne!(aliases(&p)?.1, Some(second));
-    let ev = json(
-        &p,
-        "2026-09-01",
-        &["model", "policy", "--dry-run", "--json"],
-    )?;
+    let ev = policy_dry_run(&p, "2026-09-01")?;
     let reason = ev["evaluation"]["reason"].as_str().unwrap_or("");
     assert_eq!(ev["evaluation"]["action"]["kind"], "wait", "{ev}");
     assert!(

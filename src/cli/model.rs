@@ -96,10 +96,7 @@ fn policy(project: &Project, asset: &str, dry_run: bool, log: bool, json: bool) 
     use crate::jp_equity::promotion::policy::Applied;
     if log {
         crate::jp_equity::promotion::policy::policy_of(project, asset)?;
-        let entries: Vec<_> = crate::lake::promotions::read(&project.lake.root)?
-            .into_iter()
-            .filter(|d| d.asset == asset)
-            .collect();
+        let entries = crate::lake::promotions::of(&project.lake.root, asset)?;
         if json {
             print_json(&entries)?;
         } else if entries.is_empty() {

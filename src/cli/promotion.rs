@@ -29,23 +29,23 @@ pub fn run(
     }
     let applied = policy::apply(project, &ev, wait)?;
     if applied == Applied::Done {
+        use crate::orchestration::alerts::{Kind, announce_event};
         let p = policy::policy_of(project, asset)?;
-        let kind = match ev.action {
-            Action::Promote => Some(crate::orchestration::alerts::Kind::ModelPromoted),
-            Action::Rollback => Some(crate::orchestration::alerts::Kind::ModelRolledBack),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            crate::orchestration::alerts::announce_event(project, kind, asset, &ev.reason, run_id);
-        }
-        if let (Action::Promote | Action::Rollback, Some(champion), Some(challenger)) =
-            (&ev.action, ev.champion, ev.challenger)
-        {
-            crate::mlflow::alias_moved(project, asset, &p.alias, challenger);
-            crate::mlflow::alias_moved(project, asset, &p.challenger, champion);
-        }
-        if let Action::Challenger(v) = ev.action {
-            crate::mlflow::alias_moved(project, asset, &p.challenger, v);
+        match (&ev.action, ev.champion, ev.challenger) {
+            (Action::Promote | Action::Rollback, Some(champion), Some(challenger)) => {
+                let kind = if ev.action == Action::Promote {
+                    Kind::ModelPromoted
+                } else {
+                    Kind::ModelRolledBack
+                };
+                announce_event(project, kind, asset, &ev.reason, run_id);
+                crate::mlflow::alias_moved(project, asset, &p.alias, challenger);
+                crate::mlflow::alias_moved(project, asset, &p.challenger, champion);
+            }
+            (Action::Challenger(v), _, _) => {
+                crate::mlflow::alias_moved(project, asset, &p.challenger, *v)
+            }
+            _ => {}
         }
     }
     Ok((ev, Some(applied)))

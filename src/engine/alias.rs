@@ -113,7 +113,7 @@ pub fn move_alias(
     version: i64,
     by: MovedBy,
 ) -> Result<Option<i64>> {
-    let _lock = lock(project, asset, alias)?;
+    let _lock = lock(project, asset, alias, LOCK_WAIT)?;
     check(project, asset, alias, version)?;
     let current = aliases::resolve(&project.lake.root, asset, alias)?;
     if current == Some(version) {
@@ -133,15 +133,16 @@ pub fn move_alias_from(
     version: i64,
     by: MovedBy,
 ) -> Result<bool> {
-    let _lock = lock(project, asset, alias)?;
-    if aliases::resolve(&project.lake.root, asset, alias)? != expected {
-        return Ok(false);
-    }
-    check(project, asset, alias, version)?;
-    if expected != Some(version) {
-        aliases::set_recorded(&project.lake.root, asset, alias, version, by.as_str())?;
-    }
-    Ok(true)
+    move_together(
+        project,
+        asset,
+        &[(alias, expected)],
+        &[(alias, version)],
+        by,
+        LOCK_WAIT,
+        || Ok(true),
+        || Ok(()),
+    )
 }
 
 /// Several moves decided together from one read (a promotion moves `production` and
@@ -162,11 +163,7 @@ pub fn move_together(
     record: impl FnOnce() -> Result<()>,
 ) -> Result<bool> {
     let names: Vec<&str> = expected.iter().map(|m| m.0).collect();
-    let _lock = lock::acquire(
-        &project.lake.root,
-        &format!("alias {asset}@{}", names.join("+")),
-        wait,
-    )?;
+    let _lock = lock(project, asset, &names.join("+"), wait)?;
     for (alias, version) in expected {
         if aliases::resolve(&project.lake.root, asset, alias)? != *version {
             return Ok(false);
@@ -187,12 +184,11 @@ pub fn move_together(
     Ok(true)
 }
 
-fn lock(project: &Project, asset: &str, alias: &str) -> Result<lock::LakeLock> {
-    lock::acquire(
-        &project.lake.root,
-        &format!("alias {asset}@{alias}"),
-        Duration::from_secs(600),
-    )
+/// How long a move by hand or an import waits for the lake lock.
+const LOCK_WAIT: Duration = Duration::from_secs(600);
+
+fn lock(project: &Project, asset: &str, alias: &str, wait: Duration) -> Result<lock::LakeLock> {
+    lock::acquire(&project.lake.root, &format!("alias {asset}@{alias}"), wait)
 }
 
 #[cfg(test)]

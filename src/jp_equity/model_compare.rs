@@ -19,7 +19,9 @@
 
 use crate::core::error::UsageError;
 use crate::engine::project::Project;
-use crate::jp_equity::model::dataset::{dates_of, f64_values, horizon_tag, join_stock_days};
+use crate::jp_equity::model::dataset::{
+    dates_of, f64_values, horizon_days_of, horizon_tag, join_stock_days,
+};
 use crate::jp_equity::model::metrics::{
     DayMetrics, Summary, daily_pairs, day_metrics, newey_west_lags, newey_west_se, summarize,
 };
@@ -299,7 +301,7 @@ pub fn compare(project: &Project, a: &str, b: &str, opts: &CompareOptions) -> Re
             ));
             continue;
         }
-        let h = tag.trim_end_matches('d').parse::<usize>().unwrap_or(1);
+        let h = horizon_days_of(tag);
         let sa: Vec<DayMetrics> = shared.iter().map(|d| ma[d]).collect();
         let sb: Vec<DayMetrics> = shared.iter().map(|d| mb[d]).collect();
         let diffs: Vec<f64> = sa

@@ -1,7 +1,7 @@
 //! The promotion log, `_lakebuild/promotions.json`: every decision a promotion policy
 //! took about an asset's versions — when, the champion and challenger it looked at, what
 //! it did (`promote`, `rollback`, `retire`, `challenger`, `wait`), why, the statistics it
-//! decided on, and the state it left (who is on trial, from which day evidence counts).
+//! decided on, and the state it left (champion, challenger, the challenger's role).
 //! Oldest first; written under the lake lock by whoever decides, read by `lakebuild
 //! model policy --log` and `status`. It holds versions and figures only, never data.
 
@@ -25,14 +25,11 @@ pub struct Decision {
     pub champion: Option<i64>,
     pub challenger: Option<i64>,
     /// After it: the champion, the challenger and the challenger's role (`trial`: it may
-    /// be promoted; `watch`: the previous champion, kept scored for a rollback; `none`).
+    /// be promoted; `watch`: the previous champion, kept scored for a rollback;
+    /// `retired`; `none`).
     pub then_champion: Option<i64>,
     pub then_challenger: Option<i64>,
     pub role: String,
-    /// The first day whose scores count for the challenger (after a rollback: the day
-    /// after, so a version rolled back needs new evidence).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evidence_from: Option<chrono::NaiveDate>,
     /// Days compared (0 when no comparison was made).
     pub days: usize,
     pub reason: String,
@@ -51,12 +48,17 @@ pub fn read(lake_root: &Path) -> Result<Vec<Decision>> {
     super::state_file::read_json(&file(lake_root))
 }
 
-/// The latest decision about `asset`.
-pub fn latest(lake_root: &Path, asset: &str) -> Result<Option<Decision>> {
+/// Every decision about `asset`, oldest first.
+pub fn of(lake_root: &Path, asset: &str) -> Result<Vec<Decision>> {
     Ok(read(lake_root)?
         .into_iter()
-        .rev()
-        .find(|d| d.asset == asset))
+        .filter(|d| d.asset == asset)
+        .collect())
+}
+
+/// The latest decision about `asset`.
+pub fn latest(lake_root: &Path, asset: &str) -> Result<Option<Decision>> {
+    Ok(of(lake_root, asset)?.pop())
 }
 
 /// Appends `d`; the caller holds the lake lock.
@@ -84,7 +86,6 @@ mod tests {
             then_champion: Some(2),
             then_challenger: Some(1),
             role: "watch".into(),
-            evidence_from: None,
             days: 61,
             reason: "r".into(),
             stats: serde_json::json!({"t": 3.1}),
@@ -98,6 +99,7 @@ mod tests {
             Some("promote".into())
         );
         assert_eq!(latest(dir.path(), "x")?, None);
+        assert_eq!(of(dir.path(), "m")?.len(), 2);
         Ok(())
     }
 }

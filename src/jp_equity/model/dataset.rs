@@ -72,6 +72,15 @@ pub fn horizon_tag(label: &str) -> &str {
     label.strip_prefix("fwd_ret_").unwrap_or(label)
 }
 
+/// Trading days of a horizon from its label column or tag (`fwd_ret_5d`, `5d` → 5; 1 for
+/// a name of another form).
+pub fn horizon_days_of(label: &str) -> usize {
+    horizon_tag(label)
+        .strip_suffix('d')
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(1)
+}
+
 /// The rows of `a` and `b` on the same (Code, Date), by day then code, as the daily
 /// metrics read them; `what` names the two in the error.
 pub(crate) fn join_stock_days(a: LazyFrame, b: LazyFrame, what: &str) -> Result<DataFrame> {
@@ -241,15 +250,7 @@ impl Panel {
     /// for a name of another form): overlapping h-day labels are autocorrelated up to
     /// lag h − 1, which standard errors must respect.
     pub fn horizon_days(&self) -> Vec<usize> {
-        self.horizons
-            .iter()
-            .map(|h| {
-                horizon_tag(h)
-                    .strip_suffix('d')
-                    .and_then(|d| d.parse().ok())
-                    .unwrap_or(1)
-            })
-            .collect()
+        self.horizons.iter().map(|h| horizon_days_of(h)).collect()
     }
 
     /// Whether any stock has a label on date `d` (training days need one).

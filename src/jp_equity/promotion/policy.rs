@@ -6,7 +6,7 @@
 //! States (the challenger's *role*, kept in the promotion log):
 //! - `trial`: the challenger may be promoted. Evidence is its daily RankIC against the
 //!   champion's on the days out of sample for both (after both training ranges; rows of
-//!   each side's own model only), from `evidence_from` on. A trial is held until decided:
+//!   each side's own model only). A trial is held until decided:
 //!   a newer version waits (the repository retrains monthly, and a month of days is too
 //!   few to tell a real edge from noise). Promote when the sequential test
 //!   ([`super::sequential`]) rejects at `alpha`, the mean improvement is at least
@@ -29,7 +29,7 @@ use super::sequential::{SequentialTest, Verdict, test, verdict};
 use crate::core::error::UsageError;
 use crate::core::rule::Promotion;
 use crate::engine::project::Project;
-use crate::jp_equity::model::dataset::horizon_tag;
+use crate::jp_equity::model::dataset::{horizon_days_of, horizon_tag};
 use crate::jp_equity::model_compare::{CompareOptions, labels_frame, side_scores};
 use crate::jp_equity::model_versions::{self, ModelVersion};
 use crate::lake::{aliases, promotions};
@@ -75,7 +75,6 @@ pub struct Evaluation {
     pub challenger: Option<i64>,
     /// The challenger's role before the decision (`trial`, `watch`, `retired`, `none`).
     pub role: String,
-    pub evidence_from: Option<NaiveDate>,
     pub action: Action,
     pub reason: String,
     /// The test the decision rests on, with the days it covered.
@@ -84,9 +83,12 @@ pub struct Evaluation {
     pub last_day: Option<NaiveDate>,
     /// The champion's decay check, when it is failing.
     pub decay: Option<String>,
-    /// Decisions logged when it was evaluated (it is carried out only if still so).
+    /// Decisions logged when it was evaluated (it is carried out only if still so), and
+    /// the latest of them.
     #[serde(skip)]
     pub decisions: usize,
+    #[serde(skip)]
+    pub last: Option<promotions::Decision>,
 }
 
 /// The state the promotion log and the aliases describe.
@@ -94,58 +96,53 @@ struct State {
     champion: Option<i64>,
     challenger: Option<i64>,
     role: String,
-    evidence_from: Option<NaiveDate>,
     /// The newest version the policy's log names (seen: never put on trial again).
     seen: Option<i64>,
+    /// When (wall clock, ms) the policy last made the champion champion (0: it did not).
+    champion_since_ms: i64,
     /// How many decisions about the asset are logged (a decision is carried out only if
-    /// none was logged meanwhile).
+    /// none was logged meanwhile), and the latest.
     decisions: usize,
+    last: Option<promotions::Decision>,
 }
 
 fn state(project: &Project, asset: &str, p: &Promotion) -> Result<State> {
     let lake = &project.lake.root;
     let champion = aliases::resolve(lake, asset, &p.alias)?;
     let challenger = aliases::resolve(lake, asset, &p.challenger)?;
-    let log: Vec<promotions::Decision> = promotions::read(lake)?
-        .into_iter()
-        .filter(|d| d.asset == asset)
-        .collect();
+    let mut log = promotions::of(lake, asset)?;
     let seen = log
         .iter()
         .flat_map(|d| [d.champion, d.challenger, d.then_champion, d.then_challenger])
         .flatten()
         .max();
+    let champion_since_ms = log
+        .iter()
+        .rev()
+        .find(|d| d.then_champion == champion && (d.action == "promote" || d.action == "rollback"))
+        .map_or(0, |d| d.at_ms);
     let decisions = log.len();
-    let last = log.into_iter().last();
-    // The log's state holds while the aliases are where it left them.
-    if let Some(d) = &last
-        && d.then_champion == champion
-        && d.then_challenger == challenger
-    {
-        return Ok(State {
-            champion,
-            challenger,
-            role: d.role.clone(),
-            evidence_from: d.evidence_from,
-            seen,
-            decisions,
-        });
-    }
-    // Moved by hand since: a challenger a person set is on trial; one left where the
-    // policy put it while production was moved by hand is not.
-    let role = match (challenger, &last) {
-        (None, _) => "none",
-        (Some(c), _) if Some(c) == champion => "none",
-        (Some(c), Some(d)) if d.then_challenger == Some(c) => "retired",
-        _ => "trial",
+    let last = log.pop();
+    let role = match (&last, challenger) {
+        // The log's state holds while the aliases are where it left them.
+        (Some(d), _) if d.then_champion == champion && d.then_challenger == challenger => {
+            d.role.clone()
+        }
+        // Moved by hand since: a challenger a person set is on trial; one left where the
+        // policy put it while production was moved by hand is not.
+        (_, None) => "none".into(),
+        (_, Some(c)) if Some(c) == champion => "none".into(),
+        (Some(d), Some(c)) if d.then_challenger == Some(c) => "retired".into(),
+        _ => "trial".into(),
     };
     Ok(State {
         champion,
         challenger,
-        role: role.into(),
-        evidence_from: None,
+        role,
         seen,
+        champion_since_ms,
         decisions,
+        last,
     })
 }
 
@@ -175,6 +172,42 @@ pub fn policy_of<'a>(project: &'a Project, asset: &str) -> Result<&'a Promotion>
         })
 }
 
+/// What an evaluation reads from the lake beyond the aliases and the log, each read on
+/// first use and at most once: the run history and the model asset's table log.
+struct Reads<'a> {
+    project: &'a Project,
+    asset: &'a str,
+    rows: std::cell::OnceCell<Vec<crate::lake::runs::RunRow>>,
+    table: std::cell::OnceCell<crate::core::table_state::AssetState>,
+}
+
+impl<'a> Reads<'a> {
+    fn new(project: &'a Project, asset: &'a str) -> Self {
+        Reads {
+            project,
+            asset,
+            rows: Default::default(),
+            table: Default::default(),
+        }
+    }
+
+    fn rows(&self) -> Result<&[crate::lake::runs::RunRow]> {
+        if let Some(r) = self.rows.get() {
+            return Ok(r);
+        }
+        let rows = crate::lake::runs::read_all(&self.project.lake)?;
+        Ok(self.rows.get_or_init(|| rows))
+    }
+
+    fn table(&self) -> Result<&crate::core::table_state::AssetState> {
+        if let Some(t) = self.table.get() {
+            return Ok(t);
+        }
+        let t = crate::lake::log::load(&self.project.lake.table(self.asset))?;
+        Ok(self.table.get_or_init(|| t))
+    }
+}
+
 /// A history row's check results (name, severity, passed, detail).
 fn checks_of(row: &crate::lake::runs::RunRow) -> Vec<serde_json::Value> {
     row.checks
@@ -185,15 +218,14 @@ fn checks_of(row: &crate::lake::runs::RunRow) -> Vec<serde_json::Value> {
 
 /// Why `version`'s checks forbid promoting it (a failed check recorded for the run that
 /// built it), if they do.
-fn failed_checks(project: &Project, asset: &str, version: i64) -> Result<Option<String>> {
-    let state = crate::lake::log::load(&project.lake.table(asset))?;
-    let Some(commit) = state.commits.get(&version) else {
+fn failed_checks(lake: &Reads, version: i64) -> Result<Option<String>> {
+    let Some(commit) = lake.table()?.commits.get(&version) else {
         return Ok(Some(format!("version {version} holds no output")));
     };
-    let rows = crate::lake::runs::read_all(&project.lake)?;
-    for r in rows
+    for r in lake
+        .rows()?
         .iter()
-        .filter(|r| r.run_id == commit.run_id && r.asset == asset)
+        .filter(|r| r.run_id == commit.run_id && r.asset == lake.asset)
     {
         if let Some(c) = checks_of(r).iter().find(|c| c["passed"] == false) {
             return Ok(Some(format!(
@@ -207,18 +239,10 @@ fn failed_checks(project: &Project, asset: &str, version: i64) -> Result<Option<
 }
 
 /// The champion's decay check, when its latest result is a failure: a check whose name
-/// contains `decay` on an asset that reads the champion's scores, run since the champion
-/// was made champion by the policy (an earlier result judged the model before).
-fn decay(project: &Project, asset: &str, p: &Promotion, champion: i64) -> Result<Option<String>> {
-    let since = promotions::read(&project.lake.root)?
-        .into_iter()
-        .rev()
-        .find(|d| {
-            d.asset == asset
-                && d.then_champion == Some(champion)
-                && (d.action == "promote" || d.action == "rollback")
-        })
-        .map_or(0, |d| d.at_ms);
+/// contains `decay` on an asset that reads the champion's scores, run since `since_ms`,
+/// when the policy made the champion champion (an earlier result judged the model before).
+fn decay(lake: &Reads, p: &Promotion, since_ms: i64) -> Result<Option<String>> {
+    let project = lake.project;
     let watchers: Vec<&str> = project
         .rules
         .rules
@@ -230,11 +254,11 @@ fn decay(project: &Project, asset: &str, p: &Promotion, champion: i64) -> Result
     if watchers.is_empty() {
         return Ok(None);
     }
-    let rows = crate::lake::runs::read_all(&project.lake)?;
+    let rows = lake.rows()?;
     for watcher in watchers {
         let latest = rows
             .iter()
-            .filter(|r| r.asset == watcher && r.checks.is_some() && r.ended_at >= since)
+            .filter(|r| r.asset == watcher && r.checks.is_some() && r.ended_at >= since_ms)
             .max_by_key(|r| r.ended_at);
         let Some(row) = latest else { continue };
         if let Some(c) = checks_of(row).iter().find(|c| {
@@ -256,23 +280,19 @@ fn decay(project: &Project, asset: &str, p: &Promotion, champion: i64) -> Result
 }
 
 /// Paired daily RankIC differences `b − a` at the policy's horizon on the days both
-/// score out of sample, after both training ranges and from `from` on.
+/// score out of sample, after both training ranges.
 fn paired(
     project: &Project,
     p: &Promotion,
     a: (&str, &ModelVersion),
     b: (&str, &ModelVersion),
-    from: Option<NaiveDate>,
 ) -> Result<Vec<(NaiveDate, f64)>> {
-    let after =
-        a.1.train_last
-            .max(b.1.train_last)
-            .and_then(|d| d.succ_opt());
     let opts = CompareOptions {
-        from: match (after, from) {
-            (Some(x), Some(y)) => Some(x.max(y)),
-            (x, y) => x.or(y),
-        },
+        from: a
+            .1
+            .train_last
+            .max(b.1.train_last)
+            .and_then(|d| d.succ_opt()),
         to: None,
         horizon: Some(p.horizon.clone()),
         labels: p.labels.clone(),
@@ -291,13 +311,6 @@ fn paired(
         .collect())
 }
 
-fn horizon_days(p: &Promotion) -> usize {
-    p.horizon
-        .trim_end_matches('d')
-        .parse::<usize>()
-        .unwrap_or(1)
-}
-
 /// Evaluates `asset`'s policy (module doc); reads only.
 pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
     let p = policy_of(project, asset)?;
@@ -309,7 +322,6 @@ pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
         champion: st.champion,
         challenger: st.challenger,
         role: st.role.clone(),
-        evidence_from: st.evidence_from,
         action: Action::Wait,
         reason: String::new(),
         test: None,
@@ -317,6 +329,7 @@ pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
         last_day: None,
         decay: None,
         decisions: st.decisions,
+        last: st.last.clone(),
     };
     let Some(champion) = st.champion else {
         ev.reason = format!(
@@ -334,7 +347,8 @@ pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
         );
         return Ok(ev);
     };
-    ev.decay = decay(project, asset, p, champion)?;
+    let lake = Reads::new(project, asset);
+    ev.decay = decay(&lake, p, st.champion_since_ms)?;
 
     // A newer version than champion and challenger is put on trial unless one is on trial.
     let on_trial = st.role == "trial" && st.challenger.is_some_and(|c| c != champion);
@@ -348,7 +362,7 @@ pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
                 refused.push(format!("version {} cannot be read ({why})", v.version));
                 continue;
             }
-            if let Some(why) = failed_checks(project, asset, v.version)? {
+            if let Some(why) = failed_checks(&lake, v.version)? {
                 refused.push(format!("version {}: {why}", v.version));
                 continue;
             }
@@ -383,14 +397,13 @@ pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
         );
         return Ok(ev);
     };
-    let h = horizon_days(p);
+    let h = horizon_days_of(&p.horizon);
     let evidence = || {
         paired(
             project,
             p,
             (&p.champion_scores, champ),
             (&p.challenger_scores, chal),
-            st.evidence_from,
         )
     };
     match st.role.as_str() {
@@ -439,7 +452,8 @@ pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
             fill(&mut ev, &diffs, h, p);
             let n = diffs.len();
             let t = ev.test.unwrap_or_else(|| test(&[], h, p.effect));
-            if n < p.min_days {
+            let v = verdict(&t, p);
+            if v == Verdict::TooFew {
                 ev.reason = format!(
                     "version {challenger} on trial: {n} of the {} days needed scored out of sample for both{}",
                     p.min_days,
@@ -452,8 +466,8 @@ pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
                         String::new()
                     }
                 );
-            } else if verdict(&t, p) == Verdict::Promote {
-                if let Some(why) = failed_checks(project, asset, challenger)? {
+            } else if v == Verdict::Promote {
+                if let Some(why) = failed_checks(&lake, challenger)? {
                     ev.action = Action::Retire;
                     ev.reason = format!(
                         "version {challenger} scores better but may not be promoted: {why}"
@@ -465,7 +479,7 @@ pub fn evaluate(project: &Project, asset: &str) -> Result<Evaluation> {
                         t.mean, t.hac_se, t.t, t.p_value, p.alpha
                     );
                 }
-            } else if verdict(&t, p) == Verdict::Retire {
+            } else if v == Verdict::Retire {
                 ev.action = Action::Retire;
                 ev.reason = format!(
                     "version {challenger} did not prove better in {n} days (mean difference {:+.4}, p {:.4}): retired, the champion stays",
@@ -526,7 +540,6 @@ pub fn apply(project: &Project, ev: &Evaluation, wait: std::time::Duration) -> R
     let mut then_champion = champion;
     let mut then_challenger = challenger;
     let mut role = ev.role.clone();
-    let mut evidence_from = ev.evidence_from;
     let mut moves: Vec<(&str, i64)> = Vec::new();
     match (&ev.action, champion, challenger) {
         (Action::Promote, Some(c), Some(n)) | (Action::Rollback, Some(c), Some(n)) => {
@@ -542,19 +555,16 @@ pub fn apply(project: &Project, ev: &Evaluation, wait: std::time::Duration) -> R
                 "retired"
             }
             .into();
-            evidence_from = None;
         }
         (Action::Challenger(v), _, _) => {
             moves.push((&p.challenger, *v));
             then_challenger = Some(*v);
             role = "trial".into();
-            evidence_from = None;
         }
         (Action::Retire, _, _) => role = "retired".into(),
         (Action::Wait, _, _) => {
-            let last = promotions::latest(lake, &ev.asset)?;
             let days = ev.test.map_or(0, |t| t.days);
-            if last.as_ref().is_some_and(|d| {
+            if ev.last.as_ref().is_some_and(|d| {
                 d.then_champion == champion
                     && d.then_challenger == challenger
                     && d.days == days
@@ -579,7 +589,6 @@ pub fn apply(project: &Project, ev: &Evaluation, wait: std::time::Duration) -> R
         then_champion,
         then_challenger,
         role,
-        evidence_from,
         days: ev.test.map_or(0, |t| t.days),
         reason: ev.reason.clone(),
         stats: serde_json::json!({
@@ -604,13 +613,7 @@ pub fn apply(project: &Project, ev: &Evaluation, wait: std::time::Duration) -> R
         &moves,
         crate::engine::alias::MovedBy::Policy,
         wait,
-        || {
-            let now = promotions::read(lake)?
-                .iter()
-                .filter(|d| d.asset == ev.asset)
-                .count();
-            Ok(now == ev.decisions)
-        },
+        || Ok(promotions::of(lake, &ev.asset)?.len() == ev.decisions),
         || promotions::append(lake, decision),
     )?;
     Ok(if done {
