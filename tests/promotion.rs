@@ -6,8 +6,10 @@
 //! restores them without running the op; a rollback by hand is respected; two policy
 //! evaluations at once promote once; a decaying champion is rolled back to the previous
 //! one, and the version rolled back is retired, not re-promoted. Decisions are logged, announced and audited.
-//! The statistics themselves (false promotions under daily looks, power at a realistic
-//! edge) are measured in `src/jp_equity/promotion/sequential.rs`.
+//! Two versions that differ only in their seed are not promoted in 19 of 20 pairs under
+//! daily looks (real tiny models, replayed day by day through the policy's test). Power
+//! at a realistic edge is measured on simulated cross-sections in
+//! `src/jp_equity/promotion/sequential.rs`.
 
 mod common;
 use common::*;
@@ -435,6 +437,184 @@ fn the_repository_loop_runs_inference_from_its_sensor_and_the_policy_after_it() 
             .as_str()
             .is_some_and(|r| r.contains("no challenger")),
         "{log}"
+    );
+    Ok(())
+}
+
+/// Two versions of one configuration that differ only in their seed are equally strong:
+/// the repository's policy, looking every day as it does in production, must promote
+/// neither in at least 19 of 20 such pairs. Forty tiny models are trained on the same
+/// days with seeds 1000..1039, each read through its own `production` alias by its own
+/// predictions asset; pair `i` is seed `1000 + 2i` as the champion against `1001 + 2i`
+/// as the challenger. Each pair's daily 1-day RankIC differences (what `model compare`
+/// and the policy both compute, on the days out of sample for both) are replayed one day
+/// at a time through the policy's own test and verdict with the repository's settings,
+/// so day `n`'s decision is the one production would have taken on day `n`. A naive
+/// policy (promote the first day after `min_days` that the fixed-sample t > 1.645) on the
+/// same differences is reported beside it: that is what repeated looks do to a test that
+/// ignores them.
+#[test]
+fn versions_that_differ_only_in_their_seed_are_not_promoted_in_19_of_20_pairs() -> R {
+    use lakebuild::jp_equity::model::dataset::horizon_days_of;
+    use lakebuild::jp_equity::promotion::sequential::{Verdict, test, verdict};
+    const PAIRS: usize = 20;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let rules = lakebuild::engine::project::load_rules(&repo, &*lakebuild::registry())?;
+    let policy = rules
+        .get("trained_model")
+        .and_then(|r| r.promotion.clone())
+        .ok_or("the repository's model has a [promotion]")?;
+    let h = horizon_days_of(&policy.horizon);
+
+    // The tiny market, a year longer: features from January 2025, models trained on the
+    // days to June 2025 and scored on those after.
+    let edits: Vec<(&str, &str)> = TINY_MODEL
+        .iter()
+        .map(|&(from, to)| (from, if to == "2025-01-06" { "2024-01-04" } else { to }))
+        .collect();
+    let p = repository_rules(&ASSETS[..7], &edits)?;
+    let mut model = std::fs::read_to_string(repo.join("trained_model.toml"))?;
+    for &(from, to) in &edits {
+        model = model.replace(from, to);
+    }
+    let model = model.split("\n[mlflow]").next().ok_or("rule")?.to_string();
+    assert!(model.contains("seed = 42"), "{model}");
+    let mut predict = std::fs::read_to_string(repo.join("predictions.toml"))?;
+    for &(from, to) in &edits {
+        predict = predict.replace(from, to);
+    }
+    let names = |i: usize| (format!("m{i:02}"), format!("p{i:02}"));
+    for i in 0..2 * PAIRS {
+        let (m, pr) = names(i);
+        p.rule(
+            &m,
+            &model.replace("seed = 42", &format!("seed = {}", 1000 + i)),
+        )?;
+        p.rule(
+            &pr,
+            &format!(
+                "{}\n[params]\nmodel = \"{m}\"\n",
+                predict.replace("trained_model@production", &format!("{m}@production"))
+            ),
+        )?;
+    }
+    // Every model trained on the same days (those up to June 2025)...
+    let started = std::time::Instant::now();
+    let mut args = vec!["build".to_string(), "-j".into(), "2".into()];
+    args.extend((0..2 * PAIRS).map(|i| names(i).0));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    at(&p, "2025-08-01", &args)?;
+    let mut versions = Vec::new();
+    for i in 0..2 * PAIRS {
+        let m = names(i).0;
+        let v = p.version(&m)?.ok_or("a model")?;
+        at(
+            &p,
+            "2025-08-01",
+            &[
+                "model",
+                "alias",
+                "production",
+                &v.to_string(),
+                "--asset",
+                &m,
+            ],
+        )?;
+        versions.push(v);
+    }
+    let trained = started.elapsed();
+    // ...and each scores every day through the end of August 2026 (the models are not
+    // retrained: only the predictions are built).
+    at(
+        &p,
+        "2026-09-01",
+        &["build", "-j", "2", "processed_features", "labels"],
+    )?;
+    let mut args = vec![
+        "build".to_string(),
+        "--only".into(),
+        "-j".into(),
+        "2".into(),
+    ];
+    args.extend((0..2 * PAIRS).map(|i| names(i).1));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    at(&p, "2026-09-01", &args)?;
+    for (i, v) in versions.iter().enumerate() {
+        assert_eq!(
+            p.version(&names(i).0)?,
+            Some(*v),
+            "model {i} was not retrained"
+        );
+    }
+    let scored = started.elapsed() - trained;
+
+    let (mut sequential, mut naive) = (Vec::new(), Vec::new());
+    for pair in 0..PAIRS {
+        let (champion, challenger) = (names(2 * pair).1, names(2 * pair + 1).1);
+        let c = json(
+            &p,
+            "2026-09-01",
+            &[
+                "model",
+                "compare",
+                &champion,
+                &challenger,
+                "--horizon",
+                &policy.horizon,
+                "--json",
+            ],
+        )?;
+        let hz = &c["horizons"][0];
+        let diffs: Vec<f64> = hz["daily_diff"]
+            .as_array()
+            .ok_or(format!("daily_diff: {c}"))?
+            .iter()
+            .filter_map(|d| d[1].as_f64())
+            .collect();
+        assert!(
+            diffs.len() >= policy.max_days,
+            "pair {pair}: {} shared days ({} to {}), fewer than max_days {}",
+            diffs.len(),
+            hz["first_day"],
+            hz["last_day"],
+            policy.max_days
+        );
+        for n in 1..=diffs.len() {
+            match verdict(&test(&diffs[..n], h, policy.effect), &policy) {
+                Verdict::Promote => {
+                    // With the t over every shared day: was it luck, or is that seed better?
+                    let all = test(&diffs, h, policy.effect).t;
+                    sequential.push((
+                        pair,
+                        n,
+                        format!("t over all {} days {all:+.2}", diffs.len()),
+                    ));
+                    break;
+                }
+                Verdict::Retire => break,
+                Verdict::TooFew | Verdict::Wait => {}
+            }
+        }
+        if let Some(n) = (policy.min_days..=diffs.len().min(policy.max_days))
+            .find(|&n| test(&diffs[..n], h, policy.effect).t > 1.645)
+        {
+            naive.push((pair, n));
+        }
+    }
+    eprintln!(
+        "{PAIRS} seed pairs (trained in {:.0?}, scored in {:.0?}): the policy promoted {} {:?}; \
+         a naive daily t > 1.645 would have promoted {} {:?}",
+        trained,
+        scored,
+        sequential.len(),
+        sequential,
+        naive.len(),
+        naive
+    );
+    assert!(
+        sequential.len() <= 1,
+        "equal-strength challengers promoted in {} of {PAIRS} pairs: {sequential:?}",
+        sequential.len()
     );
     Ok(())
 }
