@@ -572,8 +572,14 @@ fn main() -> anyhow::Result<()> {
 
     // Quality: the rule's training, the ridge baselines and the oracle on the same folds.
     let t = Instant::now();
-    let trained = train(&cfg, &tc, &panel, &Checkpoints { file: None }, &mut |_| {})
-        .map_err(anyhow::Error::msg)?;
+    let trained = train(
+        &cfg,
+        &tc,
+        &panel,
+        &Checkpoints { file: None },
+        &mut lakebuild::jp_equity::model::train::ignore,
+    )
+    .map_err(anyhow::Error::msg)?;
     let secs = t.elapsed().as_secs_f64();
     let model = model_daily(&trained, &horizons);
     let (ridge_last, lambdas_last) = ridge(&panel, &cfg, &tc, false);
@@ -741,8 +747,14 @@ fn main() -> anyhow::Result<()> {
         for (name, c, truth) in runs {
             panel.graph_on_true_links = truth;
             let t = Instant::now();
-            let tr = train(&c, &tc, &panel, &Checkpoints { file: None }, &mut |_| {})
-                .map_err(anyhow::Error::msg)?;
+            let tr = train(
+                &c,
+                &tc,
+                &panel,
+                &Checkpoints { file: None },
+                &mut lakebuild::jp_equity::model::train::ignore,
+            )
+            .map_err(anyhow::Error::msg)?;
             panel.graph_on_true_links = false;
             let d = model_daily(&tr, &horizons);
             println!(

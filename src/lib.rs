@@ -33,6 +33,7 @@ pub mod op;
 pub mod ops;
 pub mod orchestration;
 pub mod query;
+pub mod tune;
 
 use std::sync::{Arc, OnceLock};
 

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("query", &["core", "clock", "lake", "op", "engine"]),
     ("mlflow", &["core", "clock", "lake", "op", "engine"]),
+    ("tune", &["core", "clock", "lake", "op", "engine", "mlflow"]),
     (
         "orchestration",
         &["core", "clock", "lake", "op", "engine", "query", "mlflow"],
@@ -39,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "jp_equity",
             "query",
             "mlflow",
+            "tune",
             "orchestration",
             "lib",
         ],

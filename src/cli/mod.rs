@@ -10,6 +10,7 @@ mod model;
 mod orchestrate;
 mod promotion;
 mod read;
+mod tune;
 
 use crate::core::error::exit_code;
 use crate::engine::project::Project;
@@ -97,6 +98,39 @@ pub(crate) struct BuildArgs {
     pub(crate) json: bool,
 }
 
+/// `lakebuild tune`'s arguments.
+#[derive(clap::Args, Debug)]
+pub(crate) struct TuneArgs {
+    pub(crate) asset: String,
+    /// The study's size: trials are run until this many have finished (default: the
+    /// rule's tune.trials).
+    #[arg(long)]
+    pub(crate) trials: Option<usize>,
+    /// Start no trial after this long (e.g. 2h).
+    #[arg(long)]
+    pub(crate) timeout: Option<String>,
+    /// The study's name (default: the asset's).
+    #[arg(long)]
+    pub(crate) study: Option<String>,
+    /// An Optuna storage URL (sqlite:///…, postgresql://…) or a journal file (default
+    /// lake/_lakebuild/tune/optuna.log).
+    #[arg(long)]
+    pub(crate) storage: Option<String>,
+    /// Trials at once.
+    #[arg(short, long, default_value_t = 1)]
+    pub(crate) jobs: usize,
+    /// The sampler's seed (default: the rule's tune.seed); give each process of a
+    /// shared study its own.
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Show the study's best trial; run nothing.
+    #[arg(long)]
+    pub(crate) best: bool,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Build targets (all assets when none).
@@ -164,6 +198,10 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Tune ASSET's params with Optuna over its rule's [tune] space: every trial a build
+    /// of the asset with the drawn params (cached by key, in the asset's side table; no
+    /// alias or current version moves). Needs Python with optuna.
+    Tune(TuneArgs),
     /// Model versions and aliases.
     Model {
         #[command(subcommand)]
@@ -348,6 +386,7 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Cron { every }) => orchestrate::cron(&project, every),
         Some(Command::Jobs { json }) => orchestrate::jobs(&project, json),
         Some(Command::Model { command }) => model::run(&project, command),
+        Some(Command::Tune(a)) => tune::run(&project, g, a),
         Some(Command::Mlflow { command }) => mlflow::run(&project, command),
         Some(Command::Gc {
             retention,

@@ -8,7 +8,8 @@
 //! an op's frame), [`restatement`], [`publish`], [`restore`], [`history_rows`] and
 //! [`history_recovery`]; and around the build, the [`project`] (rules, lake, settings),
 //! [`settings`] (`lakebuild.toml`), [`checks`], [`sources`] (hashing source files),
-//! [`progress`] and [`resources`]; and moving a version [`alias`], checked and audited.
+//! [`progress`] and [`resources`]; moving a version [`alias`], checked and audited; and a
+//! [`variant`] build (an asset with other params into a side table: a tuning trial).
 
 pub mod alias;
 pub mod batch;
@@ -30,6 +31,7 @@ pub mod scheduler;
 pub mod settings;
 pub mod sources;
 pub mod step;
+pub mod variant;
 
 pub use dry_run::{AssetPlan, dry_run, dry_run_with};
 pub use options::{BuildOptions, BuildReport, StepSummary, new_run_id};

@@ -57,6 +57,8 @@ pub struct Prepared<'a> {
     pub full_domain: bool,
     /// The digest of the restatements covering each partition (only those covered).
     pub restated: BTreeMap<PartitionId, String>,
+    /// A tuning study's channel, for a trial's build ([`crate::engine::variant`]).
+    pub reports: Option<Arc<dyn crate::op::Reports>>,
 }
 
 impl Prepared<'_> {
@@ -338,6 +340,7 @@ fn prepare_with<'a>(
         domain: domain_ids,
         full_domain,
         restated,
+        reports: None,
     })
 }
 

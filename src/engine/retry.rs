@@ -71,6 +71,7 @@ pub(crate) fn run_with_retry(
                 })
                 .map(|(id, c)| (*id, prep.state.table.join(&c.record().file)))
                 .collect(),
+            reports: prep.reports.as_deref(),
         };
         summary.ops_run += 1;
         let result = prep.op.run(&ctx).and_then(|df| {

@@ -108,15 +108,32 @@ pub(crate) fn run_step(
         return Ok((summary, rows));
     }
 
-    // Reuse before recompute: an older version holding the same key.
+    // Reuse before recompute: an older version holding the same key, or a tuning trial
+    // that built it (the asset's variants table: its file is copied in first).
     let mut restores = Vec::new();
     let mut compute: Vec<Assessment> = Vec::new();
+    let mut variants = None;
     for a in stale {
-        match may_restore(&a, opts.force)
-            .then(|| restorable_file(&prep.state, &a.key))
-            .flatten()
+        if !may_restore(&a, opts.force) {
+            compute.push(a);
+            continue;
+        }
+        if let Some(k) = restorable_file(&prep.state, &a.key) {
+            restores.push((a, k.clone()));
+            continue;
+        }
+        let side = match &variants {
+            Some(s) => s,
+            None => variants.insert(super::variant::side_state(project, asset)?),
+        };
+        match side
+            .as_ref()
+            .and_then(|s| restorable_file(s, &a.key).map(|k| (s, k)))
         {
-            Some(k) => restores.push((a, k.clone())),
+            Some((s, k)) => {
+                super::variant::copy_file(&s.table, &table_dir, &k.record.file)?;
+                restores.push((a, k.clone()));
+            }
             None => compute.push(a),
         }
     }

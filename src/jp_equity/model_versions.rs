@@ -51,16 +51,12 @@ pub fn list(project: &Project, asset: &str) -> Result<Vec<ModelVersion>> {
             .and_then(|lf| Ok(lf.collect()?))
             .and_then(|df| StoredModel::from_frame(&df));
         let (model_id, train_last, cv_rank_ic, unreadable) = match stored {
-            Ok(m) => {
-                let ics: Vec<f64> = m
-                    .metrics
-                    .folds
-                    .iter()
-                    .flat_map(|f| f.horizons.iter().map(|h| h.rank_ic))
-                    .collect();
-                let ic = (!ics.is_empty()).then(|| ics.iter().sum::<f64>() / ics.len() as f64);
-                (Some(m.id()), Some(m.metrics.train_last), ic, None)
-            }
+            Ok(m) => (
+                Some(m.id()),
+                Some(m.metrics.train_last),
+                m.metrics.cv_rank_ic(None),
+                None,
+            ),
             Err(e) => (None, None, None, Some(format!("{e:#}"))),
         };
         out.push(ModelVersion {

@@ -22,15 +22,30 @@ use std::path::PathBuf;
 #[derive(Debug, Clone)]
 pub struct Lake {
     pub root: PathBuf,
+    /// Assets whose table is elsewhere than `root/<asset>` (a tuning trial's side table).
+    moved: std::collections::BTreeMap<String, PathBuf>,
 }
 
 impl Lake {
     pub fn new(root: impl Into<PathBuf>) -> Lake {
-        Lake { root: root.into() }
+        Lake {
+            root: root.into(),
+            moved: Default::default(),
+        }
+    }
+
+    /// The same lake with `asset`'s table at `table` (reads of every other table, the run
+    /// history and the lake's state files unchanged).
+    pub fn with_table(mut self, asset: &str, table: PathBuf) -> Lake {
+        self.moved.insert(asset.to_string(), table);
+        self
     }
 
     pub fn table(&self, asset: &str) -> PathBuf {
-        self.root.join(asset)
+        match self.moved.get(asset) {
+            Some(t) => t.clone(),
+            None => self.root.join(asset),
+        }
     }
 
     pub fn runs_table(&self) -> PathBuf {

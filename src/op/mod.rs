@@ -60,6 +60,25 @@ pub trait Op: OpSpec {
     ) -> Result<tracking::TrackingReport> {
         Ok(tracking::TrackingReport::default())
     }
+    /// The value `objective` (one the op's [`OpSpec::check_objective`] accepts) of a
+    /// materialization as stored, for a tuning study (`lakebuild tune`).
+    fn objective(&self, _frame: &DataFrame, objective: &str) -> Result<f64> {
+        anyhow::bail!(
+            "op '{}' reports no value '{objective}' a study could optimise",
+            self.name()
+        )
+    }
+}
+
+/// A tuning study's view of one running build (`lakebuild tune`): an op that learns in
+/// steps reports the study's objective as it goes (e.g. each fold's validation score per
+/// epoch) and stops when the study prunes it.
+pub trait Reports: Send + Sync {
+    /// The value the study optimises (an objective of the op).
+    fn objective(&self) -> &str;
+    /// Reports the objective's intermediate value at `step` (increasing within one
+    /// build); true: the study prunes this trial, and the op should stop with an error.
+    fn report(&self, step: u64, value: f64) -> bool;
 }
 
 /// Earlier partitions a source publishes again (see `Op::restate`).
@@ -265,6 +284,8 @@ pub struct OpContext<'a> {
     /// The asset's own partitions as published before this step (id, parquet file),
     /// for a source that compares a re-fetch with what it published (`Op::restate`).
     pub published: Vec<(PartitionId, PathBuf)>,
+    /// Set when the build is a trial of a tuning study: where intermediate values go.
+    pub reports: Option<&'a dyn Reports>,
 }
 
 impl OpContext<'_> {

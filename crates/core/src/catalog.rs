@@ -76,6 +76,32 @@ pub trait OpSpec: Send + Sync {
     fn validate(&self, _rule: &Rule) -> Vec<(usize, String)> {
         Vec::new()
     }
+    /// The values a finished build of this op reports that a `[tune]` study may optimise
+    /// (e.g. `cv_rank_ic`), as examples for messages; none: the op cannot be tuned.
+    fn objectives(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Whether `name` is an objective of this op (the default: one of [`objectives`]);
+    /// the error says what to write instead.
+    ///
+    /// [`objectives`]: OpSpec::objectives
+    fn check_objective(&self, name: &str) -> Result<(), String> {
+        let known = self.objectives();
+        if known.contains(&name) {
+            Ok(())
+        } else if known.is_empty() {
+            Err(format!(
+                "op '{}' reports no value a study could optimise, so it cannot be tuned",
+                self.name()
+            ))
+        } else {
+            Err(format!(
+                "op '{}' reports no such value: use one of {}",
+                self.name(),
+                known.join(", ")
+            ))
+        }
+    }
 }
 
 /// The params of a rule as written, with their positions in the file.
@@ -144,6 +170,44 @@ pub(crate) mod fixture {
         name: &'static str,
         params: &'static [ParamSpec],
         discovers: bool,
+    }
+
+    /// A fixture op that can be tuned: it reports `score`, and refuses a `hidden` that
+    /// `heads` does not divide.
+    struct Fit;
+
+    impl OpSpec for Fit {
+        fn name(&self) -> &'static str {
+            "fit"
+        }
+        fn code_version(&self) -> &'static str {
+            "fixture"
+        }
+        fn params(&self) -> &'static [ParamSpec] {
+            const FIT: [ParamSpec; 5] = [
+                param("lr", ParamType::Float, false),
+                param("hidden", ParamType::Int, false),
+                param("heads", ParamType::Int, false),
+                param("kind", ParamType::Str, false),
+                param("names", ParamType::StrList, false),
+            ];
+            &FIT
+        }
+        fn validate(&self, rule: &Rule) -> Vec<(usize, String)> {
+            let int = |k: &str, d: i64| rule.params.get(k).and_then(Value::as_i64).unwrap_or(d);
+            let (hidden, heads) = (int("hidden", 8), int("heads", 2));
+            if heads < 1 || hidden % heads != 0 {
+                vec![(
+                    1,
+                    format!("hidden ({hidden}) must be a multiple of heads ({heads})"),
+                )]
+            } else {
+                Vec::new()
+            }
+        }
+        fn objectives(&self) -> &'static [&'static str] {
+            &["score"]
+        }
     }
 
     impl OpSpec for Spec {
@@ -223,12 +287,15 @@ pub(crate) mod fixture {
 
     impl Catalog for Fixture {
         fn op(&self, name: &str) -> Option<&dyn OpSpec> {
+            if name == "fit" {
+                return Some(&Fit);
+            }
             OPS.iter()
                 .find(|o| o.name == name)
                 .map(|o| o as &dyn OpSpec)
         }
         fn op_names(&self) -> Vec<&'static str> {
-            OPS.iter().map(|o| o.name).collect()
+            OPS.iter().map(|o| o.name).chain(["fit"]).collect()
         }
         fn choice(&self, name: &str) -> Option<&dyn OpChoice> {
             (name == "source").then_some(&Source as &dyn OpChoice)

@@ -67,6 +67,7 @@ impl RuleSet {
                         .into_iter()
                         .map(|(line, e)| format!("{}:{line}: {e}", rule.file.display())),
                 );
+                errors.extend(crate::rule::tune::check_edges(rule, op));
             }
             let discovers = catalog
                 .op(&rule.op)

@@ -29,6 +29,24 @@ pub struct Metrics {
     pub horizon_weights: Vec<f64>,
 }
 
+impl Metrics {
+    /// The cross-validated RankIC: the mean over folds and horizons of each fold's
+    /// validation RankIC (what `model list` shows), or over folds at one horizon (`5d`).
+    pub fn cv_rank_ic(&self, horizon: Option<&str>) -> Option<f64> {
+        let ics: Vec<f64> = self
+            .folds
+            .iter()
+            .flat_map(|f| f.horizons.iter())
+            .filter(|h| {
+                horizon
+                    .is_none_or(|t| crate::jp_equity::model::dataset::horizon_tag(&h.horizon) == t)
+            })
+            .map(|h| h.rank_ic)
+            .collect();
+        (!ics.is_empty()).then(|| ics.iter().sum::<f64>() / ics.len() as f64)
+    }
+}
+
 /// A trained model as stored in the lake.
 #[derive(Debug, Clone)]
 pub struct StoredModel {

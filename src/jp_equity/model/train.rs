@@ -14,6 +14,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
 
 /// How to train (stored with the model).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,7 +108,12 @@ impl Default for TrainConfig {
     }
 }
 
-/// Progress events, for a progress bar.
+/// A handler of [`Event`]s that never stops training (tests, benches).
+pub fn ignore(_: Event) -> ControlFlow<()> {
+    ControlFlow::Continue(())
+}
+
+/// Progress events, for a progress bar and a tuning study.
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A fold (or the final fit, `fold = None`) starts `epochs` epochs of `steps` days.
@@ -119,11 +125,22 @@ pub enum Event {
     Step {
         loss: f64,
     },
+    /// An epoch ended; `valid_rank_ic` is its validation RankIC (the mean over horizons)
+    /// and `by_horizon` each horizon's, when the fit has validation days. The handler may
+    /// answer `Break` to stop training here (a tuning study pruning the trial): the
+    /// training then fails with a message that says so.
     Epoch {
         fold: Option<usize>,
         epoch: usize,
         loss: f64,
         valid_rank_ic: Option<f64>,
+        by_horizon: Vec<Option<f64>>,
+    },
+    /// The loss became non-finite in this epoch: training fails right after (a tuning
+    /// study counts it as its worst possible report).
+    Diverged {
+        fold: Option<usize>,
+        epoch: usize,
     },
     /// Training picked up a checkpoint: `folds` folds done, the current fit at `epoch`.
     Resumed {
@@ -581,7 +598,7 @@ impl Trainer<'_> {
         valid: &[Sample],
         epochs: usize,
         resume: Option<FitState>,
-        on: &mut dyn FnMut(Event),
+        on: &mut dyn FnMut(Event) -> ControlFlow<()>,
         save: &mut dyn FnMut(FitState),
     ) -> Result<Fit, String> {
         let net = self.net;
@@ -614,7 +631,7 @@ impl Trainer<'_> {
                 (p, opt, best, Vec::new(), 0)
             }
         };
-        on(Event::Start {
+        let _ = on(Event::Start {
             fold,
             epochs,
             steps: per_epoch,
@@ -641,6 +658,7 @@ impl Trainer<'_> {
                     }
                 }
                 if !parts.total.is_finite() {
+                    let _ = on(Event::Diverged { fold, epoch });
                     let at =
                         fold.map_or("the final fit".to_string(), |f| format!("fold {}", f + 1));
                     return Err(format!(
@@ -653,7 +671,7 @@ impl Trainer<'_> {
                 opt.step(&opt_cfg, &mut p, &mut g, Some(&self.decay));
                 total += parts.total;
                 steps += 1;
-                on(Event::Step { loss: parts.total });
+                let _ = on(Event::Step { loss: parts.total });
             }
             let train_loss = (steps > 0).then(|| total / steps as f64);
             let by_horizon = if valid.is_empty() {
@@ -662,12 +680,20 @@ impl Trainer<'_> {
                 horizon_rank_ics(net, &p, valid)
             };
             let valid_rank_ic = (!valid.is_empty()).then(|| mean_of_horizons(&by_horizon));
-            on(Event::Epoch {
+            let flow = on(Event::Epoch {
                 fold,
                 epoch,
                 loss: train_loss.unwrap_or(f64::NAN),
                 valid_rank_ic,
+                by_horizon: by_horizon.clone(),
             });
+            if flow.is_break() {
+                let at = fold.map_or("the final fit".to_string(), |f| format!("fold {}", f + 1));
+                return Err(format!(
+                    "training stopped after {at}, epoch {}: the tuning study pruned this trial",
+                    epoch + 1
+                ));
+            }
             log.push(EpochLog {
                 epoch,
                 train_loss,
@@ -786,7 +812,7 @@ pub fn train(
     cfg: &TrainConfig,
     panel: &Panel,
     checkpoints: &Checkpoints,
-    on: &mut dyn FnMut(Event),
+    on: &mut dyn FnMut(Event) -> ControlFlow<()>,
 ) -> Result<Trained, String> {
     let net = Network::new(model.clone())?;
     let trainer = Trainer {
@@ -830,7 +856,7 @@ pub fn train(
     };
     let mut ck = checkpoints.load(&fingerprint);
     if !ck.folds.is_empty() || ck.fit.is_some() {
-        on(Event::Resumed {
+        let _ = on(Event::Resumed {
             folds: ck.folds.len(),
             fit: ck.fit.as_ref().map(|f| (f.fold, f.next_epoch)),
         });
@@ -1109,7 +1135,7 @@ mod tests {
             cfg,
             &panel(shuffle),
             &Checkpoints { file: None },
-            &mut |_| {},
+            &mut ignore,
         )
         .expect("training")
     }

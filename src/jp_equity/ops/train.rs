@@ -6,17 +6,19 @@ use crate::core::error::UsageError;
 use crate::core::rule::Rule;
 use crate::jp_equity::features::manifest::{Manifest, Role};
 use crate::jp_equity::model::dataset::Panel;
+use crate::jp_equity::model::dataset::horizon_tag;
 use crate::jp_equity::model::network::{ModelConfig, Network};
 use crate::jp_equity::model::store::{Metrics, StoredModel};
 use crate::jp_equity::model::train::{Checkpoints, Event, LinearInit, TrainConfig, train};
 use crate::op::param::{self, flag, float, int};
 use crate::op::tracking::{Tracked, TrackingReport};
-use crate::op::{ColumnKind, Op, OpContext, OpInput, OpSpec, ParamSpec, ParamType};
+use crate::op::{ColumnKind, Op, OpContext, OpInput, OpSpec, ParamSpec, ParamType, Reports};
 use anyhow::{Context, Result, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use polars::prelude::*;
 use serde_json::Value;
 use std::io::IsTerminal;
+use std::ops::ControlFlow;
 
 pub struct TrainOp;
 
@@ -250,7 +252,20 @@ pub(super) fn read_features(
 
 /// A terminal progress bar per fold with the loss and validation RankIC, and a log line
 /// per epoch.
-fn progress() -> impl FnMut(Event) {
+/// The horizon a `cv_rank_ic_<h>` objective names (`None`: the mean over horizons).
+fn objective_horizon(objective: &str) -> Option<&str> {
+    objective.strip_prefix("cv_rank_ic_")
+}
+
+/// The progress bar and log lines of a training, and the tuning study's reports: each
+/// CV fold's validation RankIC (the objective's: the mean over horizons or one horizon)
+/// after every epoch, at step `fold × epochs + epoch`; a pruned trial stops there. An
+/// epoch whose loss diverged is reported as NaN (Optuna's pruners prune it).
+fn progress<'a>(
+    reports: Option<&'a dyn Reports>,
+    epochs: usize,
+    horizons: &'a [String],
+) -> impl FnMut(Event) -> ControlFlow<()> + 'a {
     let on = std::io::stderr().is_terminal();
     let mut bar = ProgressBar::hidden();
     let mut running = 0.0;
@@ -279,6 +294,7 @@ fn progress() -> impl FnMut(Event) {
                 .progress_chars("=> "),
             );
             bar.set_prefix(label.clone());
+            ControlFlow::Continue(())
         }
         Event::Step { loss } => {
             running = if bar.position() == 0 {
@@ -288,6 +304,14 @@ fn progress() -> impl FnMut(Event) {
             };
             bar.inc(1);
             bar.set_message(format!("loss {running:.4}"));
+            ControlFlow::Continue(())
+        }
+        Event::Diverged { fold, epoch } => {
+            // Reported as NaN: Optuna's pruners prune a trial whose values are NaN.
+            if let (Some(r), Some(fold)) = (reports, fold) {
+                r.report((fold * epochs + epoch) as u64, f64::NAN);
+            }
+            ControlFlow::Continue(())
         }
         Event::Resumed { folds, fit } => {
             let at = fit.map_or(String::new(), |(f, e)| {
@@ -295,16 +319,32 @@ fn progress() -> impl FnMut(Event) {
                 format!(", {what} at epoch {}", e + 1)
             });
             tracing::info!("resumed training from its checkpoint: {folds} folds done{at}");
+            ControlFlow::Continue(())
         }
         Event::Epoch {
+            fold,
             epoch,
             loss,
             valid_rank_ic,
-            ..
+            by_horizon,
         } => {
             let ic = valid_rank_ic.map_or(String::new(), |v| format!(", valid RankIC {v:+.4}"));
             bar.set_message(format!("epoch {} loss {loss:.4}{ic}", epoch + 1));
             tracing::info!("train {label} epoch {}: loss {loss:.4}{ic}", epoch + 1);
+            let (Some(r), Some(fold)) = (reports, fold) else {
+                return ControlFlow::Continue(());
+            };
+            let value = match objective_horizon(r.objective()) {
+                None => valid_rank_ic,
+                Some(h) => horizons
+                    .iter()
+                    .position(|l| horizon_tag(l) == h)
+                    .and_then(|i| by_horizon.get(i).copied().flatten()),
+            };
+            match value {
+                Some(v) if r.report((fold * epochs + epoch) as u64, v) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            }
         }
     }
 }
@@ -378,9 +418,48 @@ impl OpSpec for TrainOp {
         }
         errs
     }
+
+    fn objectives(&self) -> &'static [&'static str] {
+        &["cv_rank_ic", "cv_rank_ic_1d", "cv_rank_ic_5d"]
+    }
+
+    /// `cv_rank_ic` (the mean over folds and horizons, as `model list` shows it) or
+    /// `cv_rank_ic_<h>` for one label horizon (`cv_rank_ic_5d`).
+    fn check_objective(&self, name: &str) -> Result<(), String> {
+        let horizon_ok = |h: &str| {
+            h.strip_suffix('d')
+                .and_then(|d| d.parse::<usize>().ok())
+                .is_some_and(|d| d > 0)
+        };
+        match objective_horizon(name) {
+            None if name == "cv_rank_ic" => Ok(()),
+            Some(h) if horizon_ok(h) => Ok(()),
+            _ => Err(
+                "op 'train' reports cv_rank_ic (the cross-validated RankIC, mean over horizons) or cv_rank_ic_<h> for one horizon, e.g. cv_rank_ic_1d"
+                    .into(),
+            ),
+        }
+    }
 }
 
 impl Op for TrainOp {
+    fn objective(&self, frame: &DataFrame, objective: &str) -> Result<f64> {
+        let m = StoredModel::from_frame(frame)?;
+        let horizon = objective_horizon(objective);
+        m.metrics.cv_rank_ic(horizon).ok_or_else(|| {
+            anyhow!(
+                "the model has no cross-validated RankIC{} (its horizons: {}; folds: {})",
+                horizon.map_or(String::new(), |h| format!(" at {h}")),
+                m.labels
+                    .iter()
+                    .map(|l| horizon_tag(l))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                m.metrics.folds.len()
+            )
+        })
+    }
+
     fn tracked(&self) -> Tracked {
         Tracked::Run
     }
@@ -452,7 +531,7 @@ impl Op for TrainOp {
             &Checkpoints {
                 file: Some(&checkpoint),
             },
-            &mut progress(),
+            &mut progress(ctx.reports, tcfg.epochs, &horizons),
         )
         .map_err(usage)?;
         let stored = StoredModel {

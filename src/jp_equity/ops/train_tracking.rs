@@ -76,13 +76,8 @@ pub fn report(frame: &DataFrame) -> Result<TrackingReport> {
             e.epoch as i64,
         );
     }
-    let ics: Vec<f64> = metrics
-        .folds
-        .iter()
-        .flat_map(|f| f.horizons.iter().map(|h| h.rank_ic))
-        .collect();
-    if !ics.is_empty() {
-        r.metric("cv_rank_ic", ics.iter().sum::<f64>() / ics.len() as f64, 0);
+    if let Some(ic) = metrics.cv_rank_ic(None) {
+        r.metric("cv_rank_ic", ic, 0);
     }
     for (label, w) in m.labels.iter().zip(&metrics.horizon_weights) {
         r.metric(format!("blend_weight/{}", horizon_tag(label)), *w, 0);

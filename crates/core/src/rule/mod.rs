@@ -14,6 +14,7 @@ mod params;
 mod parse;
 mod policies;
 mod raw;
+pub mod tune;
 
 pub use parse::parse_rule;
 
@@ -36,6 +37,8 @@ pub struct Rule {
     pub tracking: Option<Tracking>,
     /// How versions of this asset are promoted (`[promotion]`); not part of the key.
     pub promotion: Option<Promotion>,
+    /// The search space `lakebuild tune` draws params from (`[tune]`); not part of the key.
+    pub tune: Option<tune::TuneSpace>,
     pub dates: Option<DateSpec>,
     /// Columns the content hash sorts rows by; empty = all columns.
     pub key_columns: Vec<String>,

@@ -3,7 +3,7 @@
 //! module, every error collected with its file and line.
 
 use super::raw::RawRule;
-use super::{Errors, Rule, checks, inputs, line_of, params, policies, valid_asset_name};
+use super::{Errors, Rule, checks, inputs, line_of, params, policies, tune, valid_asset_name};
 use crate::catalog::Catalog;
 use std::path::Path;
 
@@ -34,7 +34,7 @@ pub fn parse_rule(
             let line = e.span().map(|s| line_of(src, s.start)).unwrap_or(1);
             let msg = e.message().trim().to_string();
             let hint = if msg.contains("unknown field") {
-                " (allowed keys: op, partitioned, inputs, params, sources, checks, retry, sla, dates, mlflow, promotion, key_columns, date_column, description)"
+                " (allowed keys: op, partitioned, inputs, params, sources, checks, retry, sla, dates, mlflow, promotion, tune, key_columns, date_column, description)"
             } else {
                 ""
             };
@@ -90,6 +90,7 @@ pub fn parse_rule(
     let sla = policies::sla(raw.sla.as_ref(), daily, &mut errs);
     let tracking = policies::tracking(raw.mlflow.as_ref(), &mut errs);
     let promotion = policies::promotion(raw.promotion.as_ref(), known_assets, &mut errs);
+    let tune = tune::parse(raw.tune.as_ref(), op, &op_name, &mut errs);
     if !errs.list.is_empty() {
         return Err(errs.list);
     }
@@ -106,6 +107,7 @@ pub fn parse_rule(
         sla,
         tracking,
         promotion,
+        tune,
         dates,
         key_columns: raw.key_columns,
         date_column: raw.date_column.unwrap_or_else(|| "Date".to_string()),

@@ -31,6 +31,8 @@ pub(super) struct RawRule {
     #[serde(default)]
     pub(super) promotion: Option<Spanned<RawPromotion>>,
     #[serde(default)]
+    pub(super) tune: Option<Spanned<super::tune::RawTune>>,
+    #[serde(default)]
     pub(super) key_columns: Vec<String>,
     #[serde(default)]
     pub(super) date_column: Option<String>,

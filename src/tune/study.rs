@@ -1,0 +1,673 @@
+//! `lakebuild tune ASSET`: a study over the `[tune]` space of an asset's rule. Optuna
+//! (through [`super::optuna`]) draws each trial's params and decides pruning; each trial
+//! is a variant build of the asset ([`crate::engine::variant`]): keyed like a build with
+//! those params, so a configuration built before (in any study, or by the pipeline) is
+//! restored instead of trained, and committed to the asset's side table, so no alias and
+//! no current version moves.
+//!
+//! - `--trials N` is the study's size: trials are asked until N have finished (complete,
+//!   pruned or failed), counting those of earlier runs and of other processes on the same
+//!   storage; a re-run of a finished study does nothing.
+//! - `-j N` runs N trials at once (their training overlaps: variants hold no lake lock).
+//!   Two trials of one key never train at once: the second waits for the first's result.
+//! - A pruned configuration's intermediate values are kept by key
+//!   (`_lakebuild/tune/pruned/<asset>/<key>.json`): when a study proposes it again they
+//!   are replayed to its pruner, which usually prunes it again with no training.
+//! - Crash safety: a running trial holds a lock (`_lakebuild/tune/running/…`). A study
+//!   opened after its process died finds the trial still `RUNNING` in Optuna's storage
+//!   with its lock free: it is marked `FAIL` (attribute `lakebuild.killed`) and its params
+//!   are queued first, so the next trial trains them again from the training checkpoint
+//!   the killed one left. Killed trials do not count towards `--trials`.
+
+use super::optuna::{Outcome, StoredTrial, Study};
+use crate::core::error::UsageError;
+use crate::core::rule::tune::{Direction, TuneSpace};
+use crate::engine::BuildOptions;
+use crate::engine::project::Project;
+use crate::engine::variant::{self, Built, Origin, Variant};
+use crate::lake::{lock, state_file};
+use crate::op::Reports;
+use anyhow::{Result, anyhow};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What `lakebuild tune` was asked.
+#[derive(Clone)]
+pub struct TuneOptions {
+    pub asset: String,
+    /// The study's size (default: the rule's `tune.trials`).
+    pub trials: Option<usize>,
+    /// No trial starts after this long (running ones finish).
+    pub timeout: Option<Duration>,
+    /// Default: the asset's name.
+    pub study: Option<String>,
+    /// An Optuna storage URL or a journal file; default `lake/_lakebuild/tune/optuna.log`.
+    pub storage: Option<String>,
+    pub jobs: usize,
+    /// Overrides the rule's `tune.seed`.
+    pub seed: Option<u64>,
+    /// The Python that has optuna (`LAKEBUILD_PYTHON`, else `python3`).
+    pub python: String,
+    /// Today's date and the run's settings for the trials' builds.
+    pub build: BuildOptions,
+}
+
+/// One trial this run took part in.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrialReport {
+    pub number: u64,
+    /// complete, pruned or fail.
+    pub state: String,
+    pub params: BTreeMap<String, Value>,
+    pub value: Option<f64>,
+    /// Where its materialization came from (built, fresh, restored, asset_table), or
+    /// `replayed` for a pruned configuration pruned again from its kept values.
+    pub origin: Option<String>,
+    /// The table and version holding its materialization, and its key.
+    pub table: Option<String>,
+    pub version: Option<i64>,
+    pub key: Option<String>,
+    /// Intermediate values reported.
+    pub steps: usize,
+    pub seconds: f64,
+    pub error: Option<String>,
+}
+
+/// The best finished trial of the study (any run, any process).
+#[derive(Debug, Clone, Serialize)]
+pub struct BestTrial {
+    pub number: u64,
+    pub value: f64,
+    pub params: BTreeMap<String, Value>,
+    pub table: Option<String>,
+    pub version: Option<i64>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StudyReport {
+    pub study: String,
+    pub storage: String,
+    pub asset: String,
+    pub objective: String,
+    pub direction: String,
+    pub optuna: String,
+    /// Trials run by this invocation, in the order they finished.
+    pub trials: Vec<TrialReport>,
+    /// Trials of the study that count towards its size, and that size.
+    pub finished: usize,
+    pub size: usize,
+    /// Trials found killed (their process died) and queued again.
+    pub recovered: Vec<u64>,
+    pub best: Option<BestTrial>,
+}
+
+/// The rule's `[tune]`, or an error saying how to add one.
+pub fn space_of(project: &Project, asset: &str, seed: Option<u64>) -> Result<TuneSpace> {
+    let rule = project.rules.get(asset).ok_or_else(|| {
+        anyhow!(UsageError(format!(
+            "no rule for '{asset}' in {}",
+            project.rules_dir.display()
+        )))
+    })?;
+    let mut space = rule.tune.clone().ok_or_else(|| {
+        anyhow!(UsageError(format!(
+            "{} has no [tune]: add one, e.g.\n[tune]\nobjective = \"cv_rank_ic\"\ntrials = 20\n[tune.space]\nlr = {{ low = 1e-4, high = 3e-3, log = true }}",
+            rule.file.display()
+        )))
+    })?;
+    if let Some(seed) = seed {
+        space.seed = seed;
+    }
+    Ok(space)
+}
+
+/// The storage a study uses: `--storage`, else the journal file in the lake.
+pub fn storage_of(project: &Project, given: Option<&str>) -> Result<String> {
+    if let Some(s) = given {
+        return Ok(s.to_string());
+    }
+    let dir = project.lake.root.join("_lakebuild").join("tune");
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir.join("optuna.log").to_string_lossy().to_string())
+}
+
+fn study_attrs(asset: &str, space: &TuneSpace) -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        ("lakebuild.asset".to_string(), Value::from(asset)),
+        (
+            "lakebuild.objective".to_string(),
+            Value::from(space.objective.clone()),
+        ),
+    ])
+}
+
+/// Opens the study and reports its best trial, running nothing (`--best`).
+pub fn best(project: &Project, opts: &TuneOptions) -> Result<StudyReport> {
+    let space = space_of(project, &opts.asset, opts.seed)?;
+    let storage = storage_of(project, opts.storage.as_deref())?;
+    let name = opts.study.clone().unwrap_or_else(|| opts.asset.clone());
+    let (study, trials) = Study::open(
+        &opts.python,
+        &storage,
+        &name,
+        &space,
+        &study_attrs(&opts.asset, &space),
+    )?;
+    Ok(StudyReport {
+        study: name,
+        storage,
+        asset: opts.asset.clone(),
+        objective: space.objective.clone(),
+        direction: space.direction.name().into(),
+        optuna: study.optuna_version.clone(),
+        trials: Vec::new(),
+        finished: trials.iter().filter(|t| counts(t)).count(),
+        size: opts.trials.unwrap_or(space.trials),
+        recovered: Vec::new(),
+        best: best_of(&trials, space.direction),
+    })
+}
+
+/// Runs the study (see the module doc). `say` gets the progress lines.
+pub fn run(
+    project: &Project,
+    opts: &TuneOptions,
+    say: Arc<dyn Fn(&str) + Send + Sync>,
+) -> Result<StudyReport> {
+    let asset = opts.asset.as_str();
+    let space = space_of(project, asset, opts.seed)?;
+    let rule = project
+        .rules
+        .get(asset)
+        .ok_or_else(|| anyhow!("no rule for '{asset}'"))?;
+    let op = project
+        .registry
+        .find(&rule.op)
+        .ok_or_else(|| anyhow!("op '{}' is not registered", rule.op))?;
+    let storage = storage_of(project, opts.storage.as_deref())?;
+    let name = opts.study.clone().unwrap_or_else(|| asset.to_string());
+    let size = opts.trials.unwrap_or(space.trials);
+    let (mut study, trials) = Study::open(
+        &opts.python,
+        &storage,
+        &name,
+        &space,
+        &study_attrs(asset, &space),
+    )?;
+    let optuna = study.optuna_version.clone();
+    let running_dir = project
+        .lake
+        .root
+        .join("_lakebuild")
+        .join("tune")
+        .join("running");
+    std::fs::create_dir_all(&running_dir)?;
+    let tag = blake3::hash(format!("{storage}\n{name}").as_bytes()).to_hex()[..12].to_string();
+    let running_lock = |n: u64| format!("tune/running/{tag}-{n}");
+
+    // Trials left RUNNING by a process that died: failed, their params queued again.
+    let mut recovered = Vec::new();
+    for t in trials.iter().filter(|t| t.state == "running") {
+        if let Some(_free) =
+            lock::try_acquire_named(&project.lake.root, &running_lock(t.number), "recovery")?
+        {
+            study.set_attr(t.number, "lakebuild.killed", Value::from(true))?;
+            study.tell(t.number, Outcome::Failed)?;
+            let attrs = BTreeMap::from([("lakebuild.retry_of".to_string(), Value::from(t.number))]);
+            study.enqueue(&t.params, &attrs)?;
+            say(&format!(
+                "trial {} was left running by a process that stopped: marked failed, its params queued again (training resumes from its checkpoint)",
+                t.number
+            ));
+            recovered.push(t.number);
+        }
+    }
+
+    let study = Arc::new(Mutex::new(study));
+    let done: Arc<Mutex<Vec<TrialReport>>> = Arc::default();
+    let best_value: Arc<Mutex<Option<f64>>> = Arc::new(Mutex::new(
+        best_of(&trials, space.direction).map(|b| b.value),
+    ));
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let jobs = opts.jobs.max(1);
+    let worker = || -> Result<()> {
+        loop {
+            // Ask under the study's lock, so this process's workers count each other.
+            let (asked, _running) = {
+                let mut s = study
+                    .lock()
+                    .map_err(|_| anyhow!("the study's lock is poisoned"))?;
+                let all = s.trials()?;
+                let busy = all
+                    .iter()
+                    .filter(|t| counts(t) || t.state == "running")
+                    .count();
+                if busy >= size || deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(());
+                }
+                let attrs = BTreeMap::from([
+                    ("lakebuild.pid".to_string(), Value::from(std::process::id())),
+                    ("lakebuild.host".to_string(), Value::from(hostname())),
+                ]);
+                let asked = s.ask(&attrs)?;
+                std::fs::create_dir_all(&running_dir)?;
+                let held = lock::try_acquire_named(
+                    &project.lake.root,
+                    &running_lock(asked.number),
+                    "trial",
+                )?
+                .ok_or_else(|| anyhow!("trial {} is held by another process", asked.number))?;
+                (asked, held)
+            };
+            let report = trial(
+                project,
+                asset,
+                op,
+                &space,
+                &name,
+                &asked.params,
+                asked.number,
+                &study,
+                &say,
+                &best_value,
+                &opts.build,
+            );
+            let report = match report {
+                Ok(r) => r,
+                Err(e) => {
+                    // The study could not be told: stop this worker, say why.
+                    return Err(e);
+                }
+            };
+            if let (Some(v), "complete") = (report.value, report.state.as_str())
+                && let Ok(mut b) = best_value.lock()
+                && b.is_none_or(|b| better(v, b, space.direction))
+            {
+                *b = Some(v);
+            }
+            say(&line(
+                &report,
+                *best_value.lock().map_err(|_| anyhow!("poisoned"))?,
+            ));
+            done.lock().map_err(|_| anyhow!("poisoned"))?.push(report);
+        }
+    };
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs)
+            .map(|i| {
+                std::thread::Builder::new()
+                    .name(format!("trial-{i}"))
+                    .stack_size(256 << 20)
+                    .spawn_scoped(scope, worker)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow!("a trial worker panicked"))),
+                Err(e) => Err(anyhow!("cannot start a trial worker: {e}")),
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    let all = study.lock().map_err(|_| anyhow!("poisoned"))?.trials()?;
+    let trials = std::mem::take(&mut *done.lock().map_err(|_| anyhow!("poisoned"))?);
+    Ok(StudyReport {
+        study: name,
+        storage,
+        asset: asset.to_string(),
+        objective: space.objective.clone(),
+        direction: space.direction.name().into(),
+        optuna,
+        trials,
+        finished: all.iter().filter(|t| counts(t)).count(),
+        size,
+        recovered,
+        best: best_of(&all, space.direction),
+    })
+}
+
+/// One trial: replay a pruned configuration, else build the variant; tell Optuna.
+#[allow(clippy::too_many_arguments)]
+fn trial(
+    project: &Project,
+    asset: &str,
+    op: &'static dyn crate::op::Op,
+    space: &TuneSpace,
+    study_name: &str,
+    params: &BTreeMap<String, Value>,
+    number: u64,
+    study: &Arc<Mutex<Study>>,
+    say: &Arc<dyn Fn(&str) + Send + Sync>,
+    best: &Arc<Mutex<Option<f64>>>,
+    build: &BuildOptions,
+) -> Result<TrialReport> {
+    let t0 = Instant::now();
+    let channel = Arc::new(Channel {
+        study: study.clone(),
+        number,
+        objective: space.objective.clone(),
+        label: label(params),
+        say: say.clone(),
+        best: best.clone(),
+        reported: Mutex::new(Vec::new()),
+        pruned: Mutex::new(false),
+    });
+    let v = Variant {
+        asset: asset.to_string(),
+        overlay: params.clone(),
+        table: variant::side_table(project, asset),
+        reports: Some(channel.clone()),
+    };
+    let mut opts = build.clone();
+    opts.trigger = format!("tune:{study_name}#{number}");
+    let tell = |outcome: Outcome, attrs: Vec<(&str, Value)>| -> Result<()> {
+        let mut s = study.lock().map_err(|_| anyhow!("poisoned"))?;
+        for (k, val) in attrs {
+            s.set_attr(number, k, val)?;
+        }
+        s.tell(number, outcome)
+    };
+    let mut report = TrialReport {
+        number,
+        state: "fail".into(),
+        params: params.clone(),
+        value: None,
+        origin: None,
+        table: None,
+        version: None,
+        key: None,
+        steps: 0,
+        seconds: 0.0,
+        error: None,
+    };
+    let key = match variant::key(project, &v, &opts) {
+        Ok(k) => k,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tell(
+                Outcome::Failed,
+                vec![("lakebuild.error", Value::from(msg.clone()))],
+            )?;
+            report.error = Some(msg);
+            report.seconds = t0.elapsed().as_secs_f64();
+            return Ok(report);
+        }
+    };
+    report.key = Some(key.clone());
+    // A configuration pruned before: its values, replayed to the pruner.
+    let kept = pruned_file(project, asset, &key);
+    let before: Vec<(u64, Option<f64>)> = state_file::read_json(&kept).unwrap_or_default();
+    if !before.is_empty() {
+        for (step, value) in &before {
+            if channel.report(*step, value.unwrap_or(f64::NAN)) {
+                tell(
+                    Outcome::Pruned,
+                    vec![
+                        ("lakebuild.key", Value::from(key.clone())),
+                        ("lakebuild.origin", Value::from("replayed")),
+                    ],
+                )?;
+                report.state = "pruned".into();
+                report.origin = Some("replayed".into());
+                report.steps = channel.reported()?.len();
+                report.seconds = t0.elapsed().as_secs_f64();
+                return Ok(report);
+            }
+        }
+    }
+    let result = variant::build_variant(project, &v, &opts, &crate::engine::new_run_id());
+    report.steps = channel.reported()?.len();
+    let pruned = *channel.pruned.lock().map_err(|_| anyhow!("poisoned"))?;
+    match result {
+        Ok(built) => {
+            let value = built
+                .frame()
+                .and_then(|f| op.objective(&f, &space.objective));
+            let attrs = |b: &Built| {
+                vec![
+                    ("lakebuild.key", Value::from(b.key.clone())),
+                    (
+                        "lakebuild.origin",
+                        serde_json::to_value(b.origin).unwrap_or_default(),
+                    ),
+                    (
+                        "lakebuild.table",
+                        Value::from(b.table.to_string_lossy().to_string()),
+                    ),
+                    ("lakebuild.version", Value::from(b.version)),
+                ]
+            };
+            report.origin = serde_json::to_value(built.origin)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from));
+            report.table = Some(built.table.to_string_lossy().to_string());
+            report.version = Some(built.version);
+            match value {
+                Ok(v) if v.is_finite() => {
+                    tell(Outcome::Complete(v), attrs(&built))?;
+                    report.state = "complete".into();
+                    report.value = Some(v);
+                }
+                Ok(v) => {
+                    let msg = format!("the objective {} is {v}", space.objective);
+                    let mut a = attrs(&built);
+                    a.push(("lakebuild.error", Value::from(msg.clone())));
+                    tell(Outcome::Failed, a)?;
+                    report.error = Some(msg);
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    let mut a = attrs(&built);
+                    a.push(("lakebuild.error", Value::from(msg.clone())));
+                    tell(Outcome::Failed, a)?;
+                    report.error = Some(msg);
+                }
+            }
+            if built.origin == Origin::Built {
+                let _ = std::fs::remove_file(&kept);
+            }
+        }
+        Err(_) if pruned => {
+            // NaN (a diverged step) kept as null.
+            let values: Vec<(u64, Option<f64>)> = channel
+                .reported()?
+                .into_iter()
+                .map(|(s, v)| (s, v.is_finite().then_some(v)))
+                .collect();
+            if let Some(dir) = kept.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            state_file::write_json(&kept, &values)?;
+            tell(
+                Outcome::Pruned,
+                vec![
+                    ("lakebuild.key", Value::from(key.clone())),
+                    ("lakebuild.origin", Value::from("built")),
+                ],
+            )?;
+            report.state = "pruned".into();
+            report.origin = Some("built".into());
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            tell(
+                Outcome::Failed,
+                vec![
+                    ("lakebuild.key", Value::from(key.clone())),
+                    ("lakebuild.error", Value::from(msg.clone())),
+                ],
+            )?;
+            report.error = Some(msg);
+        }
+    }
+    report.seconds = t0.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn pruned_file(project: &Project, asset: &str, key: &str) -> PathBuf {
+    project
+        .lake
+        .root
+        .join("_lakebuild")
+        .join("tune")
+        .join("pruned")
+        .join(asset)
+        .join(format!("{key}.json"))
+}
+
+/// A running trial's channel: the op's intermediate values go to Optuna's pruner.
+struct Channel {
+    study: Arc<Mutex<Study>>,
+    number: u64,
+    objective: String,
+    label: String,
+    say: Arc<dyn Fn(&str) + Send + Sync>,
+    best: Arc<Mutex<Option<f64>>>,
+    reported: Mutex<Vec<(u64, f64)>>,
+    pruned: Mutex<bool>,
+}
+
+impl Channel {
+    fn reported(&self) -> Result<Vec<(u64, f64)>> {
+        Ok(self
+            .reported
+            .lock()
+            .map_err(|_| anyhow!("poisoned"))?
+            .clone())
+    }
+}
+
+impl Reports for Channel {
+    fn objective(&self) -> &str {
+        &self.objective
+    }
+
+    fn report(&self, step: u64, value: f64) -> bool {
+        let prune = match self.study.lock() {
+            Ok(mut s) => s.report(self.number, step, value).unwrap_or_else(|e| {
+                (self.say)(&format!(
+                    "trial {}: cannot report to Optuna: {e:#}",
+                    self.number
+                ));
+                false
+            }),
+            Err(_) => false,
+        };
+        if let Ok(mut r) = self.reported.lock() {
+            r.push((step, value));
+        }
+        if prune && let Ok(mut p) = self.pruned.lock() {
+            *p = true;
+        }
+        let best = self
+            .best
+            .lock()
+            .ok()
+            .and_then(|b| *b)
+            .map_or(String::new(), |b| format!(" (best {b:+.4})"));
+        (self.say)(&format!(
+            "trial {} {}: step {step} {} {value:+.4}{best}{}",
+            self.number,
+            self.label,
+            self.objective,
+            if prune { ": pruned" } else { "" }
+        ));
+        prune
+    }
+}
+
+/// Whether a stored trial counts towards the study's size.
+fn counts(t: &StoredTrial) -> bool {
+    matches!(t.state.as_str(), "complete" | "pruned")
+        || (t.state == "fail" && t.user_attrs.get("lakebuild.killed") != Some(&Value::from(true)))
+}
+
+fn better(a: f64, b: f64, d: Direction) -> bool {
+    match d {
+        Direction::Maximize => a > b,
+        Direction::Minimize => a < b,
+    }
+}
+
+fn best_of(trials: &[StoredTrial], d: Direction) -> Option<BestTrial> {
+    trials
+        .iter()
+        .filter(|t| t.state == "complete")
+        .filter_map(|t| t.value.map(|v| (t, v)))
+        .fold(None::<(&StoredTrial, f64)>, |acc, (t, v)| match acc {
+            Some((_, b)) if !better(v, b, d) => acc,
+            _ => Some((t, v)),
+        })
+        .map(|(t, v)| BestTrial {
+            number: t.number,
+            value: v,
+            params: t.params.clone(),
+            table: t
+                .user_attrs
+                .get("lakebuild.table")
+                .and_then(|x| x.as_str())
+                .map(String::from),
+            version: t
+                .user_attrs
+                .get("lakebuild.version")
+                .and_then(Value::as_i64),
+            key: t
+                .user_attrs
+                .get("lakebuild.key")
+                .and_then(|x| x.as_str())
+                .map(String::from),
+        })
+}
+
+fn label(params: &BTreeMap<String, Value>) -> String {
+    params
+        .iter()
+        .map(|(k, v)| match v.as_f64() {
+            Some(f) if !v.is_i64() => format!("{k}={f:.4e}"),
+            _ => format!("{k}={v}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The line a finished trial prints.
+pub fn line(r: &TrialReport, best: Option<f64>) -> String {
+    let what = match (r.state.as_str(), r.value) {
+        ("complete", Some(v)) => format!("complete {v:+.4}"),
+        (s, _) => s.to_string(),
+    };
+    let origin = r
+        .origin
+        .as_deref()
+        .map_or(String::new(), |o| format!(", {o}"));
+    let version = r
+        .version
+        .map_or(String::new(), |v| format!(", version {v}"));
+    let error = r
+        .error
+        .as_deref()
+        .map_or(String::new(), |e| format!(": {e}"));
+    let best = best.map_or(String::new(), |b| format!(" (best {b:+.4})"));
+    format!(
+        "trial {} [{}] {what}{origin}{version} in {:.0} s{best}{error}",
+        r.number,
+        label(&r.params),
+        r.seconds
+    )
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
