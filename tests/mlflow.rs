@@ -879,3 +879,83 @@ print(json.dumps({
     assert_eq!(p.frame("team_model")?.height(), 1);
     Ok(())
 }
+
+/// Each trial of `lakebuild tune` is an MLflow run nested under the study's run, with
+/// the trial's params, its objective (equal to Optuna's value) and its intermediate
+/// values; a trial restored from the lake is a run too (it is a trial of the study).
+#[test]
+fn each_tuning_trial_is_a_run_nested_under_the_studys_run() -> R {
+    let Some(server) = tracking_server(false)? else {
+        return Ok(());
+    };
+    if !python_has("optuna") {
+        return Ok(());
+    }
+    let uri = server.uri();
+    let p = project()?;
+    let rule = std::fs::read_to_string(p.path("rules/trained_model.toml"))?;
+    let start = rule.find("\n[tune]").ok_or("[tune]")?;
+    let end = start + rule[start..].find("\n# Where MLflow").ok_or("[mlflow]")?;
+    p.rule(
+        "trained_model",
+        &format!(
+            "{}\n[tune]\nobjective = \"cv_rank_ic\"\ntrials = 3\n[tune.space]\nlr = [1e-3, 3e-3]\n{}",
+            &rule[..start],
+            &rule[end..]
+        ),
+    )?;
+    lb(&p, &uri, &["build", "processed_features", "labels"])?;
+    let out = p
+        .cmd(&["tune", "trained_model", "--json"])
+        .env("LAKEBUILD_NOW", "2026-08-14")
+        .env("MLFLOW_TRACKING_URI", &uri)
+        .output()?;
+    assert!(out.status.success(), "{}", output_text(&out));
+    let study: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let seen = python(
+        &uri,
+        r#"
+import json
+from mlflow import MlflowClient
+c = MlflowClient()
+e = c.get_experiment_by_name("atft-gat-fan")
+runs = c.search_runs([e.experiment_id])
+parent = [r for r in runs if r.data.tags.get("lakebuild.study_run") == "trained_model"]
+kids = [r for r in runs if r.data.tags.get("lakebuild.study") == "trained_model"]
+print(json.dumps({
+  "parents": len(parent),
+  "parent": parent[0].info.run_id if parent else None,
+  "trials": sorted([{"number": int(r.data.tags["optuna.trial_number"]),
+     "parent": r.data.tags.get("mlflow.parentRunId"), "status": r.info.status,
+     "params": r.data.params, "value": r.data.metrics.get("cv_rank_ic"),
+     "steps": len(c.get_metric_history(r.info.run_id, "intermediate/cv_rank_ic")),
+     "origin": r.data.tags.get("lakebuild.origin")} for r in kids], key=lambda t: t["number"])}))
+"#,
+        &[],
+    )?;
+    let seen: serde_json::Value = serde_json::from_str(&seen)?;
+    assert_eq!(seen["parents"], 1, "{seen}");
+    let trials = seen["trials"].as_array().ok_or("trials")?;
+    let ours = study["trials"].as_array().ok_or("trials")?;
+    assert_eq!(trials.len(), 3, "{seen}");
+    for (t, o) in trials.iter().zip(ours) {
+        assert_eq!(t["number"], o["number"]);
+        assert_eq!(
+            t["parent"], seen["parent"],
+            "nested under the study's run: {t}"
+        );
+        assert_eq!(t["status"], "FINISHED");
+        assert_eq!(t["value"], o["value"], "{t} vs {o}");
+        assert_eq!(
+            t["params"]["lr"]
+                .as_str()
+                .and_then(|s| s.parse::<f64>().ok()),
+            o["params"]["lr"].as_f64()
+        );
+        assert_eq!(t["origin"], o["origin"]);
+        if o["origin"] == "built" {
+            assert!(t["steps"].as_u64() >= Some(2), "{t}");
+        }
+    }
+    Ok(())
+}

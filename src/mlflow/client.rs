@@ -238,9 +238,14 @@ impl Client {
     }
 
     pub fn finish_run(&self, run: &str, end_ms: i64) -> Res<()> {
+        self.end_run(run, "FINISHED", end_ms)
+    }
+
+    /// Ends a run with `status` (FINISHED, FAILED, KILLED) at `end_ms`.
+    pub fn end_run(&self, run: &str, status: &str, end_ms: i64) -> Res<()> {
         self.post(
             "runs/update",
-            json!({"run_id": run, "status": "FINISHED", "end_time": end_ms}),
+            json!({"run_id": run, "status": status, "end_time": end_ms}),
         )
         .map(|_| ())
     }

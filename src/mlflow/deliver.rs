@@ -18,7 +18,7 @@
 //! timestamp and value).
 
 use super::client::{Client, Failure, Res, pairs, tag, text};
-use super::record::Record;
+use super::record::{Record, TrialRecord};
 use crate::core::partition::PartitionId;
 use crate::engine::project::Project;
 use crate::lake::outbox::Delivery;
@@ -69,6 +69,7 @@ pub fn deliver(
             alias,
             version,
         } => alias_(project, client, asset, alias, *version),
+        Record::Trial(t) => trial(project, client, t),
     };
     match done {
         Ok(()) => Delivery::Delivered,
@@ -284,4 +285,110 @@ fn alias_(project: &Project, client: &Client, asset: &str, alias: &str, version:
     };
     client.set_alias(&model_name, alias, &text(&v["version"]))?;
     super::alias_sync::agreed(project, asset, alias, version).map_err(|e| lake(format!("{e:#}")))
+}
+
+/// A tuning trial: the study's run (tag `lakebuild.study_run`, made by the first trial
+/// delivered) and the trial's run nested under it (`mlflow.parentRunId`, found again by
+/// its tag `lakebuild.trial` = `<study>#<number>`), with the trial's params, the objective
+/// (step 0) and its intermediate values (`intermediate/<objective>` by step), finished
+/// as the trial ended (a pruned trial FINISHED with `optuna.state` PRUNED, a failed one
+/// FAILED). The study's run gets the objective of each complete trial, by trial number.
+fn trial(project: &Project, client: &Client, t: &TrialRecord) -> Res<()> {
+    let (experiment_name, _) = homes(project, &t.asset);
+    let experiment = client.experiment(&experiment_name)?;
+    let exps = std::slice::from_ref(&experiment);
+    let parent = match client
+        .runs_tagged(exps, "lakebuild.study_run", &t.study)?
+        .into_iter()
+        .next()
+    {
+        Some(info) => text(&info["run_id"]),
+        None => {
+            let tags = BTreeMap::from([
+                ("lakebuild.study_run".to_string(), t.study.clone()),
+                ("lakebuild.asset".to_string(), t.asset.clone()),
+                ("lakebuild.objective".to_string(), t.objective.clone()),
+                (
+                    "mlflow.source.name".to_string(),
+                    "lakebuild tune".to_string(),
+                ),
+                ("mlflow.source.type".to_string(), "JOB".to_string()),
+            ]);
+            let info = client.create_run(
+                &experiment,
+                &format!("tune {}", t.study),
+                t.started_ms,
+                pairs(&tags),
+            )?;
+            text(&info["run_id"])
+        }
+    };
+    let trial_tag = format!("{}#{}", t.study, t.number);
+    let mut tags = BTreeMap::from([
+        ("mlflow.parentRunId".to_string(), parent.clone()),
+        ("lakebuild.trial".to_string(), trial_tag.clone()),
+        ("lakebuild.study".to_string(), t.study.clone()),
+        ("lakebuild.asset".to_string(), t.asset.clone()),
+        ("optuna.trial_number".to_string(), t.number.to_string()),
+        ("optuna.state".to_string(), t.state.to_uppercase()),
+        (
+            "mlflow.source.name".to_string(),
+            "lakebuild tune".to_string(),
+        ),
+        ("mlflow.source.type".to_string(), "JOB".to_string()),
+    ]);
+    for (k, v) in [
+        ("lakebuild.key", &t.key),
+        ("lakebuild.origin", &t.origin),
+        ("lakebuild.error", &t.error),
+    ] {
+        if let Some(v) = v {
+            tags.insert(k.to_string(), v.chars().take(5000).collect());
+        }
+    }
+    if let Some(v) = t.version {
+        tags.insert("lakebuild.version".into(), v.to_string());
+    }
+    let run = match client
+        .runs_tagged(exps, "lakebuild.trial", &trial_tag)?
+        .into_iter()
+        .next()
+    {
+        Some(info) => text(&info["run_id"]),
+        None => {
+            let info = client.create_run(
+                &experiment,
+                &format!("{} trial {}", t.study, t.number),
+                t.started_ms,
+                pairs(&tags),
+            )?;
+            text(&info["run_id"])
+        }
+    };
+    let mut metrics: Vec<Value> = t
+        .intermediate
+        .iter()
+        .filter_map(|(step, v)| {
+            v.map(|v| json!({"key": format!("intermediate/{}", t.objective), "value": v, "step": step, "timestamp": t.ended_ms}))
+        })
+        .collect();
+    if let Some(v) = t.value {
+        metrics.push(json!({"key": t.objective, "value": v, "step": 0, "timestamp": t.ended_ms}));
+        client.log_batch(
+            &parent,
+            Vec::new(),
+            Vec::new(),
+            vec![
+                json!({"key": t.objective, "value": v, "step": t.number, "timestamp": t.ended_ms}),
+            ],
+        )?;
+    }
+    client.log_batch(&run, pairs(&t.params), pairs(&tags), metrics)?;
+    let status = if t.state == "fail" {
+        "FAILED"
+    } else {
+        "FINISHED"
+    };
+    client.end_run(&run, status, t.ended_ms)?;
+    client.end_run(&parent, "FINISHED", t.ended_ms)
 }

@@ -120,6 +120,18 @@ fn import_aliases(project: &Project, client: &client::Client) -> Result<Vec<Stri
     Ok(imported)
 }
 
+/// Queues a finished tuning trial (`lakebuild tune`) and delivers the queue; nothing when
+/// tracking is off. Never fails: a server that is down leaves it queued.
+pub fn trial_finished(project: &Project, trial: record::TrialRecord) {
+    let Some(client) = client() else { return };
+    if let Err(e) = outbox(project).push(vec![Record::Trial(Box::new(trial))]) {
+        eprintln!("warning: MLflow: cannot queue the trial in the lake: {e:#}");
+        return;
+    }
+    let started = std::time::Instant::now();
+    report_round(deliver_with(project, &client), started);
+}
+
 /// Queues an alias set by `lakebuild model alias` and delivers it.
 pub fn alias_moved(project: &Project, asset: &str, alias: &str, version: i64) {
     let Some(client) = client() else { return };

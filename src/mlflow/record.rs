@@ -9,7 +9,7 @@ use crate::op::tracking::Tracked;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
     /// One materialization of a tracked asset: an MLflow run and a registered version
@@ -29,6 +29,31 @@ pub enum Record {
         alias: String,
         version: i64,
     },
+    /// A finished trial of a tuning study (`lakebuild tune`): an MLflow run nested under
+    /// the study's run, with the trial's params, its objective and intermediate values.
+    Trial(Box<TrialRecord>),
+}
+
+/// What a tuning trial's MLflow run holds (small: no copy of the model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    pub asset: String,
+    pub study: String,
+    pub number: u64,
+    /// complete, pruned or fail.
+    pub state: String,
+    pub params: std::collections::BTreeMap<String, String>,
+    pub objective: String,
+    pub value: Option<f64>,
+    /// (step, value); `None` for a diverged (NaN) step.
+    pub intermediate: Vec<(u64, Option<f64>)>,
+    /// Where its materialization is (absent for a pruned or failed trial).
+    pub key: Option<String>,
+    pub origin: Option<String>,
+    pub version: Option<i64>,
+    pub error: Option<String>,
+    pub started_ms: i64,
+    pub ended_ms: i64,
 }
 
 /// How `asset`'s materializations are tracked: as its op says, and as runs of their own
@@ -81,7 +106,7 @@ pub fn runs(project: &Project, asset: &str, run_id: Option<&str>) -> Result<Vec<
             Record::Run {
                 partition, version, ..
             } => latest.get(partition) == Some(version),
-            Record::Alias { .. } => true,
+            Record::Alias { .. } | Record::Trial(_) => true,
         })
         .collect())
 }

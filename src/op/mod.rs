@@ -77,8 +77,9 @@ pub trait Reports: Send + Sync {
     /// The value the study optimises (an objective of the op).
     fn objective(&self) -> &str;
     /// Reports the objective's intermediate value at `step` (increasing within one
-    /// build); true: the study prunes this trial, and the op should stop with an error.
-    fn report(&self, step: u64, value: f64) -> bool;
+    /// build; `at` says where that is for people, e.g. "fold 2 epoch 3"); true: the
+    /// study prunes this trial, and the op should stop with an error.
+    fn report(&self, step: u64, value: f64, at: &str) -> bool;
 }
 
 /// Earlier partitions a source publishes again (see `Op::restate`).

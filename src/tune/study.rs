@@ -71,9 +71,13 @@ pub struct TrialReport {
     pub table: Option<String>,
     pub version: Option<i64>,
     pub key: Option<String>,
-    /// Intermediate values reported.
+    /// Intermediate values reported, and their values by step (`None`: NaN, diverged).
     pub steps: usize,
+    pub intermediate: Vec<(u64, Option<f64>)>,
     pub seconds: f64,
+    /// When it started and ended (ms since the epoch).
+    pub started_ms: i64,
+    pub ended_ms: i64,
     pub error: Option<String>,
 }
 
@@ -234,8 +238,28 @@ pub fn run(
         best_of(&trials, space.direction).map(|b| b.value),
     ));
     let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let trials = Trials {
+        project,
+        asset,
+        op,
+        space: &space,
+        study_name: &name,
+        study: study.clone(),
+        say: say.clone(),
+        best: best_value.clone(),
+        build: &opts.build,
+    };
     let jobs = opts.jobs.max(1);
+    // The cores split between the trials running at once (each trial's compute runs in
+    // its own pool of that many threads).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_trial = (cores / jobs).max(1);
     let worker = || -> Result<()> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(per_trial)
+            .stack_size(64 << 20)
+            .build()
+            .map_err(|e| anyhow!("cannot start a trial's threads: {e}"))?;
         loop {
             // Ask under the study's lock, so this process's workers count each other.
             let (asked, _running) = {
@@ -264,19 +288,7 @@ pub fn run(
                 .ok_or_else(|| anyhow!("trial {} is held by another process", asked.number))?;
                 (asked, held)
             };
-            let report = trial(
-                project,
-                asset,
-                op,
-                &space,
-                &name,
-                &asked.params,
-                asked.number,
-                &study,
-                &say,
-                &best_value,
-                &opts.build,
-            );
+            let report = pool.install(|| trial(&trials, &asked.params, asked.number));
             let report = match report {
                 Ok(r) => r,
                 Err(e) => {
@@ -337,20 +349,72 @@ pub fn run(
 }
 
 /// One trial: replay a pruned configuration, else build the variant; tell Optuna.
-#[allow(clippy::too_many_arguments)]
-fn trial(
-    project: &Project,
-    asset: &str,
+/// What every trial of one `run` shares.
+struct Trials<'a> {
+    project: &'a Project,
+    asset: &'a str,
     op: &'static dyn crate::op::Op,
-    space: &TuneSpace,
-    study_name: &str,
-    params: &BTreeMap<String, Value>,
-    number: u64,
-    study: &Arc<Mutex<Study>>,
-    say: &Arc<dyn Fn(&str) + Send + Sync>,
-    best: &Arc<Mutex<Option<f64>>>,
-    build: &BuildOptions,
-) -> Result<TrialReport> {
+    space: &'a TuneSpace,
+    study_name: &'a str,
+    study: Arc<Mutex<Study>>,
+    say: Arc<dyn Fn(&str) + Send + Sync>,
+    best: Arc<Mutex<Option<f64>>>,
+    build: &'a BuildOptions,
+}
+
+/// One trial, then its MLflow record (when tracking is on).
+fn trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Result<TrialReport> {
+    let Trials {
+        project,
+        asset,
+        space,
+        study_name,
+        ..
+    } = *t;
+    let mut r = run_trial(t, params, number)?;
+    r.ended_ms = crate::clock::now_ms();
+    crate::mlflow::trial_finished(
+        project,
+        crate::mlflow::record::TrialRecord {
+            asset: asset.to_string(),
+            study: study_name.to_string(),
+            number,
+            state: r.state.clone(),
+            params: params
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), String::from),
+                    )
+                })
+                .collect(),
+            objective: space.objective.clone(),
+            value: r.value,
+            intermediate: r.intermediate.clone(),
+            key: r.key.clone(),
+            origin: r.origin.clone(),
+            version: r.version,
+            error: r.error.clone(),
+            started_ms: r.started_ms,
+            ended_ms: r.ended_ms,
+        },
+    );
+    Ok(r)
+}
+
+/// [`trial`] without its MLflow record.
+fn run_trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Result<TrialReport> {
+    let Trials {
+        project,
+        asset,
+        op,
+        space,
+        study_name,
+        build,
+        ..
+    } = *t;
+    let (study, say, best) = (&t.study, &t.say, &t.best);
     let t0 = Instant::now();
     let channel = Arc::new(Channel {
         study: study.clone(),
@@ -387,7 +451,10 @@ fn trial(
         version: None,
         key: None,
         steps: 0,
+        intermediate: Vec::new(),
         seconds: 0.0,
+        started_ms: crate::clock::now_ms(),
+        ended_ms: 0,
         error: None,
     };
     let key = match variant::key(project, &v, &opts) {
@@ -409,7 +476,11 @@ fn trial(
     let before: Vec<(u64, Option<f64>)> = state_file::read_json(&kept).unwrap_or_default();
     if !before.is_empty() {
         for (step, value) in &before {
-            if channel.report(*step, value.unwrap_or(f64::NAN)) {
+            if channel.report(
+                *step,
+                value.unwrap_or(f64::NAN),
+                &format!("step {step} (kept)"),
+            ) {
                 tell(
                     Outcome::Pruned,
                     vec![
@@ -419,14 +490,16 @@ fn trial(
                 )?;
                 report.state = "pruned".into();
                 report.origin = Some("replayed".into());
-                report.steps = channel.reported()?.len();
+                report.intermediate = channel.kept()?;
+                report.steps = report.intermediate.len();
                 report.seconds = t0.elapsed().as_secs_f64();
                 return Ok(report);
             }
         }
     }
     let result = variant::build_variant(project, &v, &opts, &crate::engine::new_run_id());
-    report.steps = channel.reported()?.len();
+    report.intermediate = channel.kept()?;
+    report.steps = report.intermediate.len();
     let pruned = *channel.pruned.lock().map_err(|_| anyhow!("poisoned"))?;
     match result {
         Ok(built) => {
@@ -478,16 +551,10 @@ fn trial(
             }
         }
         Err(_) if pruned => {
-            // NaN (a diverged step) kept as null.
-            let values: Vec<(u64, Option<f64>)> = channel
-                .reported()?
-                .into_iter()
-                .map(|(s, v)| (s, v.is_finite().then_some(v)))
-                .collect();
             if let Some(dir) = kept.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            state_file::write_json(&kept, &values)?;
+            state_file::write_json(&kept, &report.intermediate)?;
             tell(
                 Outcome::Pruned,
                 vec![
@@ -538,12 +605,15 @@ struct Channel {
 }
 
 impl Channel {
-    fn reported(&self) -> Result<Vec<(u64, f64)>> {
+    /// The values reported so far, NaN (a diverged step) as `None`.
+    fn kept(&self) -> Result<Vec<(u64, Option<f64>)>> {
         Ok(self
             .reported
             .lock()
             .map_err(|_| anyhow!("poisoned"))?
-            .clone())
+            .iter()
+            .map(|&(s, v)| (s, v.is_finite().then_some(v)))
+            .collect())
     }
 }
 
@@ -552,7 +622,7 @@ impl Reports for Channel {
         &self.objective
     }
 
-    fn report(&self, step: u64, value: f64) -> bool {
+    fn report(&self, step: u64, value: f64, at: &str) -> bool {
         let prune = match self.study.lock() {
             Ok(mut s) => s.report(self.number, step, value).unwrap_or_else(|e| {
                 (self.say)(&format!(
@@ -576,7 +646,7 @@ impl Reports for Channel {
             .and_then(|b| *b)
             .map_or(String::new(), |b| format!(" (best {b:+.4})"));
         (self.say)(&format!(
-            "trial {} {}: step {step} {} {value:+.4}{best}{}",
+            "trial {} [{}] {at}: {} {value:+.4}{best}{}",
             self.number,
             self.label,
             self.objective,
@@ -633,7 +703,11 @@ fn label(params: &BTreeMap<String, Value>) -> String {
     params
         .iter()
         .map(|(k, v)| match v.as_f64() {
-            Some(f) if !v.is_i64() => format!("{k}={f:.4e}"),
+            Some(f) if !v.is_i64() && (f == 0.0 || (1e-2..1e4).contains(&f.abs())) => {
+                let fixed = format!("{f:.4}");
+                format!("{k}={}", fixed.trim_end_matches('0').trim_end_matches('.'))
+            }
+            Some(f) if !v.is_i64() => format!("{k}={f:.3e}"),
             _ => format!("{k}={v}"),
         })
         .collect::<Vec<_>>()

@@ -309,7 +309,8 @@ fn progress<'a>(
         Event::Diverged { fold, epoch } => {
             // Reported as NaN: Optuna's pruners prune a trial whose values are NaN.
             if let (Some(r), Some(fold)) = (reports, fold) {
-                r.report((fold * epochs + epoch) as u64, f64::NAN);
+                let at = format!("fold {} epoch {} (diverged)", fold + 1, epoch + 1);
+                r.report((fold * epochs + epoch) as u64, f64::NAN, &at);
             }
             ControlFlow::Continue(())
         }
@@ -342,7 +343,15 @@ fn progress<'a>(
                     .and_then(|i| by_horizon.get(i).copied().flatten()),
             };
             match value {
-                Some(v) if r.report((fold * epochs + epoch) as u64, v) => ControlFlow::Break(()),
+                Some(v)
+                    if r.report(
+                        (fold * epochs + epoch) as u64,
+                        v,
+                        &format!("fold {} epoch {}", fold + 1, epoch + 1),
+                    ) =>
+                {
+                    ControlFlow::Break(())
+                }
                 _ => ControlFlow::Continue(()),
             }
         }
