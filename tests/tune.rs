@@ -430,7 +430,34 @@ for d in [0.0, 0.1]:
         .filter(|t| t["state"] == "PRUNED")
         .collect();
     assert_eq!(pruned.len(), 2, "{seen}");
-    let built = trial_rows(&p)?.iter().filter(|r| r.1 == "built").count();
+    let rows = trial_rows(&p)?;
+    assert_eq!(
+        rows.iter().filter(|r| r.1 == "pruned").count(),
+        2,
+        "{rows:?}"
+    );
+    let built = rows.iter().filter(|r| r.1 == "built").count();
+    // Trials are not the asset's own builds: a pruned (failed) one leaves the model's
+    // status alone, and `retry` refuses a trial's run.
+    let status = tune_json(&p, &["status", "--json"])?;
+    let model = status
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["asset"] == "trained_model"))
+        .ok_or("trained_model's status")?;
+    assert_eq!(model["state"], "missing", "{model}");
+    let trial_run = p
+        .history()?
+        .into_iter()
+        .find(|r| r.outcome == "pruned")
+        .ok_or("a pruned row")?
+        .run_id;
+    let out = at(&p, &["retry", &trial_run])?;
+    assert!(!out.status.success());
+    assert!(
+        output_text(&out).contains("is a tuning trial"),
+        "{}",
+        output_text(&out)
+    );
 
     // The same configurations in another study: the pruned ones are pruned again from
     // their kept values, the complete ones restored: nothing trains.

@@ -282,7 +282,17 @@ pub fn build_variant(
         )?;
         committed(&trial, asset, &key, Origin::Built, Some(ran))
     })();
-    if result.is_err() && !rows.iter().any(|r| r.outcome == "failed") {
+    // A build the study pruned did not fail: its rows say so.
+    if result.is_err() && v.reports.as_ref().is_some_and(|r| r.pruned()) {
+        for r in rows.iter_mut().filter(|r| r.outcome == "failed") {
+            r.outcome = "pruned".into();
+        }
+    }
+    if result.is_err()
+        && !rows
+            .iter()
+            .any(|r| r.outcome == "failed" || r.outcome == "pruned")
+    {
         let now = crate::clock::now_ms();
         let msg = result.as_ref().err().map(|e| format!("{e:#}"));
         let mut r = row(run_id, opts, asset, "failed", 1, started, now, None, msg);

@@ -78,6 +78,11 @@ fn rows_to_frame(rows: &[RunRow]) -> Result<DataFrame> {
 /// that reading it stays fast after years of cron runs.
 const COMPACT_ABOVE: usize = 64;
 
+/// The trigger of every variant build (a tuning trial: `tune:<study>#<trial>`). Its rows
+/// are in the history but are not the asset's own: status, stats, SLAs and `retry` leave
+/// them out.
+pub const VARIANT_TRIGGER: &str = "tune:";
+
 impl RunRow {
     /// Whether this step ended without its work done: it failed, or it was skipped
     /// because an input failed. The one definition `history`, `stats`, SLAs and
@@ -85,12 +90,17 @@ impl RunRow {
     pub fn failed(&self) -> bool {
         self.outcome == "failed" || self.outcome == "skipped"
     }
+
+    /// Whether this row is a variant build's (a tuning trial), not the asset's own.
+    pub fn is_variant(&self) -> bool {
+        self.trigger.starts_with(VARIANT_TRIGGER)
+    }
 }
 
 /// Outcome and span of each run of `asset`, oldest first: (run id, ok, ms).
 pub fn runs_of<'a>(rows: &'a [RunRow], asset: &str) -> Vec<(&'a str, bool, i64)> {
     let mut per: BTreeMap<&str, (i64, i64, bool, i64)> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.asset == asset) {
+    for r in rows.iter().filter(|r| r.asset == asset && !r.is_variant()) {
         let e = per
             .entry(&r.run_id)
             .or_insert((r.started_at, r.ended_at, true, r.started_at));

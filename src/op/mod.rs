@@ -80,6 +80,10 @@ pub trait Reports: Send + Sync {
     /// build; `at` says where that is for people, e.g. "fold 2 epoch 3"); true: the
     /// study prunes this trial, and the op should stop with an error.
     fn report(&self, step: u64, value: f64, at: &str) -> bool;
+    /// Whether the study has pruned this build (its failure is then a pruning).
+    fn pruned(&self) -> bool {
+        false
+    }
 }
 
 /// Earlier partitions a source publishes again (see `Op::restate`).

@@ -25,6 +25,13 @@ pub fn retry_options(
         ))
         .into());
     }
+    if mine.iter().all(|r| r.is_variant()) {
+        return Err(UsageError(format!(
+            "run '{run_id}' is a tuning trial ({}): run `lakebuild tune` again, which resumes its study",
+            mine[0].trigger
+        ))
+        .into());
+    }
     let mut last: BTreeMap<&str, &RunRow> = BTreeMap::new();
     for r in &mine {
         last.insert(r.asset.as_str(), r);

@@ -56,11 +56,12 @@ fn summarize(p: &AssetPlan) -> Option<String> {
     Some(format!("{n} partition(s) to build; first {first}"))
 }
 
-/// The latest history row of each asset, and its latest rows with check results.
+/// The latest history row of each asset, and its latest rows with check results (the
+/// asset's own: not its tuning trials').
 fn latest_rows(rows: &[RunRow]) -> (HashMap<&str, &RunRow>, HashMap<&str, &RunRow>) {
     let mut last: HashMap<&str, &RunRow> = HashMap::new();
     let mut checks: HashMap<&str, &RunRow> = HashMap::new();
-    for r in rows {
+    for r in rows.iter().filter(|r| !r.is_variant()) {
         if r.outcome != "reused" {
             last.insert(&r.asset, r);
         }

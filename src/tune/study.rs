@@ -433,7 +433,10 @@ fn run_trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Resul
         reports: Some(channel.clone()),
     };
     let mut opts = build.clone();
-    opts.trigger = format!("tune:{study_name}#{number}");
+    opts.trigger = format!(
+        "{}{study_name}#{number}",
+        crate::lake::runs::VARIANT_TRIGGER
+    );
     let tell = |outcome: Outcome, attrs: Vec<(&str, Value)>| -> Result<()> {
         let mut s = study.lock().map_err(|_| anyhow!("poisoned"))?;
         for (k, val) in attrs {
@@ -653,6 +656,10 @@ impl Reports for Channel {
             if prune { ": pruned" } else { "" }
         ));
         prune
+    }
+
+    fn pruned(&self) -> bool {
+        self.pruned.lock().is_ok_and(|p| *p)
     }
 }
 
