@@ -343,6 +343,16 @@ fn tune_runs_trials_as_cached_builds_that_optuna_sees_and_the_pipeline_restores(
         .join("\n")
         .replacen("[params]\n", &format!("[params]\n{params}"), 1);
     p.rule("trained_model", &format!("{head}\n{tail}"))?;
+    let plan = tune_json(&p, &["build", "trained_model", "--dry-run", "--json"])?;
+    let model = plan
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["asset"] == "trained_model"))
+        .ok_or("trained_model's plan")?;
+    assert_eq!(
+        model["to_restore"].as_array().map(Vec::len),
+        Some(1),
+        "{model}"
+    );
     let out = at(&p, &["build", "trained_model"])?;
     assert!(out.status.success(), "{}", output_text(&out));
     let last = p

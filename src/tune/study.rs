@@ -13,11 +13,14 @@
 //! - A pruned configuration's intermediate values are kept by key
 //!   (`_lakebuild/tune/pruned/<asset>/<key>.json`): when a study proposes it again they
 //!   are replayed to its pruner, which usually prunes it again with no training.
-//! - Crash safety: a running trial holds a lock (`_lakebuild/tune/running/…`). A study
-//!   opened after its process died finds the trial still `RUNNING` in Optuna's storage
-//!   with its lock free: it is marked `FAIL` (attribute `lakebuild.killed`) and its params
-//!   are queued first, so the next trial trains them again from the training checkpoint
-//!   the killed one left. Killed trials do not count towards `--trials`.
+//! - Crash safety: a `lakebuild tune` process holds a lock for its whole study
+//!   (`_lakebuild/tune/running/<study>-<pid>`) and tags each trial it asks for with its pid.
+//!   A study opened after a process died finds that process's trials still `RUNNING` in
+//!   Optuna's storage with the process's lock free: each is marked `FAIL` (attribute
+//!   `lakebuild.killed`) and its params are queued first, so the next trial trains them
+//!   again from the training checkpoint the killed one left. Killed trials do not count
+//!   towards `--trials`. A live process's trials, and trials of other hosts, are left
+//!   alone.
 
 use super::optuna::{Outcome, StoredTrial, Study};
 use crate::core::error::UsageError;
@@ -204,6 +207,9 @@ pub fn run(
         &study_attrs(asset, &space),
     )?;
     let optuna = study.optuna_version.clone();
+    // This process holds its lock for the whole study; a trial it runs carries its pid
+    // (attribute `lakebuild.pid`, set as the trial is asked for). A RUNNING trial of this
+    // host whose process lock is free belongs to a process that died.
     let running_dir = project
         .lake
         .root
@@ -212,24 +218,44 @@ pub fn run(
         .join("running");
     std::fs::create_dir_all(&running_dir)?;
     let tag = blake3::hash(format!("{storage}\n{name}").as_bytes()).to_hex()[..12].to_string();
-    let running_lock = |n: u64| format!("tune/running/{tag}-{n}");
+    let process_lock = |pid: u64| format!("tune/running/{tag}-{pid}");
+    let me = u64::from(std::process::id());
+    let _alive = lock::try_acquire_named(&project.lake.root, &process_lock(me), "lakebuild tune")?
+        .ok_or_else(|| anyhow!("another process holds this process's study lock"))?;
+    let host = hostname();
 
     // Trials left RUNNING by a process that died: failed, their params queued again.
     let mut recovered = Vec::new();
     for t in trials.iter().filter(|t| t.state == "running") {
-        if let Some(_free) =
-            lock::try_acquire_named(&project.lake.root, &running_lock(t.number), "recovery")?
+        let owner = t.user_attrs.get("lakebuild.pid").and_then(Value::as_u64);
+        let here =
+            t.user_attrs.get("lakebuild.host").and_then(Value::as_str) == Some(host.as_str());
+        let Some(pid) = owner.filter(|p| *p != me && here) else {
+            continue;
+        };
+        let Some(_dead) =
+            lock::try_acquire_named(&project.lake.root, &process_lock(pid), "recovery")?
+        else {
+            continue;
+        };
+        // Still running now (another process may have recovered it meanwhile)?
+        let now = study.trials()?;
+        if now
+            .iter()
+            .find(|x| x.number == t.number)
+            .is_none_or(|x| x.state != "running")
         {
-            study.set_attr(t.number, "lakebuild.killed", Value::from(true))?;
-            study.tell(t.number, Outcome::Failed)?;
-            let attrs = BTreeMap::from([("lakebuild.retry_of".to_string(), Value::from(t.number))]);
-            study.enqueue(&t.params, &attrs)?;
-            say(&format!(
-                "trial {} was left running by a process that stopped: marked failed, its params queued again (training resumes from its checkpoint)",
-                t.number
-            ));
-            recovered.push(t.number);
+            continue;
         }
+        study.set_attr(t.number, "lakebuild.killed", Value::from(true))?;
+        study.tell(t.number, Outcome::Failed)?;
+        let attrs = BTreeMap::from([("lakebuild.retry_of".to_string(), Value::from(t.number))]);
+        study.enqueue(&t.params, &attrs)?;
+        say(&format!(
+            "trial {} was left running by a process that stopped: marked failed, its params queued again (training resumes from its checkpoint)",
+            t.number
+        ));
+        recovered.push(t.number);
     }
 
     let study = Arc::new(Mutex::new(study));
@@ -262,7 +288,7 @@ pub fn run(
             .map_err(|e| anyhow!("cannot start a trial's threads: {e}"))?;
         loop {
             // Ask under the study's lock, so this process's workers count each other.
-            let (asked, _running) = {
+            let asked = {
                 let mut s = study
                     .lock()
                     .map_err(|_| anyhow!("the study's lock is poisoned"))?;
@@ -278,15 +304,7 @@ pub fn run(
                     ("lakebuild.pid".to_string(), Value::from(std::process::id())),
                     ("lakebuild.host".to_string(), Value::from(hostname())),
                 ]);
-                let asked = s.ask(&attrs)?;
-                std::fs::create_dir_all(&running_dir)?;
-                let held = lock::try_acquire_named(
-                    &project.lake.root,
-                    &running_lock(asked.number),
-                    "trial",
-                )?
-                .ok_or_else(|| anyhow!("trial {} is held by another process", asked.number))?;
-                (asked, held)
+                s.ask(&attrs)?
             };
             let report = pool.install(|| trial(&trials, &asked.params, asked.number));
             let report = match report {
