@@ -240,6 +240,19 @@ fn trial_rows(p: &Proj) -> R<Vec<(String, String, i64, i64)>> {
         .collect())
 }
 
+/// How many times each key was trained by tuning trials (the history's `built` rows).
+fn built_keys(p: &Proj) -> R<std::collections::BTreeMap<String, usize>> {
+    let mut keys = std::collections::BTreeMap::new();
+    for r in p
+        .history()?
+        .iter()
+        .filter(|r| r.is_variant() && r.outcome == "built")
+    {
+        *keys.entry(r.key.clone().unwrap_or_default()).or_default() += 1;
+    }
+    Ok(keys)
+}
+
 /// Optuna's own view of a study in the lake's default journal.
 fn load_study(p: &Proj, study: &str) -> R<Value> {
     let journal = p.path("lake/_lakebuild/tune/optuna.log");
@@ -522,15 +535,12 @@ fn parallel_trials_overlap_and_never_build_one_key_twice() -> R {
     assert!(seen.iter().all(|t| t["state"] == "COMPLETE"), "{seen:?}");
     // Every key trained once, however many trials drew it.
     let history = p.history()?;
-    let mut keys = std::collections::BTreeMap::<String, usize>::new();
-    let mut intervals = Vec::new();
-    for r in history
+    let keys = built_keys(&p)?;
+    let intervals: Vec<(i64, i64)> = history
         .iter()
-        .filter(|r| r.trigger.starts_with("tune:") && r.outcome == "built")
-    {
-        *keys.entry(r.key.clone().unwrap_or_default()).or_default() += 1;
-        intervals.push((r.started_at, r.ended_at));
-    }
+        .filter(|r| r.is_variant() && r.outcome == "built")
+        .map(|r| (r.started_at, r.ended_at))
+        .collect();
     assert!(
         keys.values().all(|n| *n == 1),
         "a key built twice: {keys:?}"
@@ -608,14 +618,7 @@ fn a_killed_study_resumes_without_a_duplicate_trial() -> R {
         .filter(|t| t["params"] == seen[1]["params"])
         .collect();
     assert_eq!(retried.len(), 1, "{seen:?}");
-    let mut keys = std::collections::BTreeMap::<String, usize>::new();
-    for r in p
-        .history()?
-        .iter()
-        .filter(|r| r.trigger.starts_with("tune:") && r.outcome == "built")
-    {
-        *keys.entry(r.key.clone().unwrap_or_default()).or_default() += 1;
-    }
+    let keys = built_keys(&p)?;
     assert!(keys.values().all(|n| *n == 1), "{keys:?}");
     assert_eq!(keys.len(), 3, "{keys:?} {seen:?}");
     Ok(())

@@ -51,7 +51,7 @@ pub fn dry_run_with(
     let mut whole_stale: BTreeSet<String> = BTreeSet::new();
     let mut plans = Vec::new();
     for asset in &assets {
-        let mut variants = None;
+        let variants = super::variant::VariantKeys::new(project, asset);
         let prep = prepare(project, states, asset, opts)?;
         let mut plan = AssetPlan {
             asset: asset.clone(),
@@ -109,14 +109,8 @@ pub fn dry_run_with(
             mine.insert(a.id);
             // As the build does: an older version, or a tuning trial's (variants table).
             let restorable = may_restore(&a, opts.force)
-                && (restorable_file(&prep.state, &a.key).is_some() || {
-                    let side = match &variants {
-                        Some(s) => s,
-                        None => variants.insert(super::variant::side_state(project, asset)?),
-                    };
-                    side.as_ref()
-                        .is_some_and(|s| restorable_file(s, &a.key).is_some())
-                });
+                && (restorable_file(&prep.state, &a.key).is_some()
+                    || variants.restorable(&a.key)?.is_some());
             if restorable {
                 plan.to_restore.push(a.id);
             } else {

@@ -112,7 +112,7 @@ pub(crate) fn run_step(
     // that built it (the asset's variants table: its file is copied in first).
     let mut restores = Vec::new();
     let mut compute: Vec<Assessment> = Vec::new();
-    let mut variants = None;
+    let variants = super::variant::VariantKeys::new(project, asset);
     for a in stale {
         if !may_restore(&a, opts.force) {
             compute.push(a);
@@ -122,14 +122,7 @@ pub(crate) fn run_step(
             restores.push((a, k.clone()));
             continue;
         }
-        let side = match &variants {
-            Some(s) => s,
-            None => variants.insert(super::variant::side_state(project, asset)?),
-        };
-        match side
-            .as_ref()
-            .and_then(|s| restorable_file(s, &a.key).map(|k| (s, k)))
-        {
+        match variants.restorable(&a.key)? {
             Some((s, k)) => {
                 super::variant::copy_file(&s.table, &table_dir, &k.record.file)?;
                 restores.push((a, k.clone()));

@@ -22,6 +22,7 @@ use super::publish::publish;
 use super::retry::run_with_retry;
 use crate::core::error::UsageError;
 use crate::core::partition::PartitionId;
+use crate::core::table_state::{AssetState, KeyedFile};
 use crate::lake::{lock, parquet, runs};
 use crate::op::Reports;
 use anyhow::{Context, Result, anyhow, bail};
@@ -44,8 +45,7 @@ pub struct Variant {
 }
 
 /// Where a variant's materialization came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     /// The op ran.
     Built,
@@ -54,6 +54,17 @@ pub enum Origin {
     /// A version of the asset's own table held it (built by the pipeline with these
     /// params): no op ran, nothing was committed.
     AssetTable,
+}
+
+impl Origin {
+    /// Its name in reports and in a study's trial attributes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Built => "built",
+            Origin::Restored => "restored",
+            Origin::AssetTable => "asset_table",
+        }
+    }
 }
 
 /// A finished variant: its key and the table and version that hold its materialization.
@@ -65,8 +76,6 @@ pub struct Built {
     pub version: i64,
     /// The materialization's file, relative to `table`.
     pub file: String,
-    /// When the op ran (ms since the epoch), for a built one.
-    pub ran: Option<(i64, i64)>,
 }
 
 impl Built {
@@ -81,17 +90,40 @@ pub fn side_table(project: &Project, asset: &str) -> PathBuf {
     variants_dir(&project.lake.root, asset).join("table")
 }
 
-/// The state of `asset`'s variants table, if it has one (a build restores a key a
-/// tuning trial built from it).
-pub fn side_state(
-    project: &Project,
-    asset: &str,
-) -> Result<Option<crate::core::table_state::AssetState>> {
-    let table = side_table(project, asset);
-    if !table.join("_delta_log").is_dir() {
-        return Ok(None);
+/// The variants table of one asset, read on first use: where a build, and its plan, look
+/// for a key no version of the asset's own table holds (a tuning trial built it).
+pub(crate) struct VariantKeys<'p> {
+    project: &'p Project,
+    asset: &'p str,
+    state: std::cell::OnceCell<Option<AssetState>>,
+}
+
+impl<'p> VariantKeys<'p> {
+    pub(crate) fn new(project: &'p Project, asset: &'p str) -> Self {
+        VariantKeys {
+            project,
+            asset,
+            state: std::cell::OnceCell::new(),
+        }
     }
-    Ok(Some(crate::lake::log::load(&table)?))
+
+    /// The variants table's state and its latest file that holds `key`, if any.
+    pub(crate) fn restorable(&self, key: &str) -> Result<Option<(&AssetState, &KeyedFile)>> {
+        if self.state.get().is_none() {
+            let table = side_table(self.project, self.asset);
+            let state = if table.join("_delta_log").is_dir() {
+                Some(crate::lake::log::load(&table)?)
+            } else {
+                None
+            };
+            let _ = self.state.set(state);
+        }
+        Ok(self
+            .state
+            .get()
+            .and_then(Option::as_ref)
+            .and_then(|s| restorable_file(s, key).map(|k| (s, k))))
+    }
 }
 
 /// Copies a data file of one table into another under the same name (a hard link where
@@ -191,29 +223,19 @@ pub fn build_variant(
     // The key under the inputs as they are now; claimed, then assessed again (whoever
     // held the claim may have built it, or the inputs moved meanwhile).
     let mut key = assess(&trial, asset, opts)?.0;
-    let mut claim = lock::acquire_named(
-        lake_root,
-        &rel(&format!("claims/{key}")),
-        run_id,
-        CLAIM_WAIT,
-    )?;
-    loop {
-        let now = assess(&trial, asset, opts)?.0;
-        if now == key {
-            break;
-        }
-        drop(claim);
-        key = now;
-        claim = lock::acquire_named(
+    let (_claim, prep, states) = loop {
+        let claim = lock::acquire_named(
             lake_root,
             &rel(&format!("claims/{key}")),
             run_id,
             CLAIM_WAIT,
         )?;
-    }
-    let _claim = claim;
-
-    let (_, prep, states) = assess(&trial, asset, opts)?;
+        let (now, prep, states) = assess(&trial, asset, opts)?;
+        if now == key {
+            break (claim, prep, states);
+        }
+        key = now;
+    };
     let a = prep
         .assess_all(asset, opts, false)
         .into_iter()
@@ -244,12 +266,10 @@ pub fn build_variant(
                 table,
                 version: k.version,
                 file: k.record.file.clone(),
-                ran: None,
             });
         }
         let mut prep = prep;
         prep.reports = v.reports.clone();
-        let ran_from = crate::clock::now_ms();
         let out = run_with_retry(
             &prep,
             asset,
@@ -261,7 +281,6 @@ pub fn build_variant(
             &mut rows,
             opts,
         )?;
-        let ran = (ran_from, crate::clock::now_ms());
         // Committed against the side table as it is now (other variants commit too),
         // with the key and reads the op ran under.
         let _table = lock::acquire_named(lake_root, &rel("table.lock"), run_id, TABLE_WAIT)?;
@@ -280,7 +299,7 @@ pub fn build_variant(
             opts,
             started,
         )?;
-        committed(&trial, asset, &key, Origin::Built, Some(ran))
+        committed(&trial, asset, &key)
     })();
     // A build the study pruned did not fail: its rows say so.
     if result.is_err() && v.reports.as_ref().is_some_and(|r| r.pruned()) {
@@ -326,13 +345,7 @@ fn assess<'a>(
 }
 
 /// The side table's current materialization, which must hold `key`.
-fn committed(
-    trial: &Project,
-    asset: &str,
-    key: &str,
-    origin: Origin,
-    ran: Option<(i64, i64)>,
-) -> Result<Built> {
+fn committed(trial: &Project, asset: &str, key: &str) -> Result<Built> {
     let state = crate::lake::log::load(&trial.lake.table(asset))?;
     let c = state
         .current
@@ -341,10 +354,9 @@ fn committed(
         .ok_or_else(|| anyhow!("the variant of '{asset}' was not published (its checks?)"))?;
     Ok(Built {
         key: key.to_string(),
-        origin,
+        origin: Origin::Built,
         table: trial.lake.table(asset),
         version: c.version,
         file: c.record().file.clone(),
-        ran,
     })
 }

@@ -27,7 +27,7 @@ use crate::core::error::UsageError;
 use crate::core::rule::tune::{Direction, TuneSpace};
 use crate::engine::BuildOptions;
 use crate::engine::project::Project;
-use crate::engine::variant::{self, Built, Origin, Variant};
+use crate::engine::variant::{self, Origin, Variant};
 use crate::lake::{lock, state_file};
 use crate::op::Reports;
 use anyhow::{Result, anyhow};
@@ -74,7 +74,8 @@ pub struct TrialReport {
     pub table: Option<String>,
     pub version: Option<i64>,
     pub key: Option<String>,
-    /// Intermediate values reported, and their values by step (`None`: NaN, diverged).
+    /// How many intermediate values were reported, and their values by step (`None`:
+    /// NaN, diverged).
     pub steps: usize,
     pub intermediate: Vec<(u64, Option<f64>)>,
     pub seconds: f64,
@@ -153,8 +154,16 @@ fn study_attrs(asset: &str, space: &TuneSpace) -> BTreeMap<String, Value> {
     ])
 }
 
-/// Opens the study and reports its best trial, running nothing (`--best`).
-pub fn best(project: &Project, opts: &TuneOptions) -> Result<StudyReport> {
+/// What a study opened for `opts` is: its space, storage, name and Optuna's version.
+struct Opened {
+    space: TuneSpace,
+    storage: String,
+    name: String,
+    optuna: String,
+}
+
+/// Opens the study of `opts`: what it is, the bridge, and its trials as they are now.
+fn open(project: &Project, opts: &TuneOptions) -> Result<(Opened, Study, Vec<StoredTrial>)> {
     let space = space_of(project, &opts.asset, opts.seed)?;
     let storage = storage_of(project, opts.storage.as_deref())?;
     let name = opts.study.clone().unwrap_or_else(|| opts.asset.clone());
@@ -165,19 +174,49 @@ pub fn best(project: &Project, opts: &TuneOptions) -> Result<StudyReport> {
         &space,
         &study_attrs(&opts.asset, &space),
     )?;
-    Ok(StudyReport {
-        study: name,
-        storage,
-        asset: opts.asset.clone(),
-        objective: space.objective.clone(),
-        direction: space.direction.name().into(),
-        optuna: study.optuna_version.clone(),
-        trials: Vec::new(),
-        finished: trials.iter().filter(|t| counts(t)).count(),
-        size: opts.trials.unwrap_or(space.trials),
-        recovered: Vec::new(),
-        best: best_of(&trials, space.direction),
-    })
+    let optuna = study.optuna_version.clone();
+    Ok((
+        Opened {
+            space,
+            storage,
+            name,
+            optuna,
+        },
+        study,
+        trials,
+    ))
+}
+
+impl Opened {
+    /// The report of a run that ran `trials` and recovered `recovered`, with the study's
+    /// trials `all` as they are now.
+    fn report(
+        &self,
+        opts: &TuneOptions,
+        trials: Vec<TrialReport>,
+        all: &[StoredTrial],
+        recovered: Vec<u64>,
+    ) -> StudyReport {
+        StudyReport {
+            study: self.name.clone(),
+            storage: self.storage.clone(),
+            asset: opts.asset.clone(),
+            objective: self.space.objective.clone(),
+            direction: self.space.direction.name().into(),
+            optuna: self.optuna.clone(),
+            trials,
+            finished: all.iter().filter(|t| counts(t)).count(),
+            size: opts.trials.unwrap_or(self.space.trials),
+            recovered,
+            best: best_of(all, self.space.direction),
+        }
+    }
+}
+
+/// Opens the study and reports its best trial, running nothing (`--best`).
+pub fn best(project: &Project, opts: &TuneOptions) -> Result<StudyReport> {
+    let (opened, _study, all) = open(project, opts)?;
+    Ok(opened.report(opts, Vec::new(), &all, Vec::new()))
 }
 
 /// Runs the study (see the module doc). `say` gets the progress lines.
@@ -187,7 +226,6 @@ pub fn run(
     say: Arc<dyn Fn(&str) + Send + Sync>,
 ) -> Result<StudyReport> {
     let asset = opts.asset.as_str();
-    let space = space_of(project, asset, opts.seed)?;
     let rule = project
         .rules
         .get(asset)
@@ -196,17 +234,14 @@ pub fn run(
         .registry
         .find(&rule.op)
         .ok_or_else(|| anyhow!("op '{}' is not registered", rule.op))?;
-    let storage = storage_of(project, opts.storage.as_deref())?;
-    let name = opts.study.clone().unwrap_or_else(|| asset.to_string());
+    let (opened, mut study, trials) = open(project, opts)?;
+    let Opened {
+        space,
+        storage,
+        name,
+        ..
+    } = &opened;
     let size = opts.trials.unwrap_or(space.trials);
-    let (mut study, trials) = Study::open(
-        &opts.python,
-        &storage,
-        &name,
-        &space,
-        &study_attrs(asset, &space),
-    )?;
-    let optuna = study.optuna_version.clone();
     // This process holds its lock for the whole study; a trial it runs carries its pid
     // (attribute `lakebuild.pid`, set as the trial is asked for). A RUNNING trial of this
     // host whose process lock is free belongs to a process that died.
@@ -268,8 +303,8 @@ pub fn run(
         project,
         asset,
         op,
-        space: &space,
-        study_name: &name,
+        space,
+        study_name: name,
         study: study.clone(),
         say: say.clone(),
         best: best_value.clone(),
@@ -302,18 +337,12 @@ pub fn run(
                 }
                 let attrs = BTreeMap::from([
                     ("lakebuild.pid".to_string(), Value::from(std::process::id())),
-                    ("lakebuild.host".to_string(), Value::from(hostname())),
+                    ("lakebuild.host".to_string(), Value::from(host.as_str())),
                 ]);
                 s.ask(&attrs)?
             };
-            let report = pool.install(|| trial(&trials, &asked.params, asked.number));
-            let report = match report {
-                Ok(r) => r,
-                Err(e) => {
-                    // The study could not be told: stop this worker, say why.
-                    return Err(e);
-                }
-            };
+            // An error here is Optuna's (the study could not be told): this worker stops.
+            let report = pool.install(|| trial(&trials, &asked.params, asked.number))?;
             if let (Some(v), "complete") = (report.value, report.state.as_str())
                 && let Ok(mut b) = best_value.lock()
                 && b.is_none_or(|b| better(v, b, space.direction))
@@ -350,23 +379,10 @@ pub fn run(
         r?;
     }
     let all = study.lock().map_err(|_| anyhow!("poisoned"))?.trials()?;
-    let trials = std::mem::take(&mut *done.lock().map_err(|_| anyhow!("poisoned"))?);
-    Ok(StudyReport {
-        study: name,
-        storage,
-        asset: asset.to_string(),
-        objective: space.objective.clone(),
-        direction: space.direction.name().into(),
-        optuna,
-        trials,
-        finished: all.iter().filter(|t| counts(t)).count(),
-        size,
-        recovered,
-        best: best_of(&all, space.direction),
-    })
+    let ran = std::mem::take(&mut *done.lock().map_err(|_| anyhow!("poisoned"))?);
+    Ok(opened.report(opts, ran, &all, recovered))
 }
 
-/// One trial: replay a pruned configuration, else build the variant; tell Optuna.
 /// What every trial of one `run` shares.
 struct Trials<'a> {
     project: &'a Project,
@@ -391,6 +407,8 @@ fn trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Result<Tr
     } = *t;
     let mut r = run_trial(t, params, number)?;
     r.ended_ms = crate::clock::now_ms();
+    r.seconds = (r.ended_ms - r.started_ms) as f64 / 1000.0;
+    r.steps = r.intermediate.len();
     crate::mlflow::trial_finished(
         project,
         crate::mlflow::record::TrialRecord {
@@ -421,7 +439,8 @@ fn trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Result<Tr
     Ok(r)
 }
 
-/// [`trial`] without its MLflow record.
+/// One trial without its MLflow record: replay a pruned configuration, else build the
+/// variant; tell Optuna.
 fn run_trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Result<TrialReport> {
     let Trials {
         project,
@@ -433,7 +452,6 @@ fn run_trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Resul
         ..
     } = *t;
     let (study, say, best) = (&t.study, &t.say, &t.best);
-    let t0 = Instant::now();
     let channel = Arc::new(Channel {
         study: study.clone(),
         number,
@@ -487,7 +505,6 @@ fn run_trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Resul
                 vec![("lakebuild.error", Value::from(msg.clone()))],
             )?;
             report.error = Some(msg);
-            report.seconds = t0.elapsed().as_secs_f64();
             return Ok(report);
         }
     };
@@ -512,58 +529,43 @@ fn run_trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Resul
                 report.state = "pruned".into();
                 report.origin = Some("replayed".into());
                 report.intermediate = channel.kept()?;
-                report.steps = report.intermediate.len();
-                report.seconds = t0.elapsed().as_secs_f64();
                 return Ok(report);
             }
         }
     }
     let result = variant::build_variant(project, &v, &opts, &crate::engine::new_run_id());
     report.intermediate = channel.kept()?;
-    report.steps = report.intermediate.len();
-    let pruned = *channel.pruned.lock().map_err(|_| anyhow!("poisoned"))?;
     match result {
         Ok(built) => {
             let value = built
                 .frame()
-                .and_then(|f| op.objective(&f, &space.objective));
-            let attrs = |b: &Built| {
-                vec![
-                    ("lakebuild.key", Value::from(b.key.clone())),
-                    (
-                        "lakebuild.origin",
-                        serde_json::to_value(b.origin).unwrap_or_default(),
-                    ),
-                    (
-                        "lakebuild.table",
-                        Value::from(b.table.to_string_lossy().to_string()),
-                    ),
-                    ("lakebuild.version", Value::from(b.version)),
-                ]
-            };
-            report.origin = serde_json::to_value(built.origin)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from));
+                .and_then(|f| op.objective(&f, &space.objective))
+                .and_then(|v| match v.is_finite() {
+                    true => Ok(v),
+                    false => Err(anyhow!("the objective {} is {v}", space.objective)),
+                });
+            let mut attrs = vec![
+                ("lakebuild.key", Value::from(built.key.clone())),
+                ("lakebuild.origin", Value::from(built.origin.name())),
+                (
+                    "lakebuild.table",
+                    Value::from(built.table.to_string_lossy().to_string()),
+                ),
+                ("lakebuild.version", Value::from(built.version)),
+            ];
+            report.origin = Some(built.origin.name().into());
             report.table = Some(built.table.to_string_lossy().to_string());
             report.version = Some(built.version);
             match value {
-                Ok(v) if v.is_finite() => {
-                    tell(Outcome::Complete(v), attrs(&built))?;
+                Ok(v) => {
+                    tell(Outcome::Complete(v), attrs)?;
                     report.state = "complete".into();
                     report.value = Some(v);
                 }
-                Ok(v) => {
-                    let msg = format!("the objective {} is {v}", space.objective);
-                    let mut a = attrs(&built);
-                    a.push(("lakebuild.error", Value::from(msg.clone())));
-                    tell(Outcome::Failed, a)?;
-                    report.error = Some(msg);
-                }
                 Err(e) => {
                     let msg = format!("{e:#}");
-                    let mut a = attrs(&built);
-                    a.push(("lakebuild.error", Value::from(msg.clone())));
-                    tell(Outcome::Failed, a)?;
+                    attrs.push(("lakebuild.error", Value::from(msg.clone())));
+                    tell(Outcome::Failed, attrs)?;
                     report.error = Some(msg);
                 }
             }
@@ -571,7 +573,7 @@ fn run_trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Resul
                 let _ = std::fs::remove_file(&kept);
             }
         }
-        Err(_) if pruned => {
+        Err(_) if channel.pruned() => {
             if let Some(dir) = kept.parent() {
                 std::fs::create_dir_all(dir)?;
             }
@@ -598,7 +600,6 @@ fn run_trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Resul
             report.error = Some(msg);
         }
     }
-    report.seconds = t0.elapsed().as_secs_f64();
     Ok(report)
 }
 
