@@ -8,50 +8,12 @@
 //! hashing throughput against `b3sum` on the same files when `b3sum` is on PATH.
 
 use lakebuild::engine::sources::hash_file;
-use polars::prelude::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const CODES: usize = 20;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_lakebuild")
-}
-
-fn days(n: usize) -> Vec<chrono::NaiveDate> {
-    let mut d = chrono::NaiveDate::from_ymd_opt(2015, 1, 1).unwrap_or_default();
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        use chrono::Datelike;
-        if d.weekday().num_days_from_monday() < 5 {
-            out.push(d);
-        }
-        d = d.succ_opt().unwrap_or(d);
-    }
-    out
-}
-
-fn write_source(path: &Path, n: usize) -> anyhow::Result<()> {
-    let ds = days(n);
-    let mut date = Vec::with_capacity(n * CODES);
-    let mut code = Vec::with_capacity(n * CODES);
-    let mut x = Vec::with_capacity(n * CODES);
-    for (i, d) in ds.iter().enumerate() {
-        for c in 0..CODES {
-            date.push(*d);
-            code.push(format!("{}", 1300 + c));
-            x.push(((i * 31 + c * 17) % 97) as f64 / 7.0);
-        }
-    }
-    let mut df = DataFrame::new_infer_height(vec![
-        Column::new("Date".into(), date),
-        Column::new("Code".into(), code),
-        Column::new("x".into(), x),
-    ])?;
-    lakebuild::lake::parquet::write(&mut df, path)?;
-    Ok(())
-}
+mod common;
+use common::{CODES, bin, write_engine_rules, write_source};
 
 fn run(root: &Path, args: &[&str]) -> anyhow::Result<Duration> {
     let t = Instant::now();
@@ -92,21 +54,7 @@ fn main() -> anyhow::Result<()> {
     let root = kept.as_deref().unwrap_or(dir.path());
     std::fs::create_dir_all(root.join("rules"))?;
     write_source(&root.join("data/src.parquet"), n)?;
-    std::fs::write(
-        root.join("rules/a0.toml"),
-        "op = \"files\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\n[params]\npath = \"data/src.parquet\"\n",
-    )?;
-    for i in 1..10 {
-        let window = if i % 3 == 0 { "[-4, 0]" } else { "[0, 0]" };
-        std::fs::write(
-            root.join(format!("rules/a{i}.toml")),
-            format!(
-                "op = \"sql\"\npartitioned = \"daily\"\nkey_columns = [\"Code\", \"Date\"]\ninputs = [{{ asset = \"a{}\", window = {window} }}]\n[params]\nquery = \"SELECT {{{{date}}}} AS Date, Code, AVG(x) * {i} AS x FROM a{} GROUP BY Code\"\n",
-                i - 1,
-                i - 1
-            ),
-        )?;
-    }
+    write_engine_rules(root)?;
     println!("lake: 10 assets x {n} daily partitions x {CODES} rows (cargo bench --bench engine)");
 
     let full = run(root, &["build", "-q", "-j", "2"])?;

@@ -19,6 +19,7 @@
 //!   outbox in the lake (finance-free: what a run records comes from the op).
 //! - [`orchestration`]: jobs, schedules, sensors, SLAs, alerts, metrics export.
 //! - [`query`]: `status`, `graph`, `history` / `stats`, lineage (`why`).
+//! - [`web`]: `lakebuild serve`, the web UI and its JSON API (a front end like the CLI).
 //! - [`cli`]: argument parsing, dispatch and printing.
 
 pub mod cli;
@@ -34,6 +35,7 @@ pub mod ops;
 pub mod orchestration;
 pub mod query;
 pub mod tune;
+pub mod web;
 
 use std::sync::{Arc, OnceLock};
 

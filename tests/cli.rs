@@ -474,3 +474,25 @@ fi
     );
     Ok(())
 }
+
+#[test]
+fn a_lake_url_is_refused_not_taken_for_a_folder_name() -> R {
+    let p = pipeline(5)?;
+    let out = p.fails(&["--lake", "s3://bucket/demo", "build"], 2)?;
+    assert!(
+        out.contains("--lake / LAKEBUILD_LAKE is 's3://bucket/demo'")
+            && out.contains("'s3://' URLs are not supported"),
+        "{out}"
+    );
+    let out = p
+        .cmd(&["build"])
+        .env("LAKEBUILD_LAKE", "gs://bucket/demo")
+        .output()?;
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        !p.path("s3:").exists() && !p.path("gs:").exists(),
+        "no folder named after a URL"
+    );
+    assert!(!p.path("lake").exists(), "nothing was built anywhere");
+    Ok(())
+}

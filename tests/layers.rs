@@ -29,6 +29,22 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["core", "clock", "lake", "op", "engine", "query", "mlflow"],
     ),
     (
+        "web",
+        &[
+            "core",
+            "clock",
+            "lake",
+            "op",
+            "ops",
+            "engine",
+            "jp_equity",
+            "query",
+            "mlflow",
+            "tune",
+            "orchestration",
+        ],
+    ),
+    (
         "cli",
         &[
             "core",
@@ -42,6 +58,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "mlflow",
             "tune",
             "orchestration",
+            "web",
             "lib",
         ],
     ),

@@ -223,6 +223,17 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The web UI and its JSON API (/api/…): the asset graph, assets, runs, schedules,
+    /// SLAs, alerts and models. Read-only unless LAKEBUILD_UI_TOKEN is set; actions
+    /// (launch a job, retry a run) then need the token.
+    Serve {
+        /// Address to listen on (port 0: any free port, printed at start).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        bind: std::net::SocketAddr,
+        /// Another host name the server answers to (e.g. behind a proxy); repeatable.
+        #[arg(long = "allow-host", value_name = "NAME")]
+        allow_host: Vec<String>,
+    },
     /// Remove data files no version references, and files out of the current version
     /// for longer than the retention period.
     Gc {
@@ -346,18 +357,21 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     }
 }
 
+fn given_of(g: &Global) -> crate::engine::settings::Given {
+    crate::engine::settings::Given {
+        lake: g.lake.clone(),
+        rules: g.rules.clone(),
+        timezone: g.timezone.clone(),
+    }
+}
+
 fn run(cli: Cli) -> Result<i32> {
     let root = match &cli.global.directory {
         Some(d) => d.clone(),
         None => std::env::current_dir()?,
     };
     let g = &cli.global;
-    let given = crate::engine::settings::Given {
-        lake: g.lake.clone(),
-        rules: g.rules.clone(),
-        timezone: g.timezone.clone(),
-    };
-    let project = Project::open(crate::registry(), &root, given)?;
+    let project = Project::open(crate::registry(), &root, given_of(g))?;
     match cli.command {
         None => build::run_build(&project, &cli.build, g),
         Some(Command::Build(a)) => build::run_build(&project, &a, g),
@@ -388,6 +402,15 @@ fn run(cli: Cli) -> Result<i32> {
         Some(Command::Model { command }) => model::run(&project, command),
         Some(Command::Tune(a)) => tune::run(&project, g, a),
         Some(Command::Mlflow { command }) => mlflow::run(&project, command),
+        Some(Command::Serve { bind, allow_host }) => {
+            let opts = crate::web::ServeOptions {
+                bind,
+                allow_hosts: allow_host,
+                token: std::env::var("LAKEBUILD_UI_TOKEN").ok(),
+            };
+            crate::web::serve(crate::registry(), root.clone(), given_of(g), opts)?;
+            Ok(0)
+        }
         Some(Command::Gc {
             retention,
             dry_run,

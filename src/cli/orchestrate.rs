@@ -131,31 +131,19 @@ pub(super) fn cron(project: &Project, every: u32) -> Result<i32> {
 
 pub(super) fn jobs(project: &Project, json: bool) -> Result<i32> {
     let jobs = job_files::load(&project.rules_dir, &project.rules)?;
-    let now = crate::clock::now_utc()?;
-    let mut listed = Vec::new();
-    for j in &jobs {
-        let next = crate::orchestration::schedule::next_run(j, now);
-        listed.push(serde_json::json!({
-            "name": j.name,
-            "description": j.description,
-            "select": j.select,
-            "assets": j.assets,
-            "partitions": j.partitions,
-            "cron": j.schedule.as_ref().map(|s| s.cron.clone()),
-            "timezone": j.schedule.as_ref().map(|s| s.timezone.to_string()),
-            "catch_up": j.schedule.as_ref().map(|s| s.catch_up),
-            "next": next,
-        }));
-        if json {
-            continue;
-        }
+    let listed = crate::orchestration::schedule::listing(&jobs, crate::clock::now_utc()?);
+    if json {
+        print_json(&listed)?;
+        return Ok(0);
+    }
+    for (j, l) in jobs.iter().zip(&listed) {
         let sched = match &j.schedule {
             Some(s) => format!(
                 "cron \"{}\" {} (catch_up {:?}), next {}",
                 s.cron,
                 s.timezone,
                 s.catch_up,
-                next.as_deref().unwrap_or("-")
+                l.next.as_deref().unwrap_or("-")
             ),
             None => "no schedule".into(),
         };
@@ -166,9 +154,7 @@ pub(super) fn jobs(project: &Project, json: bool) -> Result<i32> {
             j.partitions
         );
     }
-    if json {
-        print_json(&listed)?;
-    } else if jobs.is_empty() {
+    if jobs.is_empty() {
         println!("no jobs: add rules/jobs/<name>.toml");
     }
     Ok(0)

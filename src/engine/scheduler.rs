@@ -33,7 +33,9 @@ pub fn build(project: &Project, opts: &BuildOptions) -> Result<BuildReport> {
         history_recovery::recover(project, &states, &run_id)?;
         history_recovery::begin(&project.lake, &run_id, &opts.trigger)?;
     }
-    let progress = Progress::new(opts.progress);
+    let mut progress = Progress::new(opts.progress);
+    let _live = (!opts.dry_run)
+        .then(|| progress.publish(project.lake.root.clone(), &run_id, &opts.trigger));
     let deps: HashMap<&str, Vec<&str>> = assets
         .iter()
         .map(|a| {

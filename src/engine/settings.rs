@@ -87,17 +87,57 @@ pub fn load(root: &Path, given: Given) -> Result<Settings> {
         })?),
         (None, None) => None,
     };
+    let lake = folder("lake", given.lake, raw.lake, &path)?;
+    let rules = folder("rules", given.rules, raw.rules, &path)?;
     Ok(Settings {
-        lake: given
-            .lake
-            .or(raw.lake.map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("lake")),
-        rules: given
-            .rules
-            .or(raw.rules.map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("rules")),
+        lake: lake.unwrap_or_else(|| PathBuf::from("lake")),
+        rules: rules.unwrap_or_else(|| PathBuf::from("rules")),
         timezone,
     })
+}
+
+/// The folder setting `name` (`lake` or `rules`): the flag's (or its environment
+/// variable's) value, else the file's. A folder, never a URL: `s3://bucket/demo` taken as a
+/// path would build "successfully" into a local folder named `s3:`, so any `scheme://`
+/// other than `file://` is refused, naming where it came from.
+fn folder(
+    name: &str,
+    given: Option<PathBuf>,
+    file: Option<String>,
+    file_path: &Path,
+) -> Result<Option<PathBuf>> {
+    let (value, from) = match (given, file) {
+        (Some(g), _) => (
+            g,
+            format!("--{name} / LAKEBUILD_{}", name.to_ascii_uppercase()),
+        ),
+        (None, Some(f)) => (
+            PathBuf::from(f),
+            format!("{}'s `{name}`", file_path.display()),
+        ),
+        (None, None) => return Ok(None),
+    };
+    let text = value.to_string_lossy();
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Ok(Some(value));
+    };
+    let is_scheme = !scheme.is_empty()
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c));
+    if !is_scheme {
+        return Ok(Some(value));
+    }
+    if scheme.eq_ignore_ascii_case("file") {
+        return Ok(Some(PathBuf::from(rest)));
+    }
+    Err(UsageError(format!(
+        "{from} is '{text}': the {name} must be a local folder (a path, or file://PATH); \
+         '{scheme}://' URLs are not supported, and lakebuild will not take one for a folder \
+         name. Give a path, e.g. --{name} {name}"
+    ))
+    .into())
 }
 
 fn located(path: &Path, text: &str, offset: Option<usize>) -> String {
@@ -111,6 +151,39 @@ fn located(path: &Path, text: &str, offset: Option<usize>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_refused_as_a_folder_naming_where_it_came_from() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let given = Given {
+            lake: Some("s3://bucket/demo".into()),
+            ..Given::default()
+        };
+        let e = format!("{:#}", load(dir.path(), given).unwrap_err());
+        assert!(
+            e.contains("--lake / LAKEBUILD_LAKE is 's3://bucket/demo'"),
+            "{e}"
+        );
+        assert!(e.contains("'s3://' URLs are not supported"), "{e}");
+        std::fs::write(dir.path().join(FILE), "rules = \"gs://b/rules\"\n")?;
+        let e = format!("{:#}", load(dir.path(), Given::default()).unwrap_err());
+        assert!(
+            e.contains("lakebuild.toml's `rules` is 'gs://b/rules'"),
+            "{e}"
+        );
+        // file:// is a path; so is a folder name with a colon but no scheme.
+        let given = Given {
+            lake: Some("file:///tmp/l".into()),
+            rules: Some("a b://c".into()),
+            ..Given::default()
+        };
+        std::fs::remove_file(dir.path().join(FILE))?;
+        let s = load(dir.path(), given)?;
+        assert_eq!(s.lake, PathBuf::from("/tmp/l"));
+        assert_eq!(s.rules, PathBuf::from("a b://c"));
+        assert!(!dir.path().join("s3:").exists());
+        Ok(())
+    }
 
     #[test]
     fn flag_or_environment_beats_the_file_which_beats_the_default() -> Result<()> {

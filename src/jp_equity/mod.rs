@@ -11,6 +11,7 @@ pub mod model;
 pub mod model_compare;
 pub mod model_versions;
 pub mod ops;
+pub mod performance_series;
 pub mod promotion;
 
 use crate::op::Registry;

@@ -5,6 +5,7 @@
 use crate::core::partition::PartitionId;
 use crate::engine::project::Project;
 use crate::jp_equity::model::store::StoredModel;
+use crate::jp_equity::model::train::HorizonReport;
 use crate::lake::aliases;
 use crate::lake::parquet;
 use anyhow::{Result, bail};
@@ -22,10 +23,21 @@ pub struct ModelVersion {
     pub train_last: Option<chrono::NaiveDate>,
     /// Mean validation RankIC over folds and horizons.
     pub cv_rank_ic: Option<f64>,
+    /// Each CV fold's validation range and metrics per horizon.
+    pub folds: Vec<FoldMetrics>,
     pub aliases: Vec<String>,
     pub current: bool,
     /// Why the stored model could not be read (e.g. its file was garbage-collected).
     pub unreadable: Option<String>,
+}
+
+/// One walk-forward fold's validation metrics.
+#[derive(Debug, Clone, Serialize)]
+pub struct FoldMetrics {
+    pub fold: usize,
+    pub valid_first: chrono::NaiveDate,
+    pub valid_last: chrono::NaiveDate,
+    pub horizons: Vec<HorizonReport>,
 }
 
 /// Every version of `asset` that published a model, oldest first.
@@ -50,14 +62,24 @@ pub fn list(project: &Project, asset: &str) -> Result<Vec<ModelVersion>> {
         let stored = parquet::scan_files(&[table.join(&record.file)])
             .and_then(|lf| Ok(lf.collect()?))
             .and_then(|df| StoredModel::from_frame(&df));
-        let (model_id, train_last, cv_rank_ic, unreadable) = match stored {
+        let (model_id, train_last, cv_rank_ic, folds, unreadable) = match stored {
             Ok(m) => (
                 Some(m.id()),
                 Some(m.metrics.train_last),
                 m.metrics.cv_rank_ic(None),
+                m.metrics
+                    .folds
+                    .iter()
+                    .map(|f| FoldMetrics {
+                        fold: f.fold,
+                        valid_first: f.valid_first,
+                        valid_last: f.valid_last,
+                        horizons: f.horizons.clone(),
+                    })
+                    .collect(),
                 None,
             ),
-            Err(e) => (None, None, None, Some(format!("{e:#}"))),
+            Err(e) => (None, None, None, vec![], Some(format!("{e:#}"))),
         };
         out.push(ModelVersion {
             version: *version,
@@ -68,6 +90,7 @@ pub fn list(project: &Project, asset: &str) -> Result<Vec<ModelVersion>> {
             model_id,
             train_last,
             cv_rank_ic,
+            folds,
             aliases: names
                 .map(|n| {
                     n.iter()

@@ -7,6 +7,7 @@ pub mod content_hash;
 pub mod failpoint;
 pub mod format;
 pub mod gc;
+pub mod live;
 pub mod lock;
 pub mod log;
 pub mod outbox;

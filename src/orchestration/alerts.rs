@@ -148,6 +148,13 @@ fn load_state(lake: &Path) -> State {
     crate::lake::state_file::read_json(&state_file(lake)).unwrap_or_default()
 }
 
+/// The problems open now, oldest first (`lakebuild serve`'s alerts).
+pub fn open_problems(lake: &Path) -> Vec<Problem> {
+    let mut open: Vec<Problem> = load_state(lake).open.into_values().collect();
+    open.sort_by_key(|a| a.since);
+    open
+}
+
 fn save_state(lake: &Path, s: &State) -> Result<()> {
     crate::lake::state_file::write_json(&state_file(lake), s)
 }

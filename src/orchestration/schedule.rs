@@ -10,7 +10,7 @@
 //! for the latest occurrence; `"all"`: once per occurrence, oldest first). A schedule seen
 //! for the first time starts at that tick: nothing before it is run.
 
-use crate::orchestration::jobs::{CatchUp, Job, parse_cron};
+use crate::orchestration::jobs::{CatchUp, Job, Partitions, parse_cron};
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -303,6 +303,38 @@ pub fn install_text(binary: &Path, project: &Path, lake: &Path, minutes: u32) ->
          [Unit]\nDescription=lakebuild tick every {minutes} minutes\n\n[Timer]\nOnCalendar=*:0/{minutes}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n",
         log = log.display()
     )
+}
+
+/// A job as `lakebuild jobs --json` and the web UI list it: its selection, schedule and
+/// the schedule's next occurrence.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobListing {
+    pub name: String,
+    pub description: Option<String>,
+    pub select: Vec<String>,
+    pub assets: Vec<String>,
+    pub partitions: Partitions,
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    pub catch_up: Option<CatchUp>,
+    pub next: Option<String>,
+}
+
+/// Every job of the project, with each schedule's next occurrence after `now`.
+pub fn listing(jobs: &[Job], now: DateTime<Utc>) -> Vec<JobListing> {
+    jobs.iter()
+        .map(|j| JobListing {
+            name: j.name.clone(),
+            description: j.description.clone(),
+            select: j.select.clone(),
+            assets: j.assets.clone(),
+            partitions: j.partitions,
+            cron: j.schedule.as_ref().map(|s| s.cron.clone()),
+            timezone: j.schedule.as_ref().map(|s| s.timezone.to_string()),
+            catch_up: j.schedule.as_ref().map(|s| s.catch_up),
+            next: next_run(j, now),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,66 @@
 
 use crate::engine::project::Project;
 use crate::query::status::AssetStatus;
-use serde_json::json;
+use serde::Serialize;
+
+/// The asset graph: `graph --format json` and the web UI's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    pub asset: String,
+    pub op: String,
+    pub daily: bool,
+    /// fresh / stale / missing / failed (`status`'s state), unknown if it has none.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    /// The input's window, e.g. `[-60, 0]`.
+    pub coverage: String,
+}
+
+/// The graph of the project's assets, in build order, with each one's status.
+pub fn graph(project: &Project, statuses: &[AssetStatus]) -> Graph {
+    let state_of = |a: &str| {
+        statuses
+            .iter()
+            .find(|s| s.asset == a)
+            .map(|s| s.state.clone())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let rules = &project.rules;
+    Graph {
+        nodes: rules
+            .order
+            .iter()
+            .map(|a| Node {
+                asset: a.clone(),
+                op: rules.rules[a].op.clone(),
+                daily: rules.rules[a].daily,
+                status: state_of(a),
+            })
+            .collect(),
+        edges: rules
+            .order
+            .iter()
+            .flat_map(|a| {
+                rules.rules[a].inputs.iter().map(move |i| Edge {
+                    from: i.asset.clone(),
+                    to: a.clone(),
+                    coverage: i.coverage.to_string(),
+                })
+            })
+            .collect(),
+    }
+}
 
 pub fn render(project: &Project, statuses: &[AssetStatus], format: &str) -> String {
     let state_of = |a: &str| {
@@ -41,22 +100,7 @@ pub fn render(project: &Project, statuses: &[AssetStatus], format: &str) -> Stri
             s.push_str("  classDef fresh fill:#d4edda\n  classDef stale fill:#fff3cd\n  classDef missing fill:#e2e3e5\n  classDef failed fill:#f8d7da\n");
             s
         }
-        "json" => {
-            let nodes: Vec<_> = project
-                .rules
-                .order
-                .iter()
-                .map(|a| {
-                    let r = &project.rules.rules[a];
-                    json!({"asset": a, "op": r.op, "daily": r.daily, "status": state_of(a)})
-                })
-                .collect();
-            let e: Vec<_> = edges
-                .iter()
-                .map(|(f, t, c)| json!({"from": f, "to": t, "coverage": c}))
-                .collect();
-            serde_json::to_string_pretty(&json!({"nodes": nodes, "edges": e})).unwrap_or_default()
-        }
+        "json" => serde_json::to_string_pretty(&graph(project, statuses)).unwrap_or_default(),
         _ => {
             let mut s = String::from(
                 "digraph lakebuild {\n  rankdir=LR;\n  node [shape=box, style=filled];\n",

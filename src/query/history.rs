@@ -222,3 +222,62 @@ pub fn stats_with_slas(
     }
     Ok(st)
 }
+
+/// One run of the history: its steps' rows summed up (`lakebuild serve`'s run list).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub trigger: String,
+    /// ok / failed (a step failed or was skipped)
+    pub status: String,
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub duration_ms: i64,
+    /// Step attempts recorded, and how many of them built, failed, were reused.
+    pub steps: usize,
+    pub built: usize,
+    pub failed: usize,
+    pub reused: usize,
+    pub rows: i64,
+    pub assets: Vec<String>,
+}
+
+/// The runs of `rows`, newest first, at most `limit`; a tuning trial's rows are runs too
+/// (their trigger says so).
+pub fn runs(rows: &[RunRow], limit: usize) -> Vec<RunSummary> {
+    let mut by_run: BTreeMap<&str, Vec<&RunRow>> = BTreeMap::new();
+    for r in rows {
+        by_run.entry(&r.run_id).or_default().push(r);
+    }
+    let mut out: Vec<RunSummary> = by_run
+        .into_iter()
+        .map(|(id, rs)| {
+            let started_at = rs.iter().map(|r| r.started_at).min().unwrap_or(0);
+            let ended_at = rs.iter().map(|r| r.ended_at).max().unwrap_or(0);
+            let failed = rs.iter().filter(|r| r.failed()).count();
+            let mut assets: Vec<String> = vec![];
+            for r in &rs {
+                if !assets.contains(&r.asset) {
+                    assets.push(r.asset.clone());
+                }
+            }
+            RunSummary {
+                run_id: id.to_string(),
+                trigger: rs[0].trigger.clone(),
+                status: if failed > 0 { "failed" } else { "ok" }.into(),
+                started_at,
+                ended_at,
+                duration_ms: ended_at - started_at,
+                steps: rs.len(),
+                built: rs.iter().filter(|r| r.outcome == "built").count(),
+                failed,
+                reused: rs.iter().filter(|r| r.outcome == "reused").count(),
+                rows: rs.iter().map(|r| r.rows).sum(),
+                assets,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| (b.started_at, &b.run_id).cmp(&(a.started_at, &a.run_id)));
+    out.truncate(limit);
+    out
+}

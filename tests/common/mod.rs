@@ -221,14 +221,25 @@ pub fn python_has(modules: &str) -> bool {
         .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
+    present_or_skip(
+        ok,
+        &format!("python3 with {modules}"),
+        &format!("pip install {modules}"),
+    )
+}
+
+/// `present`, after failing the test in CI (`CI=true`, where `.ci/run` installs every
+/// tool the tests use) when it is false, or saying on stderr that the test skips (outside
+/// CI): `what` is missing, `how` installs it.
+pub fn present_or_skip(present: bool, what: &str, how: &str) -> bool {
+    if !present {
         assert!(
             !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-            "CI: python3 with {modules} is missing (.ci/run installs it)"
+            "CI: {what} is missing (.ci/run installs it)"
         );
-        eprintln!("SKIPPED: python3 with {modules} is not available (pip install {modules})");
+        eprintln!("SKIPPED: {what} is not available ({how})");
     }
-    ok
+    present
 }
 
 /// A finished command's stdout followed by its stderr, as one text for assertions.

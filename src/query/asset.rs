@@ -1,0 +1,299 @@
+//! One asset as a whole, for the web UI's asset page: its rule, every partition's state
+//! (built / stale / missing / failed, with key and content hash), its recent
+//! materializations, its check results per run, its schema and a sample of its rows.
+//! The partition states are the dry run's (the plan a build would act on), so the page
+//! and `build --dry-run` never disagree.
+
+use crate::core::partition::PartitionId;
+use crate::engine::checks::CheckResult;
+use crate::engine::project::{Project, States};
+use crate::engine::{BuildOptions, dry_run_with};
+use crate::lake::parquet;
+use crate::lake::runs::{self, RunRow};
+use anyhow::Result;
+use polars::prelude::{AnyValue, DataFrame};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Rows of the sample shown.
+const SAMPLE_ROWS: usize = 20;
+/// Materializations and check runs shown.
+const RECENT: usize = 30;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AssetView {
+    pub asset: String,
+    pub description: Option<String>,
+    pub op: String,
+    pub daily: bool,
+    pub params: Value,
+    pub inputs: Vec<InputView>,
+    pub checks: Vec<String>,
+    pub sla: Option<String>,
+    pub version: Option<i64>,
+    /// Every partition the asset has or should have, oldest first.
+    pub partitions: Vec<PartitionCell>,
+    pub materializations: Vec<Materialization>,
+    pub check_runs: Vec<CheckRun>,
+    /// (column, type) of the latest commit's files.
+    pub schema: Vec<(String, String)>,
+    /// The latest partition's columns, in order, and its first rows (one value per
+    /// column).
+    pub sample_columns: Vec<String>,
+    pub sample: Vec<Vec<Value>>,
+    pub sample_partition: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputView {
+    pub asset: String,
+    /// The window, e.g. `[-60, 0]`.
+    pub window: String,
+    pub alias: Option<String>,
+    pub full: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PartitionCell {
+    pub partition: String,
+    /// built / stale / missing / failed
+    pub state: String,
+    pub key: Option<String>,
+    pub content_hash: Option<String>,
+    pub rows: Option<u64>,
+    pub version: Option<i64>,
+    /// Why it would be built (stale or missing), or the error (failed).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Materialization {
+    pub version: i64,
+    pub run_id: String,
+    pub committed_at: String,
+    pub partitions: usize,
+    pub rows: u64,
+    pub first: Option<String>,
+    pub last: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckRun {
+    pub run_id: String,
+    pub partition_from: Option<String>,
+    pub partition_to: Option<String>,
+    pub started_at: i64,
+    pub checks: Vec<CheckResult>,
+}
+
+pub fn view(project: &Project, asset: &str, opts: &BuildOptions) -> Result<AssetView> {
+    let rule = project.rules.require(asset)?;
+    let states = States::new(&project.lake);
+    let plans = dry_run_with(
+        project,
+        &BuildOptions {
+            targets: vec![asset.to_string()],
+            only: false,
+            recheck: false,
+            ..opts.clone()
+        },
+        &states,
+    )?;
+    let state = states.get(asset)?;
+    let history = runs::read_all(&project.lake)?;
+    let own: Vec<&RunRow> = history
+        .iter()
+        .filter(|r| r.asset == asset && !r.is_variant())
+        .collect();
+
+    let mut cells: BTreeMap<PartitionId, PartitionCell> = BTreeMap::new();
+    for (id, cur) in &state.current {
+        let r = cur.record();
+        cells.insert(
+            *id,
+            PartitionCell {
+                partition: id.to_string(),
+                state: "built".into(),
+                key: Some(r.key.clone()),
+                content_hash: Some(r.content_hash.clone()),
+                rows: Some(r.rows),
+                version: Some(cur.version),
+                reason: None,
+            },
+        );
+    }
+    if let Some(plan) = plans.iter().find(|p| p.asset == asset) {
+        let mut mark = |id: PartitionId, reason: String| {
+            let cell = cells.entry(id).or_insert_with(|| PartitionCell {
+                partition: id.to_string(),
+                state: "missing".into(),
+                key: None,
+                content_hash: None,
+                rows: None,
+                version: None,
+                reason: None,
+            });
+            if cell.state == "built" {
+                cell.state = "stale".into();
+            }
+            cell.reason = Some(reason);
+        };
+        for (id, reasons) in &plan.to_build {
+            let why: Vec<String> = reasons.iter().map(|r| r.to_string()).collect();
+            mark(*id, why.join("; "));
+        }
+        for id in &plan.to_restore {
+            mark(
+                *id,
+                "an older materialization with this key will be restored".into(),
+            );
+        }
+        for id in &plan.to_remove {
+            mark(*id, "no longer exists upstream: will be removed".into());
+        }
+    }
+    // The partitions of the asset's last step, if it failed and they are not built.
+    if let Some(last) = own.iter().rev().find(|r| r.outcome != "reused")
+        && last.failed()
+    {
+        let (from, to) = (last.partition_from.as_deref(), last.partition_to.as_deref());
+        for cell in cells.values_mut().filter(|c| c.state != "built") {
+            let p = cell.partition.as_str();
+            let inside = match (from, to) {
+                (Some(a), Some(b)) => a <= p && p <= b,
+                _ => true,
+            };
+            if inside {
+                cell.state = "failed".into();
+                cell.reason = last.error.clone().or(cell.reason.take());
+            }
+        }
+    }
+
+    let materializations: Vec<Materialization> = state
+        .commits
+        .iter()
+        .rev()
+        .take(RECENT)
+        .map(|(v, c)| Materialization {
+            version: *v,
+            run_id: c.run_id.clone(),
+            committed_at: c.committed_at.clone(),
+            partitions: c.partitions.len(),
+            rows: c.partitions.iter().map(|p| p.rows).sum(),
+            first: c
+                .partitions
+                .iter()
+                .map(|p| p.id)
+                .min()
+                .map(|p| p.to_string()),
+            last: c
+                .partitions
+                .iter()
+                .map(|p| p.id)
+                .max()
+                .map(|p| p.to_string()),
+        })
+        .collect();
+    let check_runs: Vec<CheckRun> = own
+        .iter()
+        .rev()
+        .filter_map(|r| {
+            let checks: Vec<CheckResult> = serde_json::from_str(r.checks.as_deref()?).ok()?;
+            Some(CheckRun {
+                run_id: r.run_id.clone(),
+                partition_from: r.partition_from.clone(),
+                partition_to: r.partition_to.clone(),
+                started_at: r.started_at,
+                checks,
+            })
+        })
+        .take(RECENT)
+        .collect();
+    let schema = state
+        .last_commit()
+        .map(|(_, c)| c.schema.clone())
+        .unwrap_or_default();
+    let latest = state.current.iter().next_back();
+    let (sample_columns, sample) = match latest {
+        Some((_, cur)) => {
+            let df = parquet::read(&state.table.join(&cur.record().file))?;
+            let names = df.columns().iter().map(|c| c.name().to_string()).collect();
+            (names, rows_as_json(&df.head(Some(SAMPLE_ROWS))))
+        }
+        None => (vec![], vec![]),
+    };
+    Ok(AssetView {
+        asset: asset.to_string(),
+        description: rule.description.clone(),
+        op: rule.op.clone(),
+        daily: rule.daily,
+        params: rule.params.clone(),
+        inputs: rule
+            .inputs
+            .iter()
+            .map(|i| InputView {
+                asset: i.asset.clone(),
+                window: i.coverage.to_string(),
+                alias: i.alias.clone(),
+                full: i.full,
+            })
+            .collect(),
+        checks: rule.checks.iter().map(|c| c.name.clone()).collect(),
+        sla: rule.sla.as_ref().map(|s| format!("{s:?}")),
+        version: state.version,
+        partitions: cells.into_values().collect(),
+        materializations,
+        check_runs,
+        schema,
+        sample_columns,
+        sample,
+        sample_partition: latest.map(|(id, _)| id.to_string()),
+    })
+}
+
+/// A frame's rows as JSON arrays (one value per column, in the frame's order): numbers,
+/// strings, booleans and nulls as themselves,
+/// anything else (dates, lists) as its text; a non-finite float as its text (JSON has
+/// none); a text longer than [`MAX_TEXT`] characters cut there.
+pub fn rows_as_json(df: &DataFrame) -> Vec<Vec<Value>> {
+    (0..df.height())
+        .map(|i| {
+            df.columns()
+                .iter()
+                .map(|c| c.get(i).map(|v| value(&v)).unwrap_or(Value::Null))
+                .collect()
+        })
+        .collect()
+}
+
+/// Longest text shown for one value (a model's weights are one list value).
+const MAX_TEXT: usize = 120;
+
+fn text(s: &str) -> Value {
+    match s.char_indices().nth(MAX_TEXT) {
+        Some((i, _)) => json!(format!("{}…", &s[..i])),
+        None => json!(s),
+    }
+}
+
+fn value(v: &AnyValue) -> Value {
+    match v {
+        AnyValue::Null => Value::Null,
+        AnyValue::Boolean(b) => json!(b),
+        AnyValue::String(s) => text(s),
+        AnyValue::StringOwned(s) => text(s.as_str()),
+        AnyValue::Int8(x) => json!(x),
+        AnyValue::Int16(x) => json!(x),
+        AnyValue::Int32(x) => json!(x),
+        AnyValue::Int64(x) => json!(x),
+        AnyValue::UInt8(x) => json!(x),
+        AnyValue::UInt16(x) => json!(x),
+        AnyValue::UInt32(x) => json!(x),
+        AnyValue::UInt64(x) => json!(x),
+        AnyValue::Float32(x) if x.is_finite() => json!(x),
+        AnyValue::Float64(x) if x.is_finite() => json!(x),
+        other => text(&other.to_string()),
+    }
+}
