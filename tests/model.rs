@@ -310,6 +310,14 @@ fn predictions_build_end_to_end_and_the_model_retrains_only_when_its_month_rolls
         compare("trained_model@production", "trained_model@challenger")?
     );
     assert_eq!(by_alias, compare("predictions", "challenger_predictions")?);
+    // The web UI's comparison is the same query.
+    let ui = common::web_client::serve(&p, "127.0.0.1:0", &[("LAKEBUILD_NOW", "2026-09-01")], &[])?;
+    let api = common::web_client::get(
+        &ui.addr,
+        "/api/compare?a=production&b=challenger&min_days=5",
+    )?;
+    assert_eq!(api["horizons"], by_alias);
+    drop(ui);
     let err = p.fails(&["model", "compare", "production", "999"], 2)?;
     assert!(
         err.contains("has no readable model at version 999"),

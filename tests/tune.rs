@@ -340,6 +340,23 @@ fn tune_runs_trials_as_cached_builds_that_optuna_sees_and_the_pipeline_restores(
         built,
         "the re-run trained nothing"
     );
+    // The web UI lists every trial and the model each one trained, with its CV score.
+    let ui = common::web_client::serve(&p, "127.0.0.1:0", &[("LAKEBUILD_NOW", TODAY)], &[])?;
+    let tuning = common::web_client::get(&ui.addr, "/api/tuning")?;
+    let rows = tuning["trials"].as_array().ok_or("trials")?;
+    assert_eq!(rows.len(), trial_rows(&p)?.len());
+    let models = tuning["models"].as_array().ok_or("models")?;
+    assert_eq!(models.len(), built, "{tuning}");
+    for m in models {
+        assert!(
+            rows.iter()
+                .any(|r| r["run_id"] == m["run_id"] && r["outcome"] == "built"),
+            "{m}"
+        );
+        assert!(trials.iter().any(|t| t["value"] == m["cv_rank_ic"]), "{m}");
+        assert_eq!(m["aliases"], serde_json::json!([]));
+    }
+    drop(ui);
 
     // The best trial's params in the rule: the pipeline's build restores its model.
     let best = &first["best"];

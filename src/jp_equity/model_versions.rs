@@ -15,6 +15,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelVersion {
     pub version: i64,
+    /// The run that built it (a tuning trial's run for a variant).
+    pub run_id: String,
     /// When it was committed (RFC 3339, UTC).
     pub committed: Option<String>,
     /// The weights' content id (what `predictions.model_id` records).
@@ -45,11 +47,35 @@ pub fn list(project: &Project, asset: &str) -> Result<Vec<ModelVersion>> {
     if project.rules.get(asset).is_none() {
         bail!("unknown asset '{asset}': name a model asset such as trained_model");
     }
-    let table = project.lake.table(asset);
-    let state = crate::lake::log::load(&table)?;
     let all = aliases::load(&project.lake.root)?;
-    let names = all.get(asset);
-    let current = state.current.get(&PartitionId::Whole).map(|c| c.version);
+    versions_in(&project.lake.table(asset), all.get(asset), true)
+}
+
+/// The models `lakebuild tune` trained for `asset` (its variants table: one version per
+/// trial that trained), oldest first; no alias names them and none is current.
+pub fn trials(project: &Project, asset: &str) -> Result<Vec<ModelVersion>> {
+    if project.rules.get(asset).is_none() {
+        bail!("unknown asset '{asset}': name a model asset such as trained_model");
+    }
+    let table = crate::engine::variant::side_table(project, asset);
+    if !table.exists() {
+        return Ok(vec![]);
+    }
+    versions_in(&table, None, false)
+}
+
+/// The versions of the model table `table`, with the aliases `names` gives them.
+fn versions_in(
+    table: &std::path::Path,
+    names: Option<&std::collections::BTreeMap<String, i64>>,
+    has_current: bool,
+) -> Result<Vec<ModelVersion>> {
+    let state = crate::lake::log::load(table)?;
+    let current = state
+        .current
+        .get(&PartitionId::Whole)
+        .map(|c| c.version)
+        .filter(|_| has_current);
     let mut out = Vec::new();
     for (version, commit) in &state.commits {
         let Some(record) = commit
@@ -83,6 +109,7 @@ pub fn list(project: &Project, asset: &str) -> Result<Vec<ModelVersion>> {
         };
         out.push(ModelVersion {
             version: *version,
+            run_id: commit.run_id.clone(),
             committed: state.timestamps.get(version).and_then(|ms| {
                 chrono::DateTime::from_timestamp_millis(*ms)
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

@@ -40,6 +40,8 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/api/models/history", get(alias_history))
         .route("/api/promotions", get(promotions))
         .route("/api/performance", get(performance))
+        .route("/api/tuning", get(tuning))
+        .route("/api/compare", get(compare))
 }
 
 /// Runs `f` on the blocking pool and answers its value as JSON, or its error: 400 for a
@@ -315,6 +317,54 @@ async fn performance(State(app): State<Shared>, Query(q): Query<AssetQuery>) -> 
             p,
             q.asset.as_deref().unwrap_or("prediction_performance"),
         )
+    })
+    .await
+}
+
+#[derive(Serialize)]
+struct Tuning {
+    /// The history rows of the asset's tuning trials (trigger `tune:<study>#<trial>`),
+    /// newest first.
+    trials: Vec<runs::RunRow>,
+    /// The models the trials trained (`run_id` joins them to their rows).
+    models: Vec<crate::jp_equity::model_versions::ModelVersion>,
+}
+
+async fn tuning(State(app): State<Shared>, Query(q): Query<AssetQuery>) -> Response {
+    answer(app, move |p| {
+        let asset = q.asset.as_deref().unwrap_or("trained_model");
+        let mut trials: Vec<runs::RunRow> = runs::read_all(&p.lake)?
+            .into_iter()
+            .filter(|r| r.asset == asset && r.is_variant())
+            .collect();
+        trials.reverse();
+        Ok(Tuning {
+            trials,
+            models: crate::jp_equity::model_versions::trials(p, asset)?,
+        })
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct CompareQuery {
+    a: String,
+    b: String,
+    labels: Option<String>,
+    min_days: Option<usize>,
+}
+
+/// `lakebuild model compare A B [--labels L] [--min-days N] --json`.
+async fn compare(State(app): State<Shared>, Query(q): Query<CompareQuery>) -> Response {
+    answer(app, move |p| {
+        let opts = crate::jp_equity::model_compare::CompareOptions {
+            from: None,
+            to: None,
+            horizon: None,
+            labels: q.labels.unwrap_or_else(|| "labels".into()),
+            min_days: q.min_days.unwrap_or(20),
+        };
+        crate::jp_equity::model_compare::compare(p, &q.a, &q.b, &opts)
     })
     .await
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod jquants_server;
+pub mod web_client;
 
 pub type R<T = ()> = Result<T, Box<dyn std::error::Error>>;
 

@@ -393,6 +393,26 @@ async function modelsPage() {
         { key: "rank_ic_60d", label: "RankIC 60d", color: "#d93025" },
         { key: "ic_60d", label: "IC 60d", color: "#188038" }]))));
   }
+  const aliased = (name) => versions.some((v) => v.aliases.includes(name));
+  if (aliased("production") && aliased("challenger")) {
+    try {
+      const c = await api("/api/compare?a=production&b=challenger");
+      out.push(el("h2", { text: "Champion (production) vs challenger, days out of sample for both" }), table("comparison",
+        ["horizon", "days", "RankIC production", "RankIC challenger", "difference", "Newey–West SE", "t", "p (challenger better)"],
+        c.horizons.map((h) => [h.horizon, numCell(h.days), numCell(num(h.a.rank_ic)), numCell(num(h.b.rank_ic)), numCell(num(h.diff)),
+          numCell(num(h.hac_se)), numCell(num(h.t, 2)), numCell(num(h.p_b_better, 3))])));
+    } catch (e) { out.push(el("p", { class: "muted", text: "comparison: " + e.message })); }
+  }
+  const tuning = await api("/api/tuning").catch(() => ({ trials: [], models: [] }));
+  if (tuning.trials.length) {
+    const byRun = Object.fromEntries(tuning.models.map((m) => [m.run_id, m]));
+    out.push(el("h2", { text: "Tuning trials (lakebuild tune)" }), table("tuning",
+      ["trial", "outcome", "started", "duration", "CV RankIC", "model id", "run"],
+      tuning.trials.map((t) => {
+        const m = byRun[t.run_id] || {};
+        return [t.trigger.replace(/^tune:/, ""), t.outcome, when(t.started_at), span(t.duration_ms), numCell(num(m.cv_rank_ic)), short(m.model_id), runLink(t.run_id)];
+      })));
+  }
   const [moves, decisions] = await Promise.all([api("/api/models/history").catch(() => []), api("/api/promotions").catch(() => [])]);
   out.push(el("h2", { text: "Alias moves" }), moves.length ? table("aliases", ["when", "asset", "alias", "from", "to", "by"],
     moves.map((m) => [m.at || m.when || "-", m.asset, m.alias, m.from ?? "-", m.to ?? "-", m.by || "-"].map(String)))
