@@ -263,7 +263,8 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 s = optuna.load_study(study_name={study:?}, storage=JournalStorage(JournalFileBackend({:?})))
 print(json.dumps([{{"number": t.number, "state": t.state.name, "params": t.params, "value": t.value,
-  "steps": len(t.intermediate_values), "attrs": t.user_attrs}} for t in s.trials]))
+  "steps": len(t.intermediate_values), "intermediate": [(k, v if v == v else None) for k, v in sorted(t.intermediate_values.items())],
+  "attrs": t.user_attrs}} for t in s.trials]))
 "#,
         journal.to_string_lossy()
     );
@@ -334,6 +335,14 @@ fn tune_runs_trials_as_cached_builds_that_optuna_sees_and_the_pipeline_restores(
         assert_eq!(a["params"], b["params"]);
         assert_eq!(a["value"], b["value"]);
         assert_ne!(b["origin"], "built", "{b}");
+    }
+    // A restored trial hands Optuna the intermediate values its model's training
+    // reported, from what the model stored: the twin's pruner sees the same history.
+    let twin_seen = load_study(&p, "twin")?;
+    for (a, b) in seen.iter().zip(twin_seen.as_array().ok_or("twin trials")?) {
+        assert_eq!(a["params"], b["params"]);
+        assert!(a["steps"].as_u64() >= Some(2), "{a}");
+        assert_eq!(a["intermediate"], b["intermediate"], "{a} vs {b}");
     }
     assert_eq!(
         trial_rows(&p)?.iter().filter(|r| r.1 == "built").count(),
@@ -635,6 +644,17 @@ fn a_killed_study_resumes_without_a_duplicate_trial() -> R {
         .filter(|t| t["params"] == seen[1]["params"])
         .collect();
     assert_eq!(retried.len(), 1, "{seen:?}");
+    // Resumed from the killed trial's checkpoint, it still hands Optuna the values of
+    // the epochs trained before the kill (from the model it stored).
+    let before = seen[1]["intermediate"].as_array().ok_or("intermediate")?;
+    let after = retried[0]["intermediate"]
+        .as_array()
+        .ok_or("intermediate")?;
+    assert!(!before.is_empty());
+    assert!(
+        before.iter().all(|v| after.contains(v)),
+        "{before:?} ⊄ {after:?}"
+    );
     let keys = built_keys(&p)?;
     assert!(keys.values().all(|n| *n == 1), "{keys:?}");
     assert_eq!(keys.len(), 3, "{keys:?} {seen:?}");

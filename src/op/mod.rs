@@ -68,6 +68,13 @@ pub trait Op: OpSpec {
             self.name()
         )
     }
+    /// The intermediate values of `objective` the op reported (`Reports::report`, at
+    /// the same steps) while it built this materialization, as far as it stored them: a
+    /// restored trial, or one resumed from a checkpoint, hands its pruner the same
+    /// history as one trained in one go. None by default.
+    fn intermediate(&self, _frame: &DataFrame, _objective: &str) -> Result<Vec<(u64, f64)>> {
+        Ok(vec![])
+    }
 }
 
 /// A tuning study's view of one running build (`lakebuild tune`): an op that learns in

@@ -537,8 +537,28 @@ fn run_trial(t: &Trials, params: &BTreeMap<String, Value>, number: u64) -> Resul
     report.intermediate = channel.kept()?;
     match result {
         Ok(built) => {
-            let value = built
-                .frame()
+            let frame = built.frame();
+            // What the build did not report itself (all of it when restored, the epochs
+            // before a resume), from what the materialization stored: every study's
+            // pruner sees the same history of a configuration, however it was built.
+            if let Ok(f) = &frame {
+                let seen: std::collections::BTreeSet<u64> =
+                    report.intermediate.iter().map(|(s, _)| *s).collect();
+                let stored = op.intermediate(f, &space.objective).unwrap_or_default();
+                let missing: Vec<(u64, f64)> = stored
+                    .into_iter()
+                    .filter(|(s, _)| !seen.contains(s))
+                    .collect();
+                if !missing.is_empty() {
+                    let mut s = study.lock().map_err(|_| anyhow!("poisoned"))?;
+                    for (step, v) in &missing {
+                        s.report(number, *step, *v)?;
+                        report.intermediate.push((*step, Some(*v)));
+                    }
+                    report.intermediate.sort_by_key(|(s, _)| *s);
+                }
+            }
+            let value = frame
                 .and_then(|f| op.objective(&f, &space.objective))
                 .and_then(|v| match v.is_finite() {
                     true => Ok(v),

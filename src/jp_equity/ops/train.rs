@@ -469,6 +469,27 @@ impl Op for TrainOp {
         })
     }
 
+    /// Each CV fold's validation RankIC after every stored epoch, at step
+    /// `fold × epochs + epoch`: what [`progress`] reported while training.
+    fn intermediate(&self, frame: &DataFrame, objective: &str) -> Result<Vec<(u64, f64)>> {
+        let m = StoredModel::from_frame(frame)?;
+        let column =
+            objective_horizon(objective).map(|h| m.labels.iter().position(|l| horizon_tag(l) == h));
+        let mut out = Vec::new();
+        for f in &m.metrics.folds {
+            for e in &f.epochs {
+                let value = match column {
+                    None => e.valid_rank_ic,
+                    Some(i) => i.and_then(|i| e.valid_rank_ic_by_horizon.get(i).copied().flatten()),
+                };
+                if let Some(v) = value.filter(|v| v.is_finite()) {
+                    out.push(((f.fold * m.train.epochs + e.epoch) as u64, v));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn tracked(&self) -> Tracked {
         Tracked::Run
     }
