@@ -81,10 +81,8 @@ fn main() -> anyhow::Result<()> {
     let result = (|| -> anyhow::Result<()> {
         let mut page_totals: Vec<(&str, f64)> = vec![];
         for (page, paths) in [
-            (
-                "asset graph",
-                vec!["/api/graph", "/api/status", "/api/live"],
-            ),
+            ("asset graph", vec!["/api/graph", "/api/live"]),
+            ("status (the CLI's status --json)", vec!["/api/status"]),
             ("asset page (a5)", vec!["/api/assets/a5", "/api/why/a5"]),
             ("runs", vec!["/api/runs"]),
             ("static page", vec!["/", "/app.js"]),

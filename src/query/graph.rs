@@ -18,6 +18,13 @@ pub struct Node {
     pub daily: bool,
     /// fresh / stale / missing / failed (`status`'s state), unknown if it has none.
     pub status: String,
+    /// When its current version was committed (RFC 3339).
+    pub last_built: Option<String>,
+    /// Its latest check results: how many passed, of how many.
+    pub checks_passed: usize,
+    pub checks: usize,
+    /// One line on why it is not fresh, or its last error.
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,23 +37,23 @@ pub struct Edge {
 
 /// The graph of the project's assets, in build order, with each one's status.
 pub fn graph(project: &Project, statuses: &[AssetStatus]) -> Graph {
-    let state_of = |a: &str| {
-        statuses
-            .iter()
-            .find(|s| s.asset == a)
-            .map(|s| s.state.clone())
-            .unwrap_or_else(|| "unknown".into())
-    };
     let rules = &project.rules;
     Graph {
         nodes: rules
             .order
             .iter()
-            .map(|a| Node {
-                asset: a.clone(),
-                op: rules.rules[a].op.clone(),
-                daily: rules.rules[a].daily,
-                status: state_of(a),
+            .map(|a| {
+                let s = statuses.iter().find(|s| s.asset == *a);
+                Node {
+                    asset: a.clone(),
+                    op: rules.rules[a].op.clone(),
+                    daily: rules.rules[a].daily,
+                    status: s.map_or_else(|| "unknown".into(), |s| s.state.clone()),
+                    last_built: s.and_then(|s| s.last_built.clone()),
+                    checks_passed: s.map_or(0, |s| s.checks.iter().filter(|c| c.passed).count()),
+                    checks: s.map_or(0, |s| s.checks.len()),
+                    note: s.and_then(|s| s.last_error.clone().or(s.why.clone())),
+                }
             })
             .collect(),
         edges: rules

@@ -120,11 +120,7 @@ async function graphPage(params) {
     e.preventDefault();
     location.hash = "#/?select=" + encodeURIComponent(input.value.trim());
   } }, input, el("button", { type: "submit", text: "Filter" }));
-  const [g, statuses] = await Promise.all([
-    api("/api/graph" + (select ? "?select=" + encodeURIComponent(select) : "")),
-    api("/api/status"),
-  ]);
-  const byAsset = Object.fromEntries(statuses.map((s) => [s.asset, s]));
+  const g = await api("/api/graph" + (select ? "?select=" + encodeURIComponent(select) : ""));
   const running = runningAssets();
   const inputs = {};
   for (const e of g.edges) (inputs[e.to] = inputs[e.to] || []).push(e.from);
@@ -147,11 +143,10 @@ async function graphPage(params) {
       svgEl("title", { text: `${e.from} → ${e.to} window ${e.coverage}` })));
   }
   for (const n of g.nodes) {
-    const p = pos[n.asset], s = byAsset[n.asset] || {};
+    const p = pos[n.asset];
     const state = running.has(n.asset) ? "running" : n.status;
-    const checks = s.checks && s.checks.length
-      ? `checks ${s.checks.filter((c) => c.passed).length}/${s.checks.length} ok` : "no checks";
-    const last = s.last_built ? s.last_built.slice(0, 16).replace("T", " ") : "never built";
+    const checks = n.checks ? `checks ${n.checks_passed}/${n.checks} ok` : "no checks";
+    const last = n.last_built ? n.last_built.slice(0, 16).replace("T", " ") : "never built";
     const node = svgEl("g", { class: "node", id: "node-" + n.asset, "data-asset": n.asset, "data-state": state,
       transform: `translate(${p.x},${p.y})`, onclick: () => { location.hash = "#/asset/" + encodeURIComponent(n.asset); } },
       svgEl("rect", { width: W, height: H, fill: `var(--${state})`, "fill-opacity": "0.22" }),
@@ -159,7 +154,7 @@ async function graphPage(params) {
       svgEl("text", { x: 14, y: 18, "font-weight": "600", text: n.asset }),
       svgEl("text", { x: 14, y: 34, text: `${state} · ${n.op}${n.daily ? " · daily" : ""}` }),
       svgEl("text", { x: 14, y: 50, fill: "#5f6368", text: `${last} · ${checks}` }),
-      svgEl("title", { text: s.why || s.last_error || state }));
+      svgEl("title", { text: n.note || state }));
     svg.append(node);
   }
   const legend = el("p", { class: "legend" }, STATES.map((s) => el("span", {}, badge(s))));
