@@ -57,7 +57,7 @@ impl Progress {
     /// Also publishes the progress of run `run_id` in the lake at `lake_root` until the
     /// returned publisher is dropped.
     pub fn publish(&mut self, lake_root: PathBuf, run_id: &str, trigger: &str) -> LivePublisher {
-        let now = live::now_ms();
+        let now = crate::clock::now_ms();
         let run = LiveRun {
             run_id: run_id.to_string(),
             trigger: trigger.to_string(),
@@ -95,7 +95,7 @@ impl Progress {
             g.0.steps.push(LiveStep {
                 asset: asset.to_string(),
                 total,
-                started_at: live::now_ms(),
+                started_at: crate::clock::now_ms(),
                 ..LiveStep::default()
             });
             g.1 = true;
@@ -132,8 +132,8 @@ fn write_until_stopped(shared: &Shared, stop: &AtomicBool, lake_root: &std::path
     let mut g = shared.run.lock().unwrap_or_else(|e| e.into_inner());
     while !stop.load(Ordering::SeqCst) {
         let (run, dirty) = &mut *g;
-        if *dirty || live::now_ms() - run.updated_at >= live::HEARTBEAT.as_millis() as i64 {
-            run.updated_at = live::now_ms();
+        if *dirty || crate::clock::now_ms() - run.updated_at >= live::HEARTBEAT.as_millis() as i64 {
+            run.updated_at = crate::clock::now_ms();
             *dirty = false;
             let snapshot = run.clone();
             drop(g);
@@ -183,7 +183,7 @@ impl StepBar {
 
     pub fn finish_and_clear(&self) {
         self.bar.finish_and_clear();
-        self.update(|s| s.ended_at = Some(live::now_ms()));
+        self.update(|s| s.ended_at = Some(crate::clock::now_ms()));
     }
 }
 
@@ -201,7 +201,7 @@ mod tests {
         bar.set_message("2025-01-01..2025-01-03".into());
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         let seen = loop {
-            let runs = live::running(lake.path(), live::now_ms());
+            let runs = live::running(lake.path(), crate::clock::now_ms());
             if runs.first().is_some_and(|r| {
                 r.steps
                     .first()
@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(seen[0].run_id, "r1");
         assert_eq!(seen[0].steps[0].total, 4);
         drop(publisher);
-        assert!(live::running(lake.path(), live::now_ms()).is_empty());
+        assert!(live::running(lake.path(), crate::clock::now_ms()).is_empty());
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use super::state_file::write_json;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// How often a running build rewrites its file when nothing moved.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -41,13 +41,6 @@ pub struct LiveStep {
     pub started_at: i64,
     /// Set when the step ended (its outcome is in the history once the run ends).
     pub ended_at: Option<i64>,
-}
-
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn dir(lake_root: &Path) -> PathBuf {
@@ -92,7 +85,7 @@ mod tests {
     #[test]
     fn a_run_is_live_until_removed_or_its_heartbeat_is_stale() -> Result<()> {
         let lake = tempfile::tempdir()?;
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         let run = LiveRun {
             run_id: "r1".into(),
             trigger: "manual".into(),

@@ -275,7 +275,7 @@ async fn live(State(app): State<Shared>) -> Response {
     answer(app, |p| {
         Ok(crate::lake::live::running(
             &p.lake.root,
-            crate::lake::live::now_ms(),
+            crate::clock::now_ms(),
         ))
     })
     .await
