@@ -2,6 +2,7 @@
 //!
 //!     cargo bench --bench engine              # default: 10 assets x 2,500 daily partitions
 //!     LAKEBUILD_BENCH_DAYS=250 cargo bench --bench engine   # a quicker, smaller lake
+//!     LAKEBUILD_BENCH_DAYS=25000 cargo bench --bench engine # ten times the lake (issue 21)
 //!
 //! Prints: full build time, no-op build time and `status` time (whole process, median of
 //! runs), one-new-day incremental build time and its ratio to the full build, and blake3
@@ -66,7 +67,7 @@ fn main() -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?,
     );
     println!(
-        "no-op build (process):     {:>10.1} ms   (goal < 100 ms)",
+        "no-op build (process):     {:>10.1} ms   (goal < 100 ms; < 300 ms at 25,000 days)",
         ms(noop)
     );
     let status = median(
@@ -75,7 +76,7 @@ fn main() -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?,
     );
     println!(
-        "status (process):          {:>10.1} ms   (goal < 100 ms)",
+        "status (process):          {:>10.1} ms   (goal < 100 ms; < 300 ms at 25,000 days)",
         ms(status)
     );
 

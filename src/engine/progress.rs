@@ -36,8 +36,12 @@ pub struct LivePublisher {
 
 impl Drop for LivePublisher {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.shared.wake.notify_all();
+        {
+            // Under the lock, so the writer is either waiting (and woken) or will see it.
+            let _g = self.shared.run.lock().unwrap_or_else(|e| e.into_inner());
+            self.stop.store(true, Ordering::SeqCst);
+            self.shared.wake.notify_all();
+        }
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
@@ -140,9 +144,21 @@ fn write_until_stopped(shared: &Shared, stop: &AtomicBool, lake_root: &std::path
             if let Err(e) = live::write(lake_root, &snapshot) {
                 tracing::debug!("cannot publish the build's progress: {e:#}");
             }
-            // At most four writes a second, whatever the steps do.
-            std::thread::sleep(Duration::from_millis(250));
+            // At most four writes a second, whatever the steps do; the end of the build
+            // ends the pause (a build's last step must not wait for it).
+            let until = std::time::Instant::now() + Duration::from_millis(250);
             g = shared.run.lock().unwrap_or_else(|e| e.into_inner());
+            while !stop.load(Ordering::SeqCst) {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                g = shared
+                    .wake
+                    .wait_timeout(g, left)
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|e| e.into_inner().0);
+            }
             continue;
         }
         g = shared

@@ -92,8 +92,9 @@ pub(crate) fn run_step(
                 }
                 Err(e) => summary.failed = Some(format!("{e:#}")),
             }
+            // Only a run that may have committed changes what later steps read.
+            states.reload(asset)?;
         }
-        states.reload(asset)?;
         summary.duration_ms = t0.elapsed().as_millis() as i64;
         return Ok((summary, rows));
     }

@@ -55,6 +55,24 @@ pub fn collect_keeping(
         if !entry.file_type().is_file() || rel_s.starts_with("_delta_log") {
             continue;
         }
+        if super::log_snapshot::is_leftover(&rel_s) {
+            // A log snapshot's temporary file that a killed reader left. A live reader's
+            // (it holds no lock) is seconds old.
+            let old = entry
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= Duration::from_secs(600));
+            if old {
+                report.bytes_freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                report.orphans_removed += 1;
+                if !dry_run {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+            continue;
+        }
         if !rel_s.ends_with(".parquet") {
             continue;
         }
@@ -137,4 +155,37 @@ pub fn collect_lake(
         }
     }
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_killed_readers_snapshot_leftover_goes_and_the_snapshot_stays() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let t = dir.path().join("t");
+        std::fs::create_dir_all(t.join("_delta_log"))?;
+        std::fs::write(
+            t.join("_delta_log").join(format!("{:020}.json", 0)),
+            r#"{"protocol":{"minReaderVersion":1,"minWriterVersion":2}}"#,
+        )?;
+        let snapshot = super::super::log_snapshot::path(&t);
+        std::fs::write(&snapshot, "x")?;
+        let (old, live) = (
+            t.join("._lakebuild_log_snapshot.1.0.tmp"),
+            t.join("._lakebuild_log_snapshot.2.0.tmp"),
+        );
+        std::fs::write(&old, "x")?;
+        std::fs::write(&live, "x")?;
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)?
+            .set_modified(hour_ago)?;
+        let report = collect(&t, Duration::ZERO, false)?;
+        assert_eq!(report.orphans_removed, 1);
+        assert!(!old.exists() && live.exists() && snapshot.exists());
+        Ok(())
+    }
 }

@@ -60,11 +60,19 @@ pub fn commit_files(table: &Path) -> Result<BTreeMap<i64, PathBuf>> {
     Ok(out)
 }
 
-/// Replays the table's log. A missing table gives an empty state.
+/// Replays the table's log. A missing table gives an empty state. The commits its log
+/// snapshot covers come from the snapshot; a reader that replayed much JSON beyond it
+/// writes a new one (`log_snapshot`).
 pub fn load(table: &Path) -> Result<AssetState> {
+    let commits = commit_files(table)?;
     let mut state = AssetState::empty(table.to_path_buf());
-    for (version, path) in commit_files(table)? {
-        let text = std::fs::read_to_string(&path)
+    let covered = super::log_snapshot::restore(table, &commits, &mut state);
+    let after = covered
+        .as_ref()
+        .map_or(i64::MIN, |c| c.last.saturating_add(1));
+    let (mut replayed, mut bytes) = (0, 0u64);
+    for (&version, path) in commits.range(after..) {
+        let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read Delta commit {}", path.display()))?;
         let entry = parse_commit(&text).with_context(|| {
             format!(
@@ -73,6 +81,13 @@ pub fn load(table: &Path) -> Result<AssetState> {
             )
         })?;
         state.apply(version, entry);
+        replayed += 1;
+        bytes += text.len() as u64;
+    }
+    if super::log_snapshot::worth_writing(bytes, replayed) {
+        let total = covered.map_or(0, |c| c.json_bytes) + bytes;
+        // Best effort: a lake this process cannot write is still read correctly.
+        let _ = super::log_snapshot::write(table, &commits, &state, total);
     }
     Ok(state)
 }
@@ -229,6 +244,129 @@ mod tests {
         let e = format!("{:#}", load(&t).unwrap_err());
         assert!(e.contains("00000000000000000001.json is not valid"), "{e}");
         assert!(e.contains("edited by hand"), "{e}");
+        Ok(())
+    }
+
+    /// Everything a state holds, for comparing two loads.
+    fn fingerprint(s: &AssetState) -> String {
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+            s.version,
+            s.as_log(),
+            s.current,
+            s.active_files,
+            s.timestamps,
+            s.history()
+        )
+    }
+
+    /// A table of `commits` lakebuild commits of `per` partitions each (days from 2020).
+    fn table_of(t: &Path, commits: i64, per: usize, run: &str) {
+        write_commit(t, 0, &[PROTOCOL]);
+        let day0 = chrono::NaiveDate::from_ymd_opt(2020, 1, 1).unwrap_or_default();
+        for v in 1..=commits {
+            let days: Vec<(String, String)> = (0..per)
+                .map(|i| {
+                    let d = day0 + chrono::Days::new((v as u64 - 1) * per as u64 + i as u64);
+                    (d.to_string(), format!("h{run}{v}-{i}"))
+                })
+                .collect();
+            let parts: Vec<(&str, &str)> =
+                days.iter().map(|(d, h)| (d.as_str(), h.as_str())).collect();
+            let adds: Vec<String> = days
+                .iter()
+                .map(|(d, _)| {
+                    format!(r#"{{"add":{{"path":"part-{d}.parquet","size":10,"partitionValues":{{}},"modificationTime":0,"dataChange":true}}}}"#)
+                })
+                .collect();
+            let mut lines: Vec<&str> = adds.iter().map(String::as_str).collect();
+            let r = record(run, &parts);
+            lines.push(&r);
+            write_commit(t, v, &lines);
+        }
+    }
+
+    fn day(s: &str) -> crate::core::partition::PartitionId {
+        crate::core::partition::PartitionId::parse(s)
+            .unwrap_or(crate::core::partition::PartitionId::Whole)
+    }
+
+    fn json_only(t: &Path) -> Result<AssetState> {
+        let _ = std::fs::remove_file(super::super::log_snapshot::path(t));
+        let s = load(t)?;
+        let _ = std::fs::remove_file(super::super::log_snapshot::path(t));
+        Ok(s)
+    }
+
+    #[test]
+    fn a_large_log_leaves_a_snapshot_that_later_loads_replay_with_the_newer_commits() -> Result<()>
+    {
+        let dir = tempfile::tempdir()?;
+        let t = dir.path().join("t");
+        // ~1,000 partitions: more JSON than a reader replays without writing a snapshot.
+        table_of(&t, 4, 250, "a");
+        let snapshot = super::super::log_snapshot::path(&t);
+        let first = load(&t)?;
+        assert!(snapshot.exists(), "a large log's reader writes a snapshot");
+        let from_snapshot = load(&t)?;
+        assert_eq!(fingerprint(&from_snapshot), fingerprint(&first));
+        // A commit after the snapshot: the snapshot plus that commit's JSON.
+        write_commit(
+            &t,
+            5,
+            &[
+                r#"{"remove":{"path":"part-2020-01-01.parquet","deletionTimestamp":0,"dataChange":true}}"#,
+                &record("b", &[("2020-01-02", "new")]),
+            ],
+        );
+        let before = std::fs::read(&snapshot)?;
+        let both = load(&t)?;
+        assert_eq!(
+            std::fs::read(&snapshot)?,
+            before,
+            "a small tail is not worth a rewrite"
+        );
+        assert_eq!(fingerprint(&both), fingerprint(&json_only(&t)?));
+        assert_eq!(
+            both.current[&day("2020-01-02")].record().content_hash,
+            "new"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_snapshot_that_no_longer_matches_the_log_is_ignored() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let t = dir.path().join("t");
+        let snapshot = super::super::log_snapshot::path(&t);
+        table_of(&t, 4, 250, "a");
+        load(&t)?;
+        let kept = std::fs::read(&snapshot)?;
+        // The table deleted and built again with other content at the same versions.
+        std::fs::remove_dir_all(&t)?;
+        table_of(&t, 4, 250, "b");
+        std::fs::write(&snapshot, &kept)?;
+        let rebuilt = load(&t)?;
+        assert_eq!(fingerprint(&rebuilt), fingerprint(&json_only(&t)?));
+        assert!(rebuilt.commits.values().all(|c| c.run_id == "b"));
+        // A torn snapshot, garbage, and one of another table: each ignored.
+        load(&t)?;
+        let good = std::fs::read(&snapshot)?;
+        for bad in [good[..good.len() / 2].to_vec(), b"garbage".to_vec(), kept] {
+            std::fs::write(&snapshot, &bad)?;
+            assert_eq!(fingerprint(&load(&t)?), fingerprint(&json_only(&t)?));
+        }
+        // A covered commit edited by hand after the snapshot: the edit is seen (here, as
+        // the error it is), not hidden by the snapshot.
+        std::fs::write(&snapshot, &good)?;
+        write_commit(&t, 2, &["{not json"]);
+        let e = format!("{:#}", load(&t).unwrap_err());
+        assert!(e.contains("00000000000000000002.json is not valid"), "{e}");
+        // A log cleaned up by another writer (an older commit gone): ignored as well.
+        table_of(&t, 4, 250, "b");
+        load(&t)?;
+        std::fs::remove_file(t.join("_delta_log").join(format!("{:020}.json", 1)))?;
+        assert_eq!(fingerprint(&load(&t)?), fingerprint(&json_only(&t)?));
         Ok(())
     }
 }

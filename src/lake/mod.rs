@@ -10,6 +10,7 @@ pub mod gc;
 pub mod live;
 pub mod lock;
 pub mod log;
+pub mod log_snapshot;
 pub mod outbox;
 pub mod parquet;
 pub mod promotions;

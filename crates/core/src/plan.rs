@@ -968,6 +968,23 @@ mod tests {
             // A commit of another writer (no lakebuild record) moves the version only.
             s.apply(3, LogEntry::default());
             assert_eq!((s.version, s.commits.len()), (Some(3), 3));
+            // Its log in replayable form rebuilds it exactly (the lake's log snapshot).
+            let mut again = AssetState::empty("lake/t".into());
+            for (v, entry) in s.as_log() {
+                again.apply(v, entry);
+            }
+            assert_eq!(format!("{:?}", again.as_log()), format!("{:?}", s.as_log()));
+            assert_eq!(format!("{:?}", again.current), format!("{:?}", s.current));
+            assert_eq!(
+                format!("{:?}", again.history()),
+                format!("{:?}", s.history())
+            );
+            assert_eq!(again.version, s.version);
+            assert_eq!(again.active_files, s.active_files);
+            assert_eq!(again.timestamps, s.timestamps);
+            assert_eq!(again.removed_at(), s.removed_at());
+            assert_eq!(again.ever_added(), s.ever_added());
+            assert_eq!(again.content_hash_at(day(2), 0), Some("h2"));
         }
     }
 }

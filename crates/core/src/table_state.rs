@@ -73,7 +73,7 @@ pub struct AssetState {
 }
 
 /// One commit of a table's log as the lake layer read it.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LogEntry {
     /// `commitInfo.timestamp` (ms since epoch), if written.
     pub timestamp: Option<i64>,
@@ -145,6 +145,35 @@ impl AssetState {
             self.current.remove(id);
         }
         self.commits.insert(version, record);
+    }
+
+    /// The log in replayable form: applying these entries in order to an empty state
+    /// rebuilds this one exactly (the lake layer's log snapshot stores them). One entry
+    /// per version that changed anything, and always one for the latest version.
+    pub fn as_log(&self) -> Vec<(i64, LogEntry)> {
+        let mut log: BTreeMap<i64, LogEntry> = BTreeMap::new();
+        for (v, ts) in &self.timestamps {
+            log.entry(*v).or_default().timestamp = Some(*ts);
+        }
+        for (v, record) in &self.commits {
+            log.entry(*v).or_default().record = Some(CommitRecord::clone(record));
+        }
+        for m in &self.moves {
+            log.entry(m.version).or_default().files.push(if m.added {
+                FileAction::Add {
+                    path: m.path.clone(),
+                    size: m.size,
+                }
+            } else {
+                FileAction::Remove {
+                    path: m.path.clone(),
+                }
+            });
+        }
+        if let Some(v) = self.version {
+            log.entry(v).or_default();
+        }
+        log.into_iter().collect()
     }
 
     fn gc_maps(&self) -> &(BTreeMap<String, i64>, BTreeMap<String, i64>) {
