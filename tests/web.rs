@@ -472,6 +472,9 @@ fn a_browser_clicks_through_the_pipeline_and_a_logged_in_user_launches_a_job() -
     );
     assert_eq!(seen["partition_cells"].as_u64(), Some(predictions as u64));
     assert_eq!(seen["built_cells"], seen["partition_cells"]);
+    // predictions has checks: every day shows the results of the run that checked it.
+    assert_eq!(seen["checked_cells"], seen["partition_cells"]);
+    assert_eq!(seen["passed_cells"], seen["partition_cells"]);
     assert!(
         seen["lineage"]
             .as_str()

@@ -1,6 +1,7 @@
 //! One asset as a whole, for the web UI's asset page: its rule, every partition's state
 //! (built / stale / missing / failed, with key and content hash), its recent
-//! materializations, its check results per run, its schema and a sample of its rows.
+//! materializations, its check results per run and per partition, its schema and a
+//! sample of its rows.
 //! The partition states are the dry run's (the plan a build would act on), so the page
 //! and `build --dry-run` never disagree.
 
@@ -65,6 +66,11 @@ pub struct PartitionCell {
     pub version: Option<i64>,
     /// Why it would be built (stale or missing), or the error (failed).
     pub reason: Option<String>,
+    /// The checks of the latest run that checked this partition: `passed`, `warned`
+    /// (a failed check of severity warn) or `failed`; `None` if no run checked it.
+    pub checks: Option<String>,
+    /// That run.
+    pub checked_in: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -85,6 +91,42 @@ pub struct CheckRun {
     pub partition_to: Option<String>,
     pub started_at: i64,
     pub checks: Vec<CheckResult>,
+}
+
+/// Each partition's check results: those of the latest run whose checked range covers
+/// it (`rows` oldest first; a run's checks cover its step's partitions).
+fn mark_checks(cells: &mut BTreeMap<PartitionId, PartitionCell>, rows: &[&RunRow]) {
+    for r in rows {
+        let Some(checks) = r.checks.as_deref() else {
+            continue;
+        };
+        let Ok(checks) = serde_json::from_str::<Vec<CheckResult>>(checks) else {
+            continue;
+        };
+        if checks.is_empty() {
+            continue;
+        }
+        let verdict = if checks.iter().any(|c| c.blocking_failure()) {
+            "failed"
+        } else if checks.iter().any(|c| !c.passed) {
+            "warned"
+        } else {
+            "passed"
+        };
+        let bound = |p: Option<&str>| p.and_then(|p| PartitionId::parse(p).ok());
+        let covered: Vec<&mut PartitionCell> = match (
+            bound(r.partition_from.as_deref()),
+            bound(r.partition_to.as_deref()),
+        ) {
+            (Some(a), Some(b)) if a <= b => cells.range_mut(a..=b).map(|(_, c)| c).collect(),
+            (Some(_), Some(_)) => Vec::new(),
+            _ => cells.values_mut().collect(),
+        };
+        for cell in covered {
+            cell.checks = Some(verdict.to_string());
+            cell.checked_in = Some(r.run_id.clone());
+        }
+    }
 }
 
 pub fn view(project: &Project, asset: &str, opts: &BuildOptions) -> Result<AssetView> {
@@ -120,6 +162,8 @@ pub fn view(project: &Project, asset: &str, opts: &BuildOptions) -> Result<Asset
                 rows: Some(r.rows),
                 version: Some(cur.version),
                 reason: None,
+                checks: None,
+                checked_in: None,
             },
         );
     }
@@ -133,6 +177,8 @@ pub fn view(project: &Project, asset: &str, opts: &BuildOptions) -> Result<Asset
                 rows: None,
                 version: None,
                 reason: None,
+                checks: None,
+                checked_in: None,
             });
             if cell.state == "built" {
                 cell.state = "stale".into();
@@ -170,6 +216,8 @@ pub fn view(project: &Project, asset: &str, opts: &BuildOptions) -> Result<Asset
             }
         }
     }
+
+    mark_checks(&mut cells, &own);
 
     let materializations: Vec<Materialization> = state
         .commits
@@ -295,5 +343,82 @@ fn value(v: &AnyValue) -> Value {
         AnyValue::Float32(x) if x.is_finite() => json!(x),
         AnyValue::Float64(x) if x.is_finite() => json!(x),
         other => text(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(day: &str) -> (PartitionId, PartitionCell) {
+        let id = PartitionId::parse(day).unwrap_or(PartitionId::Whole);
+        let c = PartitionCell {
+            partition: day.into(),
+            state: "built".into(),
+            key: None,
+            content_hash: None,
+            rows: None,
+            version: None,
+            reason: None,
+            checks: None,
+            checked_in: None,
+        };
+        (id, c)
+    }
+
+    fn run(id: &str, from: &str, to: &str, checks: &str) -> RunRow {
+        RunRow {
+            run_id: id.into(),
+            trigger: "manual".into(),
+            asset: "a".into(),
+            partition_from: Some(from.into()),
+            partition_to: Some(to.into()),
+            partitions: 1,
+            key: None,
+            outcome: "built".into(),
+            attempt: 1,
+            started_at: 0,
+            ended_at: 0,
+            duration_ms: 0,
+            rows: 0,
+            bytes: 0,
+            bytes_read: 0,
+            peak_memory_bytes: 0,
+            cpu_ms: 0,
+            error: None,
+            checks: Some(checks.into()),
+        }
+    }
+
+    #[test]
+    fn each_day_shows_the_latest_run_that_checked_it() {
+        let mut cells: BTreeMap<PartitionId, PartitionCell> =
+            ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]
+                .into_iter()
+                .map(cell)
+                .collect();
+        let ok = r#"[{"name":"rows","severity":"error","passed":true,"detail":""}]"#;
+        let warn = r#"[{"name":"nulls","severity":"warn","passed":false,"detail":"3 nulls"}]"#;
+        let bad = r#"[{"name":"rows","severity":"error","passed":false,"detail":"0 rows"}]"#;
+        let rows = [
+            run("full", "2024-01-01", "2024-01-03", ok),
+            run("day2", "2024-01-02", "2024-01-02", warn),
+            run("day3", "2024-01-03", "2024-01-03", bad),
+        ];
+        let refs: Vec<&RunRow> = rows.iter().collect();
+        mark_checks(&mut cells, &refs);
+        let got: Vec<(Option<&str>, Option<&str>)> = cells
+            .values()
+            .map(|c| (c.checks.as_deref(), c.checked_in.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("passed"), Some("full")),
+                (Some("warned"), Some("day2")),
+                (Some("failed"), Some("day3")),
+                (None, None),
+            ]
+        );
     }
 }

@@ -36,6 +36,8 @@ try {
   check(page.url().endsWith("#/asset/predictions"), "the click did not open predictions: " + page.url());
   seen.partition_cells = await page.locator("#partitions rect.cell").count();
   seen.built_cells = await page.locator('#partitions rect.cell[data-state="built"]').count();
+  seen.checked_cells = await page.locator("#partitions rect.check").count();
+  seen.passed_cells = await page.locator('#partitions rect.check[data-checks="passed"]').count();
   seen.lineage = await page.locator("#lineage").innerText();
   seen.sample_rows = await page.locator("#sample tbody tr").count();
   await shot("asset-predictions");

@@ -165,14 +165,20 @@ async function graphPage(params) {
 function strip(cells) {
   const n = cells.length, maxW = 1400;
   const w = Math.max(2, Math.min(14, Math.floor(maxW / Math.max(1, n))));
-  const svg = svgEl("svg", { id: "partitions", width: Math.max(40, n * w), height: 26 });
+  const svg = svgEl("svg", { id: "partitions", width: Math.max(40, n * w), height: 32 });
+  const checkColour = { passed: "var(--built)", warned: "var(--stale)", failed: "var(--failed)" };
   cells.forEach((c, i) => {
     const tip = [`${c.partition}: ${c.state}`, c.key && `key ${c.key}`, c.content_hash && `content ${c.content_hash}`,
       c.rows !== null && c.rows !== undefined && `${c.rows} rows`, c.version !== null && c.version !== undefined && `version ${c.version}`,
-      c.reason].filter(Boolean).join("\n");
+      c.reason, c.checks && `checks ${c.checks} (run ${c.checked_in})`].filter(Boolean).join("\n");
+    const width = Math.max(1, w - (w > 3 ? 1 : 0));
     svg.append(svgEl("rect", { class: "cell", "data-partition": c.partition, "data-state": c.state,
-      x: i * w, y: 2, width: Math.max(1, w - (w > 3 ? 1 : 0)), height: 22, fill: `var(--${c.state})` },
+      x: i * w, y: 2, width, height: 22, fill: `var(--${c.state})` },
       svgEl("title", { text: tip })));
+    // The day's check results, a thin bar under the cell.
+    if (c.checks) svg.append(svgEl("rect", { class: "check", "data-partition": c.partition, "data-checks": c.checks,
+      x: i * w, y: 26, width, height: 4, fill: checkColour[c.checks] || "var(--unknown)" },
+      svgEl("title", { text: `${c.partition}: checks ${c.checks} (run ${c.checked_in})` })));
   });
   return svg;
 }
