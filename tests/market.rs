@@ -77,7 +77,18 @@ fn a_new_day_builds_one_partition_per_table_and_equals_a_full_build() -> R {
     };
     run(&inc, "2026-09-29")?;
     let before = inc.history()?.len();
-    run(&inc, "2026-09-30")?;
+    // A new process: the market resumes from the state the first build stored, instead of
+    // regenerating the history, and the day it makes is the full build's (below).
+    let out = inc
+        .cmd(&["build", "-v"])
+        .env("LAKEBUILD_NOW", "2026-09-30")
+        .output()?;
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("synthetic market resumed at day"),
+        "the market was regenerated: {text}"
+    );
     let rows: Vec<_> = inc
         .history()?
         .into_iter()

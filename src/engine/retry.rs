@@ -60,6 +60,9 @@ pub(crate) fn run_with_retry(
             resume: resume.clone(),
             sources: &prep.sources,
             attachments: scratch.join("attachments"),
+            cache: project
+                .lake
+                .op_cache(prep.op.name(), prep.op.code_version()),
             // Under the current rule only: a restated partition is recorded under it.
             published: prep
                 .state

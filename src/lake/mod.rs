@@ -58,4 +58,12 @@ impl Lake {
     pub fn scratch(&self, run_id: &str) -> PathBuf {
         self.root.join("_lakebuild").join("tmp").join(run_id)
     }
+
+    /// An op's cache across builds (`OpContext::cache`), by op name and code version.
+    pub fn op_cache(&self, op: &str, code_version: &str) -> PathBuf {
+        self.root
+            .join("_lakebuild")
+            .join("cache")
+            .join(format!("{op}-{code_version}"))
+    }
 }

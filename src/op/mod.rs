@@ -293,6 +293,11 @@ pub struct OpContext<'a> {
     /// the lake with each partition it produced (`_lakebuild/attachments/<asset>/<content
     /// hash>/`, [`crate::lake::attachments`]) and handed to [`Op::tracking`].
     pub attachments: PathBuf,
+    /// A folder (not created) that every run of this op shares across builds, for state
+    /// that only the op's params and code determine and that saves recomputing (e.g. a
+    /// generator's state per day): named by the op and its code version, never part of
+    /// a key, so an op must produce the same bytes with or without it.
+    pub cache: PathBuf,
     /// The asset's own partitions as published before this step (id, parquet file),
     /// for a source that compares a re-fetch with what it published (`Op::restate`).
     pub published: Vec<(PartitionId, PathBuf)>,

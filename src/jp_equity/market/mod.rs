@@ -6,6 +6,7 @@
 
 pub mod bars;
 pub mod calendar;
+pub mod checkpoints;
 pub mod jquants;
 pub mod sectors;
 pub mod splits;

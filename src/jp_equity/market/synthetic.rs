@@ -12,7 +12,10 @@
 //! Determinism: every stock draws from its own ChaCha stream (stream = stock index), the
 //! market from its own, and each stock draws the same number of values every day, so the
 //! market is identical at any thread count and any simulated prefix is the same whatever
-//! end date is asked for (incremental = full).
+//! end date is asked for (incremental = full). Its whole state between two days is a
+//! [`Checkpoint`] (each stream's position and the few carried values): a market resumed
+//! from one continues bit for bit as the uninterrupted simulation would, so a new day
+//! costs one step, not the whole history.
 //!
 //! Adjusted prices are forward-adjusted (Adj* = raw × cumulative split ratio to date), so
 //! a later split never rewrites earlier adjusted history; `AdjFactor` on a split day is
@@ -73,9 +76,10 @@ impl Stock {
     }
 }
 
-#[derive(Debug, Clone)]
-struct StockState {
-    rng: ChaCha8Rng,
+/// One stock's generator state; `R` is its random stream (a position, in a checkpoint).
+#[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
+struct StockState<R = ChaCha8Rng> {
+    rng: R,
     /// Forward-adjusted price (continuous through splits).
     price: f64,
     /// Cumulative split ratio to date.
@@ -85,6 +89,22 @@ struct StockState {
     log_volume: f64,
     volume_shock: bool,
     alpha_next: f64,
+}
+
+impl<R> StockState<R> {
+    /// The same state with another form of its stream.
+    fn with_rng<S>(&self, rng: S) -> StockState<S> {
+        StockState {
+            rng,
+            price: self.price,
+            cum_ratio: self.cum_ratio,
+            last_ret: self.last_ret,
+            history: self.history,
+            log_volume: self.log_volume,
+            volume_shock: self.volume_shock,
+            alpha_next: self.alpha_next,
+        }
+    }
 }
 
 /// One stock on one day.
@@ -115,10 +135,53 @@ pub struct Market {
     market_rng: ChaCha8Rng,
     sigma2: f64,
     last_eps: f64,
-    /// bars[t][i]
-    pub bars: Vec<Vec<Bar>>,
-    /// TOPIX (o, h, l, c) per day.
-    pub topix: Vec<[f64; 4]>,
+    /// bars[t - first][i]
+    bars: Vec<Vec<Bar>>,
+    /// TOPIX (o, h, l, c) per day, from `first`.
+    topix: Vec<[f64; 4]>,
+    /// The first day index whose bars this market holds (0 unless resumed).
+    first: usize,
+    /// The TOPIX close of the last simulated day.
+    topix_close: f64,
+}
+
+/// A ChaCha stream's exact position.
+#[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
+struct RngState {
+    seed: [u8; 32],
+    stream: u64,
+    word_pos: u128,
+}
+
+impl RngState {
+    fn of(r: &ChaCha8Rng) -> RngState {
+        RngState {
+            seed: r.get_seed(),
+            stream: r.get_stream(),
+            word_pos: r.get_word_pos(),
+        }
+    }
+
+    fn rng(&self) -> ChaCha8Rng {
+        let mut r = ChaCha8Rng::from_seed(self.seed);
+        r.set_stream(self.stream);
+        r.set_word_pos(self.word_pos);
+        r
+    }
+}
+
+/// The generator's whole state before day `next`: every stream's position and the values
+/// a day carries to the next. [`Market::resume`] from it continues exactly as the
+/// uninterrupted simulation.
+#[derive(Debug, Clone, PartialEq, bincode::Encode, bincode::Decode)]
+pub struct Checkpoint {
+    /// The day index the next step simulates.
+    pub next: u64,
+    stocks: Vec<StockState<RngState>>,
+    market_rng: RngState,
+    sigma2: f64,
+    last_eps: f64,
+    topix_close: f64,
 }
 
 fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -227,6 +290,8 @@ impl Market {
             last_eps: 0.0,
             bars: Vec::new(),
             topix: Vec::new(),
+            first: 0,
+            topix_close: 2000.0,
         }
     }
 
@@ -235,19 +300,68 @@ impl Market {
         self.days.binary_search(&d).ok()
     }
 
+    /// Days simulated so far (the index of the next day).
     pub fn simulated(&self) -> usize {
-        self.bars.len()
+        self.first + self.bars.len()
+    }
+
+    /// The first day index whose bars are held: 0, or the day a resumed market began at.
+    pub fn first(&self) -> usize {
+        self.first
+    }
+
+    /// Day `t`'s bars, one per stock; `t` in `first()..simulated()`.
+    pub fn day(&self, t: usize) -> &[Bar] {
+        &self.bars[t - self.first]
+    }
+
+    /// Day `t`'s TOPIX (o, h, l, c); `t` in `first()..simulated()`.
+    pub fn topix_on(&self, t: usize) -> [f64; 4] {
+        self.topix[t - self.first]
     }
 
     /// Simulates through day index `t` (inclusive).
     pub fn advance_to(&mut self, t: usize) {
-        while self.bars.len() <= t.min(self.days.len().saturating_sub(1)) {
+        while self.simulated() <= t.min(self.days.len().saturating_sub(1)) {
             self.step();
         }
     }
 
+    /// The state before the next day.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            next: self.simulated() as u64,
+            stocks: self
+                .states
+                .iter()
+                .map(|s| s.with_rng(RngState::of(&s.rng)))
+                .collect(),
+            market_rng: RngState::of(&self.market_rng),
+            sigma2: self.sigma2,
+            last_eps: self.last_eps,
+            topix_close: self.topix_close,
+        }
+    }
+
+    /// The market of `params` as it stood at `c`: it holds no bars before `c.next` and
+    /// simulates on from there. `None` when `c` is of another market (stock count).
+    pub fn resume(params: MarketParams, c: &Checkpoint) -> Option<Market> {
+        let mut m = Market::new(params);
+        let next = usize::try_from(c.next).ok()?;
+        if c.stocks.len() != m.states.len() || next > m.days.len() {
+            return None;
+        }
+        m.states = c.stocks.iter().map(|k| k.with_rng(k.rng.rng())).collect();
+        m.market_rng = c.market_rng.rng();
+        m.sigma2 = c.sigma2;
+        m.last_eps = c.last_eps;
+        m.topix_close = c.topix_close;
+        m.first = next;
+        Some(m)
+    }
+
     fn step(&mut self) {
-        let t = self.bars.len();
+        let t = self.simulated();
         let t5 = StudentT::new(5.0).unwrap_or_else(|_| unreachable_t());
         let omega = SIGMA_BAR * SIGMA_BAR * (1.0 - GARCH_A - GARCH_B);
         self.sigma2 = omega + GARCH_A * self.last_eps * self.last_eps + GARCH_B * self.sigma2;
@@ -292,7 +406,7 @@ impl Market {
                 bar.alpha_next = st.alpha_next as f32;
             });
         // TOPIX: cap-weighted over stocks listed yesterday and today.
-        let prev_level = self.topix.last().map(|x| x[3]).unwrap_or(2000.0);
+        let prev_level = self.topix_close;
         let (mut now, mut before) = (0.0, 0.0);
         for (i, sk) in stocks.iter().enumerate() {
             if sk.listed(t) && (t == 0 || sk.listed(t - 1)) {
@@ -307,6 +421,7 @@ impl Market {
         let h = o.max(c) * (1.0 + 0.004 * topix_noise[0]);
         let l = o.min(c) * (1.0 - 0.004 * topix_noise[1]);
         self.topix.push([o, h, l, c]);
+        self.topix_close = c;
         self.bars.push(bars);
     }
 
@@ -314,13 +429,13 @@ impl Market {
     /// component known at day t (`alpha_next`) and the realised forward return
     /// AdjC[t+h]/AdjC[t] − 1, over days with at least 20 listed, traded stocks.
     pub fn oracle_ic(&self, horizon: usize) -> f64 {
-        let n = self.bars.len();
+        let n = self.simulated();
         let mut ics = Vec::new();
-        for t in 0..n.saturating_sub(horizon) {
+        for t in self.first..n.saturating_sub(horizon) {
             let mut xs = Vec::new();
             let mut ys = Vec::new();
             for (i, sk) in self.stocks.iter().enumerate() {
-                let (a, b) = (&self.bars[t][i], &self.bars[t + horizon][i]);
+                let (a, b) = (&self.day(t)[i], &self.day(t + horizon)[i]);
                 if sk.listed(t) && sk.listed(t + horizon) && a.traded && b.traded {
                     xs.push(a.alpha_next as f64);
                     ys.push(b.c * b.cum_ratio / (a.c * a.cum_ratio) - 1.0);
@@ -449,6 +564,52 @@ mod tests {
             }
         }
         assert_eq!(a.topix[120][3].to_bits(), c.topix[120][3].to_bits());
+    }
+
+    #[test]
+    fn a_market_resumed_from_a_checkpoint_continues_bit_for_bit() {
+        let mut whole = Market::new(params(60));
+        whole.advance_to(150);
+        let mut first = Market::new(params(60));
+        first.advance_to(99);
+        let c = first.checkpoint();
+        assert_eq!(c.next, 100);
+        // Through its encoding, as it is stored.
+        let bytes = bincode::encode_to_vec(&c, bincode::config::standard()).unwrap_or_default();
+        let (c, _): (Checkpoint, usize) =
+            bincode::decode_from_slice(&bytes, bincode::config::standard())
+                .unwrap_or_else(|e| panic!("decode: {e}"));
+        let mut resumed = Market::resume(params(60), &c).unwrap_or_else(|| panic!("resume"));
+        assert_eq!((resumed.first(), resumed.simulated()), (100, 100));
+        resumed.advance_to(150);
+        for t in 100..=150 {
+            for (a, b) in whole.day(t).iter().zip(resumed.day(t)) {
+                for (x, y) in [
+                    (a.o, b.o),
+                    (a.h, b.h),
+                    (a.l, b.l),
+                    (a.c, b.c),
+                    (a.volume, b.volume),
+                    (a.adj_factor, b.adj_factor),
+                    (a.cum_ratio, b.cum_ratio),
+                ] {
+                    assert_eq!(x.to_bits(), y.to_bits(), "day {t}");
+                }
+                assert_eq!(
+                    (a.traded, a.limit_up, a.limit_down),
+                    (b.traded, b.limit_up, b.limit_down)
+                );
+                assert_eq!(
+                    (a.alpha.to_bits(), a.alpha_next.to_bits(), a.ret.to_bits()),
+                    (b.alpha.to_bits(), b.alpha_next.to_bits(), b.ret.to_bits())
+                );
+            }
+            let (x, y) = (whole.topix_on(t), resumed.topix_on(t));
+            assert_eq!(x.map(f64::to_bits), y.map(f64::to_bits));
+        }
+        assert_eq!(whole.checkpoint(), resumed.checkpoint());
+        // Another market's checkpoint is refused.
+        assert!(Market::resume(params(61), &c).is_none());
     }
 
     #[test]

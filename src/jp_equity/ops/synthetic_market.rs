@@ -6,6 +6,7 @@
 
 use crate::core::error::UsageError;
 use crate::core::partition::PartitionId;
+use crate::jp_equity::market::checkpoints;
 use crate::jp_equity::market::sectors::{SECTORS_33, sector17_name};
 use crate::jp_equity::market::synthetic::{Market, MarketParams, market_name};
 use crate::op::{Op, OpContext, OpSpec, ParamSpec, ParamType};
@@ -151,8 +152,33 @@ impl Op for SyntheticMarketOp {
                 }
             }
         }
-        if let Some(max) = idx.iter().map(|(_, i)| *i).max() {
+        if let (Some(min), Some(max)) = (
+            idx.iter().map(|(_, i)| *i).min(),
+            idx.iter().map(|(_, i)| *i).max(),
+        ) {
+            let saved = ctx.cache.join(checkpoints::folder(&p));
+            if min < m.first() {
+                // Days before where this process's market was resumed: from the start.
+                *m = Market::new(p.clone());
+            }
+            if m.simulated() < min
+                && let Some(c) = checkpoints::latest(&saved, m.simulated(), min)
+                && let Some(resumed) = Market::resume(p.clone(), &c)
+            {
+                tracing::info!(
+                    "synthetic market resumed at day {} from its stored state",
+                    resumed.first()
+                );
+                *m = resumed;
+            }
+            let before = m.simulated();
             m.advance_to(max);
+            if m.simulated() > before {
+                // Best effort: without it the next process regenerates the history.
+                if let Err(e) = checkpoints::save(&saved, &m.checkpoint()) {
+                    tracing::debug!("cannot keep the market's state: {e:#}");
+                }
+            }
         }
         frame(&m, table, &idx)
     }
@@ -172,7 +198,7 @@ pub fn frame(m: &Market, table: &str, idx: &[(NaiveDate, usize)]) -> Result<Data
             let dates: Vec<NaiveDate> = idx.iter().map(|(d, _)| *d).collect();
             let pick = |k: usize| -> Vec<f64> {
                 idx.iter()
-                    .map(|(_, t)| (m.topix[*t][k] * 100.0).round() / 100.0)
+                    .map(|(_, t)| (m.topix_on(*t)[k] * 100.0).round() / 100.0)
                     .collect()
             };
             DataFrame::new_infer_height(vec![
@@ -257,7 +283,7 @@ pub fn frame(m: &Market, table: &str, idx: &[(NaiveDate, usize)]) -> Result<Data
                     if !sk.listed(*t) {
                         continue;
                     }
-                    let b = &m.bars[*t][i];
+                    let b = &m.day(*t)[i];
                     date.push(*d);
                     code.push(sk.code.as_str());
                     for (k, v) in [b.o, b.h, b.l, b.c].into_iter().enumerate() {
@@ -302,8 +328,8 @@ pub fn frame(m: &Market, table: &str, idx: &[(NaiveDate, usize)]) -> Result<Data
                     if sk.listed(*t) {
                         date.push(*d);
                         code.push(sk.code.as_str());
-                        alpha.push(m.bars[*t][i].alpha as f64);
-                        next.push(m.bars[*t][i].alpha_next as f64);
+                        alpha.push(m.day(*t)[i].alpha as f64);
+                        next.push(m.day(*t)[i].alpha_next as f64);
                         leader.push(sk.leader.map(|j| m.stocks[j].code.as_str()));
                     }
                 }
