@@ -301,6 +301,49 @@ fn rows_to_publish(
     Ok(out)
 }
 
+/// `df` in (Code, Date) order, as `sort(["Code", "Date"])` gives it for the batch's unique
+/// (Code, Date) pairs, by one sort of integer keys instead of a sort comparing strings
+/// (a fifth of a one-day build's profile): a code of at most 7 bytes, none of them 0,
+/// packed big-endian into a u64 with zero padding orders exactly as its bytes do, and the
+/// day follows as a tie-break. Any other code, a null or a repeated pair falls back to
+/// polars' sort.
+fn by_code_and_date(df: DataFrame) -> Result<DataFrame> {
+    match packed_order(&df) {
+        Some(idx) => Ok(df.take(&idx)?),
+        None => Ok(df.sort(["Code", "Date"], SortMultipleOptions::default())?),
+    }
+}
+
+/// The row order of [`by_code_and_date`], when every code packs.
+fn packed_order(df: &DataFrame) -> Option<IdxCa> {
+    let code = df.column("Code").ok()?.str().ok()?;
+    let date = df.column("Date").ok()?.date().ok()?;
+    let mut keys: Vec<(u64, i32, IdxSize)> = Vec::with_capacity(df.height());
+    for (i, (c, d)) in code.iter().zip(date.physical().iter()).enumerate() {
+        let (c, d) = (c?.as_bytes(), d?);
+        if c.len() > 7 || c.contains(&0) {
+            return None;
+        }
+        let mut packed = [0u8; 8];
+        packed[..c.len()].copy_from_slice(c);
+        keys.push((u64::from_be_bytes(packed), d, i as IdxSize));
+    }
+    {
+        use rayon::prelude::*;
+        keys.par_sort_unstable();
+    }
+    if keys
+        .windows(2)
+        .any(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1))
+    {
+        return None;
+    }
+    Some(IdxCa::from_vec(
+        "idx".into(),
+        keys.into_iter().map(|k| k.2).collect(),
+    ))
+}
+
 /// Sample variance (ddof 1) from a window's sum and sum of squares over `n` rows.
 fn var_of(s: Expr, s2: Expr, n: usize) -> Expr {
     let nf = n as f64;
@@ -374,25 +417,25 @@ fn raw_features(b: &Batch, defs: &[FeatureDef]) -> Result<LazyFrame> {
     // Sort and materialise with the elementwise inputs of the windows: every shift and
     // window below reads this order.
     let started = std::time::Instant::now();
-    let base = lf
-        .sort(["Code", "Date"], SortMultipleOptions::default())
-        .with_columns([
-            (c() / prev() - lit(1.0)).alias("_r1"),
-            ln(c() / prev()).alias("_lr"),
-            (c() - prev()).alias("_d"),
-            polars::lazy::dsl::max_horizontal([
-                h() - l(),
-                (h() - prev()).abs(),
-                (l() - prev()).abs(),
-            ])?
+    let base = by_code_and_date(
+        lf.collect()
+            .map_err(anyhow::Error::from)
+            .context("cannot assemble the features batch")?,
+    )?
+    .lazy()
+    .with_columns([
+        (c() / prev() - lit(1.0)).alias("_r1"),
+        ln(c() / prev()).alias("_lr"),
+        (c() - prev()).alias("_d"),
+        polars::lazy::dsl::max_horizontal([h() - l(), (h() - prev()).abs(), (l() - prev()).abs()])?
             .alias("_tr"),
-            ln(h() / l()).pow(2).alias("_hl2"),
-            ln(col("Va").fill_null(lit(0.0)) + lit(1.0)).alias("_lt"),
-        ])
-        .with_columns(squares)
-        .collect()
-        .map_err(anyhow::Error::from)
-        .context("cannot assemble the features batch")?;
+        ln(h() / l()).pow(2).alias("_hl2"),
+        ln(col("Va").fill_null(lit(0.0)) + lit(1.0)).alias("_lt"),
+    ])
+    .with_columns(squares)
+    .collect()
+    .map_err(anyhow::Error::from)
+    .context("cannot assemble the features batch")?;
     // The rows to publish: those on an output date.
     let epoch = NaiveDate::default();
     let wanted: std::collections::HashSet<i32> = b
@@ -650,6 +693,40 @@ mod tests {
     //! (SMA-seeded EMAs, Wilder smoothing for RSI and ATR, population σ for Bollinger,
     //! fast %K), and the masks that keep every value inside its window.
     use super::*;
+
+    #[test]
+    fn the_integer_sort_orders_rows_exactly_as_polars_sort_by_code_and_date() -> Result<()> {
+        // Codes of several lengths (a prefix of another among them), letters, and one
+        // too long to pack (the fallback), in an arbitrary row order.
+        let sets: [&[&str]; 2] = [
+            &["13010", "131A0", "1301", "72030", "13010A", "9", "131A"],
+            &["13010", "12345678", "131A0"],
+        ];
+        for codes in sets {
+            let mut code = Vec::new();
+            let mut date = Vec::new();
+            let mut x = Vec::new();
+            for k in 0..40usize {
+                let c = codes[(k * 7 + 3) % codes.len()];
+                let d =
+                    NaiveDate::from_ymd_opt(2024, 1, 1 + (k * 13 % 28) as u32).unwrap_or_default();
+                if code.iter().zip(&date).any(|(a, b)| *a == c && *b == d) {
+                    continue;
+                }
+                code.push(c);
+                date.push(d);
+                x.push(k as f64);
+            }
+            let df = DataFrame::new_infer_height(vec![
+                Column::new("Code".into(), code),
+                Column::new("Date".into(), date),
+                Column::new("x".into(), x),
+            ])?;
+            let want = df.sort(["Code", "Date"], SortMultipleOptions::default())?;
+            assert!(by_code_and_date(df)?.equals(&want));
+        }
+        Ok(())
+    }
     use crate::jp_equity::market::calendar::trading_days;
 
     /// A deterministic, trending, oscillating price path with OHLCV.
