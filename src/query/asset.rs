@@ -73,6 +73,23 @@ pub struct PartitionCell {
     pub checked_in: Option<String>,
 }
 
+impl PartitionCell {
+    /// A partition in `state` with nothing known of it yet.
+    fn new(id: PartitionId, state: &str) -> PartitionCell {
+        PartitionCell {
+            partition: id.to_string(),
+            state: state.into(),
+            key: None,
+            content_hash: None,
+            rows: None,
+            version: None,
+            reason: None,
+            checks: None,
+            checked_in: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Materialization {
     pub version: i64,
@@ -155,31 +172,19 @@ pub fn view(project: &Project, asset: &str, opts: &BuildOptions) -> Result<Asset
         cells.insert(
             *id,
             PartitionCell {
-                partition: id.to_string(),
-                state: "built".into(),
                 key: Some(r.key.clone()),
                 content_hash: Some(r.content_hash.clone()),
                 rows: Some(r.rows),
                 version: Some(cur.version),
-                reason: None,
-                checks: None,
-                checked_in: None,
+                ..PartitionCell::new(*id, "built")
             },
         );
     }
     if let Some(plan) = plans.iter().find(|p| p.asset == asset) {
         let mut mark = |id: PartitionId, reason: String| {
-            let cell = cells.entry(id).or_insert_with(|| PartitionCell {
-                partition: id.to_string(),
-                state: "missing".into(),
-                key: None,
-                content_hash: None,
-                rows: None,
-                version: None,
-                reason: None,
-                checks: None,
-                checked_in: None,
-            });
+            let cell = cells
+                .entry(id)
+                .or_insert_with(|| PartitionCell::new(id, "missing"));
             if cell.state == "built" {
                 cell.state = "stale".into();
             }
@@ -352,18 +357,7 @@ mod tests {
 
     fn cell(day: &str) -> (PartitionId, PartitionCell) {
         let id = PartitionId::parse(day).unwrap_or(PartitionId::Whole);
-        let c = PartitionCell {
-            partition: day.into(),
-            state: "built".into(),
-            key: None,
-            content_hash: None,
-            rows: None,
-            version: None,
-            reason: None,
-            checks: None,
-            checked_in: None,
-        };
-        (id, c)
+        (id, PartitionCell::new(id, "built"))
     }
 
     fn run(id: &str, from: &str, to: &str, checks: &str) -> RunRow {
