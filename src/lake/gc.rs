@@ -58,14 +58,12 @@ pub fn collect_keeping(
         if super::log_snapshot::is_leftover(&rel_s) {
             // A log snapshot's temporary file that a killed reader left. A live reader's
             // (it holds no lock) is seconds old.
-            let old = entry
-                .metadata()
-                .ok()
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age >= Duration::from_secs(600));
-            if old {
-                report.bytes_freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            let meta = entry.metadata().ok();
+            if meta
+                .as_ref()
+                .is_some_and(|m| older_than(m, Duration::from_secs(600)))
+            {
+                report.bytes_freed += meta.map_or(0, |m| m.len());
                 report.orphans_removed += 1;
                 if !dry_run {
                     let _ = std::fs::remove_file(entry.path());
@@ -108,6 +106,14 @@ pub fn collect_keeping(
     }
     Ok(report)
 }
+/// Whether a file or folder was last modified at least `age` ago.
+fn older_than(meta: &std::fs::Metadata, age: Duration) -> bool {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|a| a >= age)
+}
+
 /// `lakebuild gc`: every asset's table (keeping the versions an alias pins) and its
 /// attachments, the run history, the scratch folder, and training checkpoints of work
 /// that never finished (its inputs changed since) once older than the retention. Takes
@@ -143,13 +149,7 @@ pub fn collect_lake(
     let resume = lake.root.join("_lakebuild").join("resume");
     if let Ok(entries) = std::fs::read_dir(&resume) {
         for e in entries.flatten() {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age >= retention);
-            if old {
+            if e.metadata().is_ok_and(|m| older_than(&m, retention)) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
