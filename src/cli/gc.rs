@@ -1,6 +1,7 @@
 //! `lakebuild gc`.
 
 use super::print_json;
+use crate::core::catalog::Catalog as _;
 use crate::core::error::UsageError;
 use crate::engine::project::Project;
 use anyhow::Result;
@@ -11,8 +12,21 @@ pub(super) fn run(project: &Project, retention: &str, dry_run: bool, json: bool)
             "--retention '{retention}' is not a duration, e.g. 7d"
         ))
     })?;
-    let reports =
-        crate::lake::gc::collect_lake(&project.lake, &project.rules.order, retention, dry_run)?;
+    // The caches the ops of this program use; any other version's is collectable.
+    let registry = crate::registry();
+    let live: Vec<_> = registry
+        .op_names()
+        .into_iter()
+        .filter_map(|name| registry.find(name))
+        .map(|op| project.lake.op_cache(op.name(), op.code_version()))
+        .collect();
+    let reports = crate::lake::gc::collect_lake(
+        &project.lake,
+        &project.rules.order,
+        &live,
+        retention,
+        dry_run,
+    )?;
     if json {
         print_json(&reports)?
     } else {

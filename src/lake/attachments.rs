@@ -97,13 +97,7 @@ pub fn collect(lake_root: &Path, asset: &str, table: &Path, dry_run: bool) -> Re
             continue;
         }
         let path = e.path();
-        bytes += walkdir::WalkDir::new(&path)
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f.metadata().ok())
-            .filter(|m| m.is_file())
-            .map(|m| m.len())
-            .sum::<u64>();
+        bytes += super::gc::folder_bytes(&path);
         removed += 1;
         if !dry_run {
             std::fs::remove_dir_all(&path)

@@ -3,7 +3,7 @@
 //! retention period. Runs under the lake lock, so no writer is mid-commit.
 
 use anyhow::{Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -115,12 +115,14 @@ fn older_than(meta: &std::fs::Metadata, age: Duration) -> bool {
 }
 
 /// `lakebuild gc`: every asset's table (keeping the versions an alias pins) and its
-/// attachments, the run history, the scratch folder, and training checkpoints of work
-/// that never finished (its inputs changed since) once older than the retention. Takes
-/// the lake lock.
+/// attachments, the run history, the scratch folder, and, once older than the retention,
+/// training checkpoints of work that never finished (its inputs changed since) and the
+/// op caches of code versions other than `live_caches` (the folder names
+/// [`super::Lake::op_cache`] gives the ops this program runs). Takes the lake lock.
 pub fn collect_lake(
     lake: &super::Lake,
     assets: &[String],
+    live_caches: &[PathBuf],
     retention: Duration,
     dry_run: bool,
 ) -> Result<Vec<GcReport>> {
@@ -139,6 +141,7 @@ pub fn collect_lake(
         reports.push(report);
     }
     reports.push(collect(&lake.runs_table(), retention, dry_run)?);
+    reports.push(collect_op_caches(lake, live_caches, retention, dry_run));
     if dry_run {
         return Ok(reports);
     }
@@ -155,6 +158,52 @@ pub fn collect_lake(
         }
     }
     Ok(reports)
+}
+
+/// The bytes of the files under `path` (what removing it frees).
+pub(super) fn folder_bytes(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// The op cache folders of other code versions (an older binary's, an op no longer
+/// registered) untouched for the retention period.
+fn collect_op_caches(
+    lake: &super::Lake,
+    live: &[PathBuf],
+    retention: Duration,
+    dry_run: bool,
+) -> GcReport {
+    let root = lake.op_caches();
+    let mut report = GcReport {
+        table: root.display().to_string(),
+        ..GcReport::default()
+    };
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return report;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if live.contains(&path) {
+            continue;
+        }
+        // A folder's mtime moves whenever a file is added or replaced in it.
+        if !e.metadata().is_ok_and(|m| older_than(&m, retention)) {
+            report.kept_for_retention += 1;
+            continue;
+        }
+        let bytes = folder_bytes(&path);
+        if dry_run || std::fs::remove_dir_all(&path).is_ok() {
+            report.expired_removed += 1;
+            report.bytes_freed += bytes;
+        }
+    }
+    report
 }
 
 #[cfg(test)]
@@ -186,6 +235,34 @@ mod tests {
         let report = collect(&t, Duration::ZERO, false)?;
         assert_eq!(report.orphans_removed, 1);
         assert!(!old.exists() && live.exists() && snapshot.exists());
+        Ok(())
+    }
+
+    #[test]
+    fn op_caches_of_other_code_versions_go_after_the_retention() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let lake = super::super::Lake::new(dir.path().to_path_buf());
+        let (live, old, recent) = (
+            lake.op_cache("market", "v2"),
+            lake.op_cache("market", "v1"),
+            lake.op_cache("gone", "v1"),
+        );
+        for d in [&live, &old, &recent] {
+            std::fs::create_dir_all(d)?;
+            std::fs::write(d.join("checkpoint"), "12345")?;
+        }
+        let day_ago = std::time::SystemTime::now() - Duration::from_secs(86_400);
+        for d in [&live, &old] {
+            std::fs::File::open(d)?.set_modified(day_ago)?;
+        }
+        let hour = Duration::from_secs(3600);
+        let keep = std::slice::from_ref(&live);
+        let dry = collect_op_caches(&lake, keep, hour, true);
+        assert_eq!((dry.expired_removed, dry.bytes_freed), (1, 5));
+        assert!(old.exists(), "a dry run removes nothing");
+        let r = collect_op_caches(&lake, keep, hour, false);
+        assert_eq!((r.expired_removed, r.kept_for_retention), (1, 1));
+        assert!(live.exists() && !old.exists() && recent.exists());
         Ok(())
     }
 }

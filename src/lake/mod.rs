@@ -61,9 +61,11 @@ impl Lake {
 
     /// An op's cache across builds (`OpContext::cache`), by op name and code version.
     pub fn op_cache(&self, op: &str, code_version: &str) -> PathBuf {
-        self.root
-            .join("_lakebuild")
-            .join("cache")
-            .join(format!("{op}-{code_version}"))
+        self.op_caches().join(format!("{op}-{code_version}"))
+    }
+
+    /// The folder of every [`Lake::op_cache`].
+    pub fn op_caches(&self) -> PathBuf {
+        self.root.join("_lakebuild").join("cache")
     }
 }
