@@ -97,7 +97,7 @@ pub fn collect(lake_root: &Path, asset: &str, table: &Path, dry_run: bool) -> Re
             continue;
         }
         let path = e.path();
-        bytes += super::gc::folder_bytes(&path);
+        bytes += super::folder_bytes(&path);
         removed += 1;
         if !dry_run {
             std::fs::remove_dir_all(&path)

@@ -160,17 +160,6 @@ pub fn collect_lake(
     Ok(reports)
 }
 
-/// The bytes of the files under `path` (what removing it frees).
-pub(super) fn folder_bytes(path: &Path) -> u64 {
-    walkdir::WalkDir::new(path)
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
-}
-
 /// The op cache folders of other code versions (an older binary's, an op no longer
 /// registered) untouched for the retention period.
 fn collect_op_caches(
@@ -197,7 +186,7 @@ fn collect_op_caches(
             report.kept_for_retention += 1;
             continue;
         }
-        let bytes = folder_bytes(&path);
+        let bytes = super::folder_bytes(&path);
         if dry_run || std::fs::remove_dir_all(&path).is_ok() {
             report.expired_removed += 1;
             report.bytes_freed += bytes;

@@ -69,3 +69,14 @@ impl Lake {
         self.root.join("_lakebuild").join("cache")
     }
 }
+
+/// The bytes of the files under `path` (what removing it frees).
+pub(crate) fn folder_bytes(path: &std::path::Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
