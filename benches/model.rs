@@ -650,9 +650,8 @@ fn main() -> anyhow::Result<()> {
                         let base = on_fold.iter().sum::<f64>() / on_fold.len().max(1) as f64;
                         let design = c.start_fit.map_or("–".to_string(), |s| {
                             format!(
-                                "{}{} λ {:.0e}",
+                                "{} λ {:.0e}",
                                 if s.graph_path { "skip+graph" } else { "skip" },
-                                if s.by_folds { " (by folds)" } else { "" },
                                 s.lambda
                             )
                         });

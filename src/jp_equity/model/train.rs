@@ -356,11 +356,6 @@ pub struct HorizonFallback {
     /// trained before it was recorded).
     #[serde(default)]
     pub start_fit: Option<StartFit>,
-    /// The validation RankIC of each design the ridge start offers (`[skip, skip +
-    /// graph]`; empty with one design, or in models stored before), each with its own λ:
-    /// what the later folds choose the start's design with ([`design_choice`]).
-    #[serde(default)]
-    pub design_rank_ics: Vec<f64>,
 }
 
 /// How a fit's ridge start was chosen at one horizon by its inner walk-forward split.
@@ -370,34 +365,6 @@ pub struct StartFit {
     pub lambda: f64,
     /// Whether the linear graph path is in the design (else the skip path alone).
     pub graph_path: bool,
-    /// Whether the earlier folds chose the design (else the fit's inner split did).
-    #[serde(default)]
-    pub by_folds: bool,
-}
-
-/// Per horizon, the design of the ridge start with the best mean validation RankIC over
-/// `folds` (ties to the simpler, the lower index), or `None` where no fold scored the
-/// designs (the first fold: the fit's inner split chooses, [`ridge::DESIGN_MARGIN_SE`]).
-/// Fold k chooses with folds 0..k, so no fold's start is chosen on its own validation
-/// days; the final fit chooses with every fold.
-pub fn design_choice(folds: &[FoldReport], horizons: &[String]) -> Vec<Option<usize>> {
-    horizons
-        .iter()
-        .map(|h| {
-            let scored: Vec<&Vec<f64>> = folds
-                .iter()
-                .flat_map(|f| f.fallback.iter().filter(|c| &c.horizon == h))
-                .map(|c| &c.design_rank_ics)
-                .filter(|d| !d.is_empty())
-                .collect();
-            let n = scored.iter().map(|d| d.len()).min()?;
-            let mean = |d: usize| scored.iter().map(|s| s[d]).sum::<f64>() / scored.len() as f64;
-            (0..n).fold(None, |best: Option<usize>, d| match best {
-                Some(b) if mean(b) >= mean(d) => Some(b),
-                _ => Some(d),
-            })
-        })
-        .collect()
 }
 
 /// A blend's validation score: `weight · trained + (1 − weight) · start`.
@@ -527,9 +494,6 @@ struct Fit {
     start: Vec<f32>,
     /// Per horizon, how the ridge start was chosen (empty with a zero start).
     start_fit: Vec<StartFit>,
-    /// Every design the ridge start offered, `[design][horizon]`: its linear-path weights
-    /// and intercept (empty with a zero start).
-    start_designs: Vec<Vec<Vec<f64>>>,
 }
 
 fn adamw(cfg: &TrainConfig, total_steps: u64) -> AdamWConfig {
@@ -583,12 +547,7 @@ impl Trainer<'_> {
     /// Sets the active linear paths to the ridge fit of `days` (their design is
     /// [`Network::linear_inputs`] plus an intercept, which the quantile heads' biases
     /// hold instead).
-    fn ridge_start(
-        &self,
-        days: &[usize],
-        choice: &[Option<usize>],
-        p: &mut [f32],
-    ) -> (Vec<StartFit>, Vec<Vec<Vec<f64>>>) {
+    fn ridge_start(&self, days: &[usize], p: &mut [f32]) -> Vec<StartFit> {
         let net = self.net;
         let hz = net.cfg.horizons;
         let width: usize = net
@@ -597,7 +556,7 @@ impl Trainer<'_> {
             .map(|r| r.len() / hz.max(1))
             .sum();
         if width == 0 {
-            return (Vec::new(), Vec::new());
+            return Vec::new();
         }
         let k = width + 1;
         // With the fallback and both paths on, each horizon may also leave the graph path
@@ -631,70 +590,17 @@ impl Trainer<'_> {
                 raw_y: s.raw_y,
             })
         });
+        for (h, w) in fit.weights.iter().enumerate() {
+            net.set_linear_weights(p, h, &w[..width]);
+        }
         // The full design has the graph path when the graph path is on at all.
         let graph_on = net.linear_paths().1;
-        let mut how = Vec::with_capacity(hz);
-        for h in 0..hz {
-            let by_folds = choice
-                .get(h)
-                .copied()
-                .flatten()
-                .filter(|&d| d < designs.len());
-            let d = by_folds.unwrap_or(fit.designs[h]);
-            let (w, lambda) = &fit.each_design[d][h];
-            net.set_linear_weights(p, h, &w[..width]);
-            how.push(StartFit {
-                lambda: *lambda,
-                graph_path: graph_on && d + 1 == designs.len(),
-                by_folds: by_folds.is_some(),
-            });
-        }
-        let each = fit
-            .each_design
-            .into_iter()
-            .map(|per_h| per_h.into_iter().map(|(w, _)| w).collect())
-            .collect();
-        (how, each)
-    }
-
-    /// Per horizon, the mean validation RankIC of each design of a ridge start
-    /// (`designs[design][horizon]`, as [`Fit::start_designs`]) on `valid`: empty with
-    /// fewer than two designs.
-    fn design_rank_ics(&self, designs: &[Vec<Vec<f64>>], valid: &[Sample]) -> Vec<Vec<f64>> {
-        let hz = self.net.cfg.horizons;
-        if designs.len() < 2 {
-            return vec![Vec::new(); hz];
-        }
-        let rows: Vec<ridge::DayRows> = valid
+        fit.lambdas
             .iter()
-            .filter_map(|s| {
-                let (x, w) = self.net.linear_inputs(&s.input)?;
-                let mut rows = Vec::with_capacity(s.input.n * (w + 1));
-                for row in x.chunks(w) {
-                    rows.extend_from_slice(row);
-                    rows.push(1.0);
-                }
-                Some(ridge::DayRows {
-                    n: s.input.n,
-                    x: rows,
-                    y: s.y.clone(),
-                    valid: s.valid.clone(),
-                    raw_y: s.raw_y.clone(),
-                })
-            })
-            .collect();
-        (0..hz)
-            .map(|h| {
-                designs
-                    .iter()
-                    .map(|d| {
-                        let ics: Vec<f64> = rows
-                            .iter()
-                            .filter_map(|r| ridge::day_rank_ic(r, &d[h], h, hz))
-                            .collect();
-                        ics.iter().sum::<f64>() / ics.len().max(1) as f64
-                    })
-                    .collect()
+            .zip(&fit.designs)
+            .map(|(&lambda, &d)| StartFit {
+                lambda,
+                graph_path: graph_on && d + 1 == designs.len(),
             })
             .collect()
     }
@@ -702,24 +608,19 @@ impl Trainer<'_> {
     /// The parameters a fit on `days` starts from: the seed's initialisation, the ridge
     /// start of the linear paths and, with the fallback, the heads' `w2` at 0 (so that
     /// the start predicts exactly as its linear paths).
-    fn start(
-        &self,
-        days: &[usize],
-        designs: &[Option<usize>],
-    ) -> (Vec<f32>, Vec<StartFit>, Vec<Vec<Vec<f64>>>) {
+    fn start(&self, days: &[usize]) -> (Vec<f32>, Vec<StartFit>) {
         let mut p: Vec<f32> = self.net.init(self.cfg.seed);
-        let (mut how, mut each) = (Vec::new(), Vec::new());
+        let mut how = Vec::new();
         if self.cfg.linear_init == LinearInit::Ridge {
-            (how, each) = self.ridge_start(days, designs, &mut p);
+            how = self.ridge_start(days, &mut p);
         }
         if self.cfg.fallback_active() {
             self.net.zero_head_outputs(&mut p);
         }
-        (p, how, each)
+        (p, how)
     }
 
-    /// Trains from [`Trainer::start`] on `days` (the start's `designs` per horizon as
-    /// [`design_choice`] gives them) for up to `epochs` epochs. With
+    /// Trains from [`Trainer::start`] on `days` for up to `epochs` epochs. With
     /// validation days, stops after `patience` epochs without improvement and returns the
     /// best epoch's parameters.
     #[allow(clippy::too_many_arguments)]
@@ -727,7 +628,6 @@ impl Trainer<'_> {
         &self,
         fold: Option<usize>,
         days: &[usize],
-        designs: &[Option<usize>],
         valid: &[Sample],
         epochs: usize,
         resume: Option<FitState>,
@@ -736,7 +636,7 @@ impl Trainer<'_> {
     ) -> Result<Fit, String> {
         let net = self.net;
         // Recomputed on a resume too (it is deterministic): the fallback needs it.
-        let (start, start_fit, start_designs) = self.start(days, designs);
+        let (start, start_fit) = self.start(days);
         let per_epoch = self
             .cfg
             .days_per_epoch
@@ -863,7 +763,6 @@ impl Trainer<'_> {
                 log,
                 start,
                 start_fit,
-                start_designs,
             });
         }
         Ok(Fit {
@@ -872,7 +771,6 @@ impl Trainer<'_> {
             log,
             start,
             start_fit,
-            start_designs,
         })
     }
 }
@@ -1026,11 +924,9 @@ pub fn train(
                 .filter_map(|d| trainer.sample(d))
                 .collect();
             let resume = ck.fit.take().filter(|r| r.fold == Some(i));
-            let designs = design_choice(&folds, &panel.horizons);
             let fit = trainer.fit(
                 Some(i),
                 &train_days,
-                &designs,
                 &valid,
                 cfg.epochs,
                 resume,
@@ -1043,7 +939,6 @@ pub fn train(
                 let weights = cfg.blend_weights();
                 let choice = blend_choice(&folds, &panel.horizons, &weights, 0.0);
                 let scores = blend_rank_ics(&net, &p, &fit.start, &valid, &weights);
-                let design_scores = trainer.design_rank_ics(&fit.start_designs, &valid);
                 for (h, name) in panel.horizons.iter().enumerate() {
                     let blends: Vec<BlendScore> = weights
                         .iter()
@@ -1065,7 +960,6 @@ pub fn train(
                             blends,
                             weight: Some(choice[h]),
                             start_fit: fit.start_fit.get(h).copied(),
-                            design_rank_ics: design_scores[h].clone(),
                         });
                     }
                 }
@@ -1120,12 +1014,9 @@ pub fn train(
         (mean.round() as usize + 1).min(cfg.epochs)
     };
     let resume = ck.fit.take().filter(|r| r.fold.is_none());
-    // The final fit's start takes, per horizon, the design that won over every fold.
-    let designs = design_choice(&folds, &panel.horizons);
     let fit = trainer.fit(
         None,
         &labelled,
-        &designs,
         &[],
         final_epochs,
         resume,
@@ -1465,7 +1356,6 @@ mod tests {
                         .collect(),
                     weight: None,
                     start_fit: None,
-                    design_rank_ics: Vec::new(),
                 })
                 .collect(),
         }
@@ -1499,38 +1389,6 @@ mod tests {
         // A tie goes to the trained network.
         let tie = [fold_with(&[("1d", 0.05, 0.05)])];
         assert_eq!(blend_choice(&tie, &hz[..1], &ends, 1.0), vec![1.0]);
-    }
-
-    /// The start's design per horizon: none before any fold scored the designs (the inner
-    /// split decides), then the best mean over the folds, ties to the simpler design; a
-    /// fold stored before the designs were scored does not count.
-    #[test]
-    fn the_start_design_follows_the_mean_over_earlier_folds() {
-        let hz = ["1d".to_string(), "5d".to_string()];
-        let scored = |ics: [(&str, Vec<f64>); 2]| {
-            let mut f = fold_with(&[("1d", 0.05, 0.04), ("5d", 0.03, 0.02)]);
-            for (c, (h, d)) in f.fallback.iter_mut().zip(ics) {
-                assert_eq!(c.horizon, h);
-                c.design_rank_ics = d;
-            }
-            f
-        };
-        assert_eq!(design_choice(&[], &hz), vec![None, None]);
-        let old = fold_with(&[("1d", 0.05, 0.04), ("5d", 0.03, 0.02)]);
-        assert_eq!(
-            design_choice(std::slice::from_ref(&old), &hz),
-            vec![None, None]
-        );
-        let folds = [
-            scored([("1d", vec![0.03, 0.05]), ("5d", vec![0.04, 0.02])]),
-            scored([("1d", vec![0.04, 0.03]), ("5d", vec![0.01, 0.04])]),
-            old,
-        ];
-        // 1d: skip 0.035, skip + graph 0.04; 5d: 0.025 and 0.03.
-        assert_eq!(design_choice(&folds[..1], &hz), vec![Some(1), Some(0)]);
-        assert_eq!(design_choice(&folds, &hz), vec![Some(1), Some(1)]);
-        let tie = [scored([("1d", vec![0.03, 0.03]), ("5d", vec![0.02, 0.01])])];
-        assert_eq!(design_choice(&tie, &hz), vec![Some(0), Some(0)]);
     }
 
     /// With blends on offer the weight with the best mean over the folds wins, a weight a
@@ -1584,15 +1442,6 @@ mod tests {
                 assert_eq!(c.from_start, chosen == 0.0);
                 // The first fold, with no earlier evidence, reports the start.
                 assert!(k > 0 || chosen == 0.0);
-                // Both designs of the start are scored; from the second fold on, the
-                // earlier folds chose the start's design.
-                assert_eq!(c.design_rank_ics.len(), 2, "fold {k}");
-                let how = c.start_fit.expect("a ridge start");
-                assert_eq!(how.by_folds, k > 0, "fold {k}");
-                let want = design_choice(&t.folds[..k], &["fwd_ret_1d".to_string()])[0];
-                if let Some(d) = want {
-                    assert_eq!(how.graph_path, d == 1, "fold {k}");
-                }
                 assert_eq!(
                     c.blends.iter().map(|b| b.weight).collect::<Vec<_>>(),
                     weights
