@@ -352,19 +352,6 @@ pub struct HorizonFallback {
     /// then 0 or 1 by `from_start`).
     #[serde(default)]
     pub weight: Option<f64>,
-    /// The ridge start's fit at this horizon (absent with a zero start, or in models
-    /// trained before it was recorded).
-    #[serde(default)]
-    pub start_fit: Option<StartFit>,
-}
-
-/// How a fit's ridge start was chosen at one horizon by its inner walk-forward split.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct StartFit {
-    /// The penalty λ.
-    pub lambda: f64,
-    /// Whether the linear graph path is in the design (else the skip path alone).
-    pub graph_path: bool,
 }
 
 /// A blend's validation score: `weight · trained + (1 − weight) · start`.
@@ -411,17 +398,10 @@ pub struct FoldReport {
 
 /// Per horizon, the trained network's weight in its blend with the start: of `weights`,
 /// the one with the best mean validation RankIC over `folds` (ties go to the larger
-/// weight; no fold compared: `no_evidence`). Fold k decides with folds 0..k, so its
-/// reported metrics never select on its own validation days, and the first fold, with
-/// no evidence yet, reports the start (`no_evidence = 0`: the trained network earns its
-/// weight out of sample first); the final fit decides with every fold (without
-/// cross-validation it has none and keeps the trained network, `no_evidence = 1`).
-pub fn blend_choice(
-    folds: &[FoldReport],
-    horizons: &[String],
-    weights: &[f64],
-    no_evidence: f64,
-) -> Vec<f64> {
+/// weight; no fold compared: 1, the trained network). Fold k decides with folds 0..k, so
+/// its reported metrics never select on its own validation days; the final fit decides
+/// with every fold.
+pub fn blend_choice(folds: &[FoldReport], horizons: &[String], weights: &[f64]) -> Vec<f64> {
     horizons
         .iter()
         .map(|h| {
@@ -429,7 +409,7 @@ pub fn blend_choice(
                 .iter()
                 .flat_map(|f| f.fallback.iter().filter(|c| &c.horizon == h))
                 .collect();
-            let mut best = (no_evidence, f64::NEG_INFINITY);
+            let mut best = (1.0, f64::NEG_INFINITY);
             for &w in weights.iter().rev() {
                 let scores: Option<Vec<f64>> = compared.iter().map(|c| c.score(w)).collect();
                 if let Some(scores) = scores.filter(|s| !s.is_empty()) {
@@ -492,8 +472,6 @@ struct Fit {
     log: Vec<EpochLog>,
     /// The parameters the fit started from.
     start: Vec<f32>,
-    /// Per horizon, how the ridge start was chosen (empty with a zero start).
-    start_fit: Vec<StartFit>,
 }
 
 fn adamw(cfg: &TrainConfig, total_steps: u64) -> AdamWConfig {
@@ -547,7 +525,7 @@ impl Trainer<'_> {
     /// Sets the active linear paths to the ridge fit of `days` (their design is
     /// [`Network::linear_inputs`] plus an intercept, which the quantile heads' biases
     /// hold instead).
-    fn ridge_start(&self, days: &[usize], p: &mut [f32]) -> Vec<StartFit> {
+    fn ridge_start(&self, days: &[usize], p: &mut [f32]) {
         let net = self.net;
         let hz = net.cfg.horizons;
         let width: usize = net
@@ -556,7 +534,7 @@ impl Trainer<'_> {
             .map(|r| r.len() / hz.max(1))
             .sum();
         if width == 0 {
-            return Vec::new();
+            return;
         }
         let k = width + 1;
         // With the fallback and both paths on, each horizon may also leave the graph path
@@ -593,31 +571,20 @@ impl Trainer<'_> {
         for (h, w) in fit.weights.iter().enumerate() {
             net.set_linear_weights(p, h, &w[..width]);
         }
-        // The full design has the graph path when the graph path is on at all.
-        let graph_on = net.linear_paths().1;
-        fit.lambdas
-            .iter()
-            .zip(&fit.designs)
-            .map(|(&lambda, &d)| StartFit {
-                lambda,
-                graph_path: graph_on && d + 1 == designs.len(),
-            })
-            .collect()
     }
 
     /// The parameters a fit on `days` starts from: the seed's initialisation, the ridge
     /// start of the linear paths and, with the fallback, the heads' `w2` at 0 (so that
     /// the start predicts exactly as its linear paths).
-    fn start(&self, days: &[usize]) -> (Vec<f32>, Vec<StartFit>) {
+    fn start(&self, days: &[usize]) -> Vec<f32> {
         let mut p: Vec<f32> = self.net.init(self.cfg.seed);
-        let mut how = Vec::new();
         if self.cfg.linear_init == LinearInit::Ridge {
-            how = self.ridge_start(days, &mut p);
+            self.ridge_start(days, &mut p);
         }
         if self.cfg.fallback_active() {
             self.net.zero_head_outputs(&mut p);
         }
-        (p, how)
+        p
     }
 
     /// Trains from [`Trainer::start`] on `days` for up to `epochs` epochs. With
@@ -636,7 +603,7 @@ impl Trainer<'_> {
     ) -> Result<Fit, String> {
         let net = self.net;
         // Recomputed on a resume too (it is deterministic): the fallback needs it.
-        let (start, start_fit) = self.start(days);
+        let start = self.start(days);
         let per_epoch = self
             .cfg
             .days_per_epoch
@@ -762,7 +729,6 @@ impl Trainer<'_> {
                 best_epoch,
                 log,
                 start,
-                start_fit,
             });
         }
         Ok(Fit {
@@ -770,7 +736,6 @@ impl Trainer<'_> {
             best_epoch: best.1,
             log,
             start,
-            start_fit,
         })
     }
 }
@@ -937,7 +902,7 @@ pub fn train(
             let mut p = fit.params;
             if cfg.fallback_active() {
                 let weights = cfg.blend_weights();
-                let choice = blend_choice(&folds, &panel.horizons, &weights, 0.0);
+                let choice = blend_choice(&folds, &panel.horizons, &weights);
                 let scores = blend_rank_ics(&net, &p, &fit.start, &valid, &weights);
                 for (h, name) in panel.horizons.iter().enumerate() {
                     let blends: Vec<BlendScore> = weights
@@ -959,7 +924,6 @@ pub fn train(
                             from_start: choice[h] == 0.0,
                             blends,
                             weight: Some(choice[h]),
-                            start_fit: fit.start_fit.get(h).copied(),
                         });
                     }
                 }
@@ -1024,7 +988,7 @@ pub fn train(
         &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
     )?;
     let weights = if cfg.fallback_active() {
-        blend_choice(&folds, &panel.horizons, &cfg.blend_weights(), 1.0)
+        blend_choice(&folds, &panel.horizons, &cfg.blend_weights())
     } else {
         vec![1.0; model.horizons]
     };
@@ -1355,7 +1319,6 @@ mod tests {
                         .map(|&(weight, rank_ic)| BlendScore { weight, rank_ic })
                         .collect(),
                     weight: None,
-                    start_fit: None,
                 })
                 .collect(),
         }
@@ -1365,30 +1328,20 @@ mod tests {
     fn the_fallback_follows_the_mean_over_earlier_folds() {
         let hz = ["1d".to_string(), "5d".to_string()];
         let ends = [0.0, 1.0];
-        // No fold compared: the default asked for (a first fold: the start; a final fit
-        // without cross-validation: the trained network).
-        assert_eq!(blend_choice(&[], &hz, &ends, 0.0), vec![0.0, 0.0]);
-        assert_eq!(blend_choice(&[], &hz, &ends, 1.0), vec![1.0, 1.0]);
+        assert_eq!(blend_choice(&[], &hz, &ends), vec![1.0, 1.0]);
         // 1d: the start wins once by 0.01 and loses once by 0.03 (mean −0.01: trained);
         // 5d: it loses by 0.01 and wins by 0.02 (mean +0.005: start).
         let folds = [
             fold_with(&[("1d", 0.05, 0.06), ("5d", 0.03, 0.02)]),
             fold_with(&[("1d", 0.07, 0.04), ("5d", 0.01, 0.03)]),
         ];
-        assert_eq!(blend_choice(&folds, &hz, &ends, 1.0), vec![1.0, 0.0]);
-        assert_eq!(blend_choice(&folds[..1], &hz, &ends, 1.0), vec![0.0, 1.0]);
-        // A horizon no fold compared takes the default.
-        assert_eq!(
-            blend_choice(&folds, &["20d".to_string()], &ends, 1.0),
-            vec![1.0]
-        );
-        assert_eq!(
-            blend_choice(&folds, &["20d".to_string()], &ends, 0.0),
-            vec![0.0]
-        );
+        assert_eq!(blend_choice(&folds, &hz, &ends), vec![1.0, 0.0]);
+        assert_eq!(blend_choice(&folds[..1], &hz, &ends), vec![0.0, 1.0]);
+        // A horizon no fold compared keeps the trained network.
+        assert_eq!(blend_choice(&folds, &["20d".to_string()], &ends), vec![1.0]);
         // A tie goes to the trained network.
         let tie = [fold_with(&[("1d", 0.05, 0.05)])];
-        assert_eq!(blend_choice(&tie, &hz[..1], &ends, 1.0), vec![1.0]);
+        assert_eq!(blend_choice(&tie, &hz[..1], &ends), vec![1.0]);
     }
 
     /// With blends on offer the weight with the best mean over the folds wins, a weight a
@@ -1402,10 +1355,10 @@ mod tests {
             fold_with_blends(&[("1d", vec![(0.0, 0.04), (0.5, 0.06), (1.0, 0.05)])]),
             fold_with_blends(&[("1d", vec![(0.0, 0.06), (0.5, 0.065), (1.0, 0.03)])]),
         ];
-        assert_eq!(blend_choice(&folds, &hz, &w, 1.0), vec![0.5]);
+        assert_eq!(blend_choice(&folds, &hz, &w), vec![0.5]);
         // Without 0.5 in one fold, only the ends compete: 0.05 (start) > 0.04 (trained).
         let partial = [folds[0].clone(), fold_with(&[("1d", 0.03, 0.06)])];
-        assert_eq!(blend_choice(&partial, &hz, &w, 1.0), vec![0.0]);
+        assert_eq!(blend_choice(&partial, &hz, &w), vec![0.0]);
         assert_eq!(
             TrainConfig::default().blend_weights(),
             vec![0.0, 0.25, 0.5, 0.75, 1.0]
@@ -1436,12 +1389,10 @@ mod tests {
                 let c = &f.fallback[0];
                 assert_eq!(c.horizon, "fwd_ret_1d");
                 let weights = cfg_blend.blend_weights();
-                let chosen =
-                    blend_choice(&t.folds[..k], &["fwd_ret_1d".to_string()], &weights, 0.0)[0];
+                let chosen = blend_choice(&t.folds[..k], &["fwd_ret_1d".to_string()], &weights)[0];
                 assert_eq!(c.weight, Some(chosen));
                 assert_eq!(c.from_start, chosen == 0.0);
-                // The first fold, with no earlier evidence, reports the start.
-                assert!(k > 0 || chosen == 0.0);
+                assert!(k > 0 || chosen == 1.0);
                 assert_eq!(
                     c.blends.iter().map(|b| b.weight).collect::<Vec<_>>(),
                     weights
@@ -1465,8 +1416,7 @@ mod tests {
                 blend_choice(
                     &t.folds,
                     &["fwd_ret_1d".to_string()],
-                    &cfg_blend.blend_weights(),
-                    1.0
+                    &cfg_blend.blend_weights()
                 )
             );
         }
