@@ -213,7 +213,7 @@ fn actions_need_the_token_and_the_host_and_origin_must_be_the_servers() -> R {
         .to_string();
     let launched = launch(a, &[("Cookie", &cookie), ("Origin", &origin)])?;
     assert_eq!(launched.status, 202, "{}", launched.body);
-    // The job's run appears in the history.
+    // The job's run appears in the history, "ok" once its build has ended.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let runs = get(a, "/api/runs")?;
@@ -327,10 +327,20 @@ fn a_running_builds_progress_is_live_and_goes_when_it_ends() -> R {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(seen["trigger"], "manual");
+    // The run is listed while it builds, as running: not "ok" on the steps ended so far.
+    let runs = get(&s.addr, "/api/runs")?;
+    assert_eq!(runs[0]["run_id"], seen["run_id"], "{runs}");
+    assert_eq!(runs[0]["status"], "running", "{runs}");
+    let one = get(
+        &s.addr,
+        &format!("/api/runs/{}", seen["run_id"].as_str().unwrap_or("")),
+    )?;
+    assert_eq!(one["run"]["status"], "running", "{one}");
     assert!(build.wait()?.success());
     assert_eq!(get(&s.addr, "/api/live")?, serde_json::json!([]));
     let runs = get(&s.addr, "/api/runs")?;
     assert_eq!(runs[0]["run_id"], seen["run_id"]);
+    assert_eq!(runs[0]["status"], "ok", "{runs}");
 
     // A build killed with SIGKILL leaves its file, which stops counting as live once its
     // heartbeat is stale (15 s).

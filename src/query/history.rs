@@ -1,6 +1,7 @@
 //! `lakebuild history` and `lakebuild stats`: the run history, and per-asset success
 //! rates and duration percentiles computed from it.
 
+use crate::lake::live::LiveRun;
 use crate::lake::runs::RunRow;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -228,7 +229,8 @@ pub fn stats_with_slas(
 pub struct RunSummary {
     pub run_id: String,
     pub trigger: String,
-    /// ok / failed (a step failed or was skipped)
+    /// running (its build is alive: the steps so far are those that ended) / ok / failed
+    /// (a step failed or was skipped)
     pub status: String,
     pub started_at: i64,
     pub ended_at: i64,
@@ -242,42 +244,137 @@ pub struct RunSummary {
     pub assets: Vec<String>,
 }
 
-/// The runs of `rows`, newest first, at most `limit`; a tuning trial's rows are runs too
-/// (their trigger says so).
-pub fn runs(rows: &[RunRow], limit: usize) -> Vec<RunSummary> {
+/// The runs of `rows` and the builds running now (`live`), newest first, at most `limit`;
+/// a tuning trial's rows are runs too (their trigger says so). A run still going is
+/// "running" whatever its ended steps say, and is listed before its first step ends.
+pub fn runs(rows: &[RunRow], live: &[LiveRun], limit: usize) -> Vec<RunSummary> {
     let mut by_run: BTreeMap<&str, Vec<&RunRow>> = BTreeMap::new();
     for r in rows {
         by_run.entry(&r.run_id).or_default().push(r);
     }
-    let mut out: Vec<RunSummary> = by_run
-        .into_iter()
-        .map(|(id, rs)| {
-            let started_at = rs.iter().map(|r| r.started_at).min().unwrap_or(0);
-            let ended_at = rs.iter().map(|r| r.ended_at).max().unwrap_or(0);
-            let failed = rs.iter().filter(|r| r.failed()).count();
-            let mut assets: Vec<String> = vec![];
-            for r in &rs {
-                if !assets.contains(&r.asset) {
-                    assets.push(r.asset.clone());
-                }
-            }
-            RunSummary {
-                run_id: id.to_string(),
-                trigger: rs[0].trigger.clone(),
-                status: if failed > 0 { "failed" } else { "ok" }.into(),
-                started_at,
-                ended_at,
-                duration_ms: ended_at - started_at,
-                steps: rs.len(),
-                built: rs.iter().filter(|r| r.outcome == "built").count(),
-                failed,
-                reused: rs.iter().filter(|r| r.outcome == "reused").count(),
-                rows: rs.iter().map(|r| r.rows).sum(),
-                assets,
-            }
+    let mut out: Vec<RunSummary> = live
+        .iter()
+        .filter(|l| !by_run.contains_key(l.run_id.as_str()))
+        .map(|l| RunSummary {
+            run_id: l.run_id.clone(),
+            trigger: l.trigger.clone(),
+            status: "running".into(),
+            started_at: l.started_at,
+            ended_at: l.updated_at,
+            duration_ms: l.updated_at - l.started_at,
+            steps: 0,
+            built: 0,
+            failed: 0,
+            reused: 0,
+            rows: 0,
+            assets: vec![],
         })
         .collect();
+    out.extend(by_run.into_iter().map(|(id, rs)| {
+        let started_at = rs.iter().map(|r| r.started_at).min().unwrap_or(0);
+        let ended_at = rs.iter().map(|r| r.ended_at).max().unwrap_or(0);
+        let failed = rs.iter().filter(|r| r.failed()).count();
+        let mut assets: Vec<String> = vec![];
+        for r in &rs {
+            if !assets.contains(&r.asset) {
+                assets.push(r.asset.clone());
+            }
+        }
+        RunSummary {
+            run_id: id.to_string(),
+            trigger: rs[0].trigger.clone(),
+            status: if live.iter().any(|l| l.run_id == id) {
+                "running"
+            } else if failed > 0 {
+                "failed"
+            } else {
+                "ok"
+            }
+            .into(),
+            started_at,
+            ended_at,
+            duration_ms: ended_at - started_at,
+            steps: rs.len(),
+            built: rs.iter().filter(|r| r.outcome == "built").count(),
+            failed,
+            reused: rs.iter().filter(|r| r.outcome == "reused").count(),
+            rows: rs.iter().map(|r| r.rows).sum(),
+            assets,
+        }
+    }));
     out.sort_by(|a, b| (b.started_at, &b.run_id).cmp(&(a.started_at, &a.run_id)));
     out.truncate(limit);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(run: &str, asset: &str, outcome: &str, at: i64) -> RunRow {
+        RunRow {
+            run_id: run.into(),
+            trigger: "job:daily".into(),
+            asset: asset.into(),
+            partition_from: None,
+            partition_to: None,
+            partitions: 1,
+            key: None,
+            outcome: outcome.into(),
+            attempt: 1,
+            started_at: at,
+            ended_at: at + 10,
+            duration_ms: 10,
+            rows: 5,
+            bytes: 0,
+            bytes_read: 0,
+            peak_memory_bytes: 0,
+            cpu_ms: 0,
+            error: None,
+            checks: None,
+        }
+    }
+
+    fn live(run: &str, started_at: i64) -> LiveRun {
+        LiveRun {
+            run_id: run.into(),
+            trigger: "job:daily".into(),
+            started_at,
+            updated_at: started_at + 50,
+            ..LiveRun::default()
+        }
+    }
+
+    #[test]
+    fn a_run_whose_build_is_alive_is_running_until_it_ends() {
+        // r1 ended (one step failed); r2's first step ended and its build goes on; r3
+        // has ended no step yet.
+        let rows = [
+            row("r1", "a", "built", 100),
+            row("r1", "b", "failed", 120),
+            row("r2", "a", "built", 200),
+        ];
+        let now = [live("r2", 190), live("r3", 300)];
+        let got: Vec<(String, String, usize)> = runs(&rows, &now, 10)
+            .into_iter()
+            .map(|r| (r.run_id, r.status, r.steps))
+            .collect();
+        let want = [
+            ("r3", "running", 0),
+            ("r2", "running", 1),
+            ("r1", "failed", 2),
+        ];
+        let want: Vec<(String, String, usize)> = want
+            .iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+            .collect();
+        assert_eq!(got, want);
+        // Once its build ends, r2's steps decide.
+        let ended = runs(&rows, &[], 10);
+        assert_eq!(ended.len(), 2);
+        assert_eq!(
+            (ended[0].run_id.as_str(), ended[0].status.as_str()),
+            ("r2", "ok")
+        );
+    }
 }

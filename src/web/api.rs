@@ -179,6 +179,7 @@ async fn run_list(State(app): State<Shared>, Query(q): Query<Limit>) -> Response
     answer(app, move |p| {
         Ok(history::runs(
             &runs::read_all(&p.lake)?,
+            &live_runs(p),
             q.limit.unwrap_or(100),
         ))
     })
@@ -198,7 +199,11 @@ async fn one_run(State(app): State<Shared>, Path(run): Path<String>) -> Response
             .into_iter()
             .filter(|r| r.run_id == run)
             .collect();
-        let summary = history::runs(&rows, 1)
+        let live: Vec<_> = live_runs(p)
+            .into_iter()
+            .filter(|l| l.run_id == run)
+            .collect();
+        let summary = history::runs(&rows, &live, 1)
             .pop()
             .ok_or_else(|| UsageError(format!("no run '{run}' in the history")))?;
         Ok(OneRun {
@@ -271,14 +276,13 @@ async fn alerts(State(app): State<Shared>) -> Response {
     .await
 }
 
+/// The builds running now on `p`'s lake.
+fn live_runs(p: &Project) -> Vec<crate::lake::live::LiveRun> {
+    crate::lake::live::running(&p.lake.root, crate::clock::now_ms())
+}
+
 async fn live(State(app): State<Shared>) -> Response {
-    answer(app, |p| {
-        Ok(crate::lake::live::running(
-            &p.lake.root,
-            crate::clock::now_ms(),
-        ))
-    })
-    .await
+    answer(app, |p| Ok(live_runs(p))).await
 }
 
 #[derive(Deserialize)]
