@@ -627,7 +627,7 @@ fn main() -> anyhow::Result<()> {
     );
     if trained.folds.iter().any(|f| !f.fallback.is_empty()) {
         println!(
-            "\nhorizon blend per fold, validation RankIC trained / start / the blend the fold reports, its weight on the trained network (chosen by the earlier folds) in brackets:"
+            "\nhorizon blend per fold, validation RankIC trained / start / the blend the fold reports, its weight on the trained network (chosen by the earlier folds) in brackets; then the ridge baseline (last day's inputs) on the same days, and the start's design (skip, or skip + graph path) and λ:"
         );
         println!("| fold | {} |", horizons.join(" | "));
         println!("| --- |{}", " --- |".repeat(horizons.len()));
@@ -642,8 +642,22 @@ fn main() -> anyhow::Result<()> {
                             .iter()
                             .find(|b| b.weight == w)
                             .map_or(f64::NAN, |b| b.rank_ic);
+                        let hi = horizons.iter().position(|x| x == h).unwrap_or(0);
+                        let on_fold: Vec<f64> = ridge_last[hi]
+                            .range(f.valid_first..=f.valid_last)
+                            .map(|(_, v)| *v)
+                            .collect();
+                        let base = on_fold.iter().sum::<f64>() / on_fold.len().max(1) as f64;
+                        let design = c.start_fit.map_or("–".to_string(), |s| {
+                            format!(
+                                "{}{} λ {:.0e}",
+                                if s.graph_path { "skip+graph" } else { "skip" },
+                                if s.by_folds { " (by folds)" } else { "" },
+                                s.lambda
+                            )
+                        });
                         format!(
-                            "{:+.4} / {:+.4} / {:+.4} ({w:.2})",
+                            "{:+.4} / {:+.4} / {:+.4} ({w:.2}); ridge {base:+.4}; {design}",
                             c.trained_rank_ic, c.start_rank_ic, reported
                         )
                     }

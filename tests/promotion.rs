@@ -1,8 +1,8 @@
 //! The promotion policy through the binary, on the repository's rules over a small
 //! synthetic market: the first model becomes production by itself, a new version goes on
-//! trial, a challenger that scores worse is never promoted, one that scores better (the
-//! planted signal, standing in for a model: the market's oracle) is promoted once the
-//! minimum days are in and not before; promotion re-keys predictions, moving back
+//! trial, a challenger that scores worse is never promoted, one that scores better (a
+//! perfect forecaster reading the realised returns, standing in for a model) is promoted
+//! once the minimum days are in and not before; promotion re-keys predictions, moving back
 //! restores them without running the op; a rollback by hand is respected; two policy
 //! evaluations at once promote once; a decaying champion is rolled back to the previous
 //! one, and the version rolled back is retired, not re-promoted. Decisions are logged, announced and audited.
@@ -27,18 +27,22 @@ const ASSETS: [&str; 10] = [
     "prediction_performance",
 ];
 
-/// The challenger's predictions replaced by the market's planted next-day component
-/// (`SIGN` 1: the oracle; -1: its opposite, a challenger worse than any model).
+/// The challenger's predictions replaced by the realised next-day return (`SIGN` 1: a
+/// perfect forecaster, whose daily 1-day RankIC is 1; -1: its opposite, worse than any
+/// model). It reads the labels, which no model may: a stand-in whose edge over the
+/// champion is beyond doubt on a few days whatever the champion is, so that these tests
+/// check the policy's decisions, not how good the tiny champion happens to be. A day's
+/// row is rebuilt when its label arrives (the labels re-key it); until then it is 0.
 fn oracle(sign: i32) -> String {
-    let p = format!("{sign} * planted_next");
+    let p = format!("{sign} * COALESCE(fwd_ret_1d, 0)");
     format!(
         r#"
 op = "sql"
 partitioned = "daily"
 key_columns = ["Code", "Date"]
-inputs = [{{ asset = "synthetic_truth", window = [0, 0] }}]
+inputs = [{{ asset = "labels", window = [0, 0] }}]
 [params]
-query = "SELECT Code, Date, {p} AS pred_1d, {p} AS pred_5d, {p} AS pred_10d, {p} AS pred_20d FROM synthetic_truth"
+query = "SELECT Code, Date, {p} AS pred_1d, {p} AS pred_5d, {p} AS pred_10d, {p} AS pred_20d FROM labels"
 "#
     )
 }
@@ -145,7 +149,7 @@ fn the_policy_promotes_a_better_challenger_once_after_the_minimum_days_and_rolls
 
     // A challenger worse than the champion: on trial, never promoted.
     set_policy(&p, "min_days", "10")?;
-    // 30 stocks: the oracle's edge is large and its days noisy; tune the test to it.
+    // 30 stocks: the forecaster's edge is large and its days noisy; tune the test to it.
     set_policy(&p, "effect", "0.1")?;
     let ev = policy_dry_run(&p, "2026-09-01")?;
     let e = &ev["evaluation"];

@@ -345,7 +345,7 @@ impl Network {
     }
 
     /// Whether the skip path and the linear graph path are active (in the forward pass).
-    fn linear_paths(&self) -> (bool, bool) {
+    pub fn linear_paths(&self) -> (bool, bool) {
         let c = &self.cfg;
         (c.use_skip, c.use_gat && c.use_graph_skip)
     }

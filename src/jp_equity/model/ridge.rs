@@ -42,6 +42,9 @@ pub struct RidgeFit {
     pub weights: Vec<Vec<f64>>,
     pub lambdas: Vec<f64>,
     pub designs: Vec<usize>,
+    /// Every design's own fit, `[design][horizon]`: its weights (with its best λ on the
+    /// inner split, refitted on every day) and that λ, whichever design was chosen.
+    pub each_design: Vec<Vec<(Vec<f64>, f64)>>,
 }
 
 /// Sums of `xxᵀ` and `x·y` per horizon. Rows valid at every horizon go into one shared
@@ -300,6 +303,7 @@ where
         weights: Vec::with_capacity(hz),
         lambdas: Vec::with_capacity(hz),
         designs: Vec::with_capacity(hz),
+        each_design: vec![Vec::with_capacity(hz); designs.len()],
     };
     for h in 0..hz {
         // Per design: its best λ, that λ's score and its daily inner validation RankICs.
@@ -346,10 +350,13 @@ where
                 !clearly_better
             })
             .unwrap_or(top);
-        let lambda = per_design[di].0;
-        let cols = &designs[di];
-        fit.weights
-            .push(spread(cols, fit_system(all.sub_system(h, cols), lambda)));
+        for (d, cols) in designs.iter().enumerate() {
+            let lambda = per_design[d].0;
+            let w = spread(cols, fit_system(all.sub_system(h, cols), lambda));
+            fit.each_design[d].push((w, lambda));
+        }
+        let (w, lambda) = fit.each_design[di][h].clone();
+        fit.weights.push(w);
         fit.lambdas.push(lambda);
         fit.designs.push(di);
     }
@@ -436,6 +443,13 @@ mod tests {
         let designs = [vec![0, 2], vec![1, 2]];
         let f = fit_walk_forward_designs(&idx, 2, 3, 2, &designs, &[0, 0], |i| d.get(i).cloned());
         assert_eq!(f.designs, vec![0, 1]);
+        // Every design's own fit is kept; the chosen one's is the fit's.
+        for h in 0..2 {
+            assert_eq!(
+                f.each_design[f.designs[h]][h],
+                (f.weights[h].clone(), f.lambdas[h])
+            );
+        }
         assert_eq!(f.weights[0][1], 0.0);
         assert_eq!(f.weights[1][0], 0.0);
         assert!((f.weights[0][0] - 1.0).abs() < 0.05, "{:?}", f.weights);

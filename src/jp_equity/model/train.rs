@@ -352,6 +352,52 @@ pub struct HorizonFallback {
     /// then 0 or 1 by `from_start`).
     #[serde(default)]
     pub weight: Option<f64>,
+    /// The ridge start's fit at this horizon (absent with a zero start, or in models
+    /// trained before it was recorded).
+    #[serde(default)]
+    pub start_fit: Option<StartFit>,
+    /// The validation RankIC of each design the ridge start offers (`[skip, skip +
+    /// graph]`; empty with one design, or in models stored before), each with its own λ:
+    /// what the later folds choose the start's design with ([`design_choice`]).
+    #[serde(default)]
+    pub design_rank_ics: Vec<f64>,
+}
+
+/// How a fit's ridge start was chosen at one horizon by its inner walk-forward split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StartFit {
+    /// The penalty λ.
+    pub lambda: f64,
+    /// Whether the linear graph path is in the design (else the skip path alone).
+    pub graph_path: bool,
+    /// Whether the earlier folds chose the design (else the fit's inner split did).
+    #[serde(default)]
+    pub by_folds: bool,
+}
+
+/// Per horizon, the design of the ridge start with the best mean validation RankIC over
+/// `folds` (ties to the simpler, the lower index), or `None` where no fold scored the
+/// designs (the first fold: the fit's inner split chooses, [`ridge::DESIGN_MARGIN_SE`]).
+/// Fold k chooses with folds 0..k, so no fold's start is chosen on its own validation
+/// days; the final fit chooses with every fold.
+pub fn design_choice(folds: &[FoldReport], horizons: &[String]) -> Vec<Option<usize>> {
+    horizons
+        .iter()
+        .map(|h| {
+            let scored: Vec<&Vec<f64>> = folds
+                .iter()
+                .flat_map(|f| f.fallback.iter().filter(|c| &c.horizon == h))
+                .map(|c| &c.design_rank_ics)
+                .filter(|d| !d.is_empty())
+                .collect();
+            let n = scored.iter().map(|d| d.len()).min()?;
+            let mean = |d: usize| scored.iter().map(|s| s[d]).sum::<f64>() / scored.len() as f64;
+            (0..n).fold(None, |best: Option<usize>, d| match best {
+                Some(b) if mean(b) >= mean(d) => Some(b),
+                _ => Some(d),
+            })
+        })
+        .collect()
 }
 
 /// A blend's validation score: `weight · trained + (1 − weight) · start`.
@@ -398,10 +444,17 @@ pub struct FoldReport {
 
 /// Per horizon, the trained network's weight in its blend with the start: of `weights`,
 /// the one with the best mean validation RankIC over `folds` (ties go to the larger
-/// weight; no fold compared: 1, the trained network). Fold k decides with folds 0..k, so
-/// its reported metrics never select on its own validation days; the final fit decides
-/// with every fold.
-pub fn blend_choice(folds: &[FoldReport], horizons: &[String], weights: &[f64]) -> Vec<f64> {
+/// weight; no fold compared: `no_evidence`). Fold k decides with folds 0..k, so its
+/// reported metrics never select on its own validation days, and the first fold, with
+/// no evidence yet, reports the start (`no_evidence = 0`: the trained network earns its
+/// weight out of sample first); the final fit decides with every fold (without
+/// cross-validation it has none and keeps the trained network, `no_evidence = 1`).
+pub fn blend_choice(
+    folds: &[FoldReport],
+    horizons: &[String],
+    weights: &[f64],
+    no_evidence: f64,
+) -> Vec<f64> {
     horizons
         .iter()
         .map(|h| {
@@ -409,7 +462,7 @@ pub fn blend_choice(folds: &[FoldReport], horizons: &[String], weights: &[f64]) 
                 .iter()
                 .flat_map(|f| f.fallback.iter().filter(|c| &c.horizon == h))
                 .collect();
-            let mut best = (1.0, f64::NEG_INFINITY);
+            let mut best = (no_evidence, f64::NEG_INFINITY);
             for &w in weights.iter().rev() {
                 let scores: Option<Vec<f64>> = compared.iter().map(|c| c.score(w)).collect();
                 if let Some(scores) = scores.filter(|s| !s.is_empty()) {
@@ -472,6 +525,11 @@ struct Fit {
     log: Vec<EpochLog>,
     /// The parameters the fit started from.
     start: Vec<f32>,
+    /// Per horizon, how the ridge start was chosen (empty with a zero start).
+    start_fit: Vec<StartFit>,
+    /// Every design the ridge start offered, `[design][horizon]`: its linear-path weights
+    /// and intercept (empty with a zero start).
+    start_designs: Vec<Vec<Vec<f64>>>,
 }
 
 fn adamw(cfg: &TrainConfig, total_steps: u64) -> AdamWConfig {
@@ -525,7 +583,12 @@ impl Trainer<'_> {
     /// Sets the active linear paths to the ridge fit of `days` (their design is
     /// [`Network::linear_inputs`] plus an intercept, which the quantile heads' biases
     /// hold instead).
-    fn ridge_start(&self, days: &[usize], p: &mut [f32]) {
+    fn ridge_start(
+        &self,
+        days: &[usize],
+        choice: &[Option<usize>],
+        p: &mut [f32],
+    ) -> (Vec<StartFit>, Vec<Vec<Vec<f64>>>) {
         let net = self.net;
         let hz = net.cfg.horizons;
         let width: usize = net
@@ -534,7 +597,7 @@ impl Trainer<'_> {
             .map(|r| r.len() / hz.max(1))
             .sum();
         if width == 0 {
-            return;
+            return (Vec::new(), Vec::new());
         }
         let k = width + 1;
         // With the fallback and both paths on, each horizon may also leave the graph path
@@ -553,41 +616,83 @@ impl Trainer<'_> {
             .collect();
         let embargo = self.cfg.embargo;
         let fit = ridge::fit_walk_forward_designs(days, embargo, k, hz, &designs, &lags, |d| {
-            let s = self.sample(d)?;
-            let (x, w) = net.linear_inputs(&s.input)?;
-            let mut rows = Vec::with_capacity(s.input.n * k);
-            for row in x.chunks(w) {
-                rows.extend_from_slice(row);
-                rows.push(1.0);
-            }
-            Some(ridge::DayRows {
-                n: s.input.n,
-                x: rows,
-                y: s.y,
-                valid: s.valid,
-                raw_y: s.raw_y,
-            })
+            ridge_rows(net, &self.sample(d)?)
         });
-        for (h, w) in fit.weights.iter().enumerate() {
+        // The full design has the graph path when the graph path is on at all.
+        let graph_on = net.linear_paths().1;
+        let mut how = Vec::with_capacity(hz);
+        for h in 0..hz {
+            let by_folds = choice
+                .get(h)
+                .copied()
+                .flatten()
+                .filter(|&d| d < designs.len());
+            let d = by_folds.unwrap_or(fit.designs[h]);
+            let (w, lambda) = &fit.each_design[d][h];
             net.set_linear_weights(p, h, &w[..width]);
+            how.push(StartFit {
+                lambda: *lambda,
+                graph_path: graph_on && d + 1 == designs.len(),
+                by_folds: by_folds.is_some(),
+            });
         }
+        let each = fit
+            .each_design
+            .into_iter()
+            .map(|per_h| per_h.into_iter().map(|(w, _)| w).collect())
+            .collect();
+        (how, each)
+    }
+
+    /// Per horizon, the mean validation RankIC of each design of a ridge start
+    /// (`designs[design][horizon]`, as [`Fit::start_designs`]) on `valid`: empty with
+    /// fewer than two designs.
+    fn design_rank_ics(&self, designs: &[Vec<Vec<f64>>], valid: &[Sample]) -> Vec<Vec<f64>> {
+        let hz = self.net.cfg.horizons;
+        if designs.len() < 2 {
+            return vec![Vec::new(); hz];
+        }
+        let rows: Vec<ridge::DayRows> = valid
+            .iter()
+            .filter_map(|s| ridge_rows(self.net, s))
+            .collect();
+        (0..hz)
+            .map(|h| {
+                designs
+                    .iter()
+                    .map(|d| {
+                        let ics: Vec<f64> = rows
+                            .iter()
+                            .filter_map(|r| ridge::day_rank_ic(r, &d[h], h, hz))
+                            .collect();
+                        ics.iter().sum::<f64>() / ics.len().max(1) as f64
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// The parameters a fit on `days` starts from: the seed's initialisation, the ridge
     /// start of the linear paths and, with the fallback, the heads' `w2` at 0 (so that
     /// the start predicts exactly as its linear paths).
-    fn start(&self, days: &[usize]) -> Vec<f32> {
+    fn start(
+        &self,
+        days: &[usize],
+        designs: &[Option<usize>],
+    ) -> (Vec<f32>, Vec<StartFit>, Vec<Vec<Vec<f64>>>) {
         let mut p: Vec<f32> = self.net.init(self.cfg.seed);
+        let (mut how, mut each) = (Vec::new(), Vec::new());
         if self.cfg.linear_init == LinearInit::Ridge {
-            self.ridge_start(days, &mut p);
+            (how, each) = self.ridge_start(days, designs, &mut p);
         }
         if self.cfg.fallback_active() {
             self.net.zero_head_outputs(&mut p);
         }
-        p
+        (p, how, each)
     }
 
-    /// Trains from [`Trainer::start`] on `days` for up to `epochs` epochs. With
+    /// Trains from [`Trainer::start`] on `days` (the start's `designs` per horizon as
+    /// [`design_choice`] gives them) for up to `epochs` epochs. With
     /// validation days, stops after `patience` epochs without improvement and returns the
     /// best epoch's parameters.
     #[allow(clippy::too_many_arguments)]
@@ -595,6 +700,7 @@ impl Trainer<'_> {
         &self,
         fold: Option<usize>,
         days: &[usize],
+        designs: &[Option<usize>],
         valid: &[Sample],
         epochs: usize,
         resume: Option<FitState>,
@@ -603,7 +709,7 @@ impl Trainer<'_> {
     ) -> Result<Fit, String> {
         let net = self.net;
         // Recomputed on a resume too (it is deterministic): the fallback needs it.
-        let start = self.start(days);
+        let (start, start_fit, start_designs) = self.start(days, designs);
         let per_epoch = self
             .cfg
             .days_per_epoch
@@ -729,6 +835,8 @@ impl Trainer<'_> {
                 best_epoch,
                 log,
                 start,
+                start_fit,
+                start_designs,
             });
         }
         Ok(Fit {
@@ -736,11 +844,32 @@ impl Trainer<'_> {
             best_epoch: best.1,
             log,
             start,
+            start_fit,
+            start_designs,
         })
     }
 }
 
 /// Per horizon, the mean daily RankIC on `valid` (`None` where no day has one).
+/// A day's rows for a ridge fit of the network's linear paths: each stock's linear inputs
+/// and a constant 1 (the intercept) last, with the sample's targets. `None` without an
+/// active linear path.
+fn ridge_rows(net: &Network, s: &Sample) -> Option<ridge::DayRows> {
+    let (x, w) = net.linear_inputs(&s.input)?;
+    let mut rows = Vec::with_capacity(s.input.n * (w + 1));
+    for row in x.chunks(w) {
+        rows.extend_from_slice(row);
+        rows.push(1.0);
+    }
+    Some(ridge::DayRows {
+        n: s.input.n,
+        x: rows,
+        y: s.y.clone(),
+        valid: s.valid.clone(),
+        raw_y: s.raw_y.clone(),
+    })
+}
+
 fn horizon_rank_ics(net: &Network, p: &[f32], valid: &[Sample]) -> Vec<Option<f64>> {
     let hz = net.cfg.horizons;
     let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); hz];
@@ -889,9 +1018,11 @@ pub fn train(
                 .filter_map(|d| trainer.sample(d))
                 .collect();
             let resume = ck.fit.take().filter(|r| r.fold == Some(i));
+            let designs = design_choice(&folds, &panel.horizons);
             let fit = trainer.fit(
                 Some(i),
                 &train_days,
+                &designs,
                 &valid,
                 cfg.epochs,
                 resume,
@@ -902,8 +1033,9 @@ pub fn train(
             let mut p = fit.params;
             if cfg.fallback_active() {
                 let weights = cfg.blend_weights();
-                let choice = blend_choice(&folds, &panel.horizons, &weights);
+                let choice = blend_choice(&folds, &panel.horizons, &weights, 0.0);
                 let scores = blend_rank_ics(&net, &p, &fit.start, &valid, &weights);
+                let design_scores = trainer.design_rank_ics(&fit.start_designs, &valid);
                 for (h, name) in panel.horizons.iter().enumerate() {
                     let blends: Vec<BlendScore> = weights
                         .iter()
@@ -924,6 +1056,8 @@ pub fn train(
                             from_start: choice[h] == 0.0,
                             blends,
                             weight: Some(choice[h]),
+                            start_fit: fit.start_fit.get(h).copied(),
+                            design_rank_ics: design_scores[h].clone(),
                         });
                     }
                 }
@@ -978,9 +1112,12 @@ pub fn train(
         (mean.round() as usize + 1).min(cfg.epochs)
     };
     let resume = ck.fit.take().filter(|r| r.fold.is_none());
+    // The final fit's start takes, per horizon, the design that won over every fold.
+    let designs = design_choice(&folds, &panel.horizons);
     let fit = trainer.fit(
         None,
         &labelled,
+        &designs,
         &[],
         final_epochs,
         resume,
@@ -988,7 +1125,7 @@ pub fn train(
         &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
     )?;
     let weights = if cfg.fallback_active() {
-        blend_choice(&folds, &panel.horizons, &cfg.blend_weights())
+        blend_choice(&folds, &panel.horizons, &cfg.blend_weights(), 1.0)
     } else {
         vec![1.0; model.horizons]
     };
@@ -1319,6 +1456,8 @@ mod tests {
                         .map(|&(weight, rank_ic)| BlendScore { weight, rank_ic })
                         .collect(),
                     weight: None,
+                    start_fit: None,
+                    design_rank_ics: Vec::new(),
                 })
                 .collect(),
         }
@@ -1328,20 +1467,62 @@ mod tests {
     fn the_fallback_follows_the_mean_over_earlier_folds() {
         let hz = ["1d".to_string(), "5d".to_string()];
         let ends = [0.0, 1.0];
-        assert_eq!(blend_choice(&[], &hz, &ends), vec![1.0, 1.0]);
+        // No fold compared: the default asked for (a first fold: the start; a final fit
+        // without cross-validation: the trained network).
+        assert_eq!(blend_choice(&[], &hz, &ends, 0.0), vec![0.0, 0.0]);
+        assert_eq!(blend_choice(&[], &hz, &ends, 1.0), vec![1.0, 1.0]);
         // 1d: the start wins once by 0.01 and loses once by 0.03 (mean −0.01: trained);
         // 5d: it loses by 0.01 and wins by 0.02 (mean +0.005: start).
         let folds = [
             fold_with(&[("1d", 0.05, 0.06), ("5d", 0.03, 0.02)]),
             fold_with(&[("1d", 0.07, 0.04), ("5d", 0.01, 0.03)]),
         ];
-        assert_eq!(blend_choice(&folds, &hz, &ends), vec![1.0, 0.0]);
-        assert_eq!(blend_choice(&folds[..1], &hz, &ends), vec![0.0, 1.0]);
-        // A horizon no fold compared keeps the trained network.
-        assert_eq!(blend_choice(&folds, &["20d".to_string()], &ends), vec![1.0]);
+        assert_eq!(blend_choice(&folds, &hz, &ends, 1.0), vec![1.0, 0.0]);
+        assert_eq!(blend_choice(&folds[..1], &hz, &ends, 1.0), vec![0.0, 1.0]);
+        // A horizon no fold compared takes the default.
+        assert_eq!(
+            blend_choice(&folds, &["20d".to_string()], &ends, 1.0),
+            vec![1.0]
+        );
+        assert_eq!(
+            blend_choice(&folds, &["20d".to_string()], &ends, 0.0),
+            vec![0.0]
+        );
         // A tie goes to the trained network.
         let tie = [fold_with(&[("1d", 0.05, 0.05)])];
-        assert_eq!(blend_choice(&tie, &hz[..1], &ends), vec![1.0]);
+        assert_eq!(blend_choice(&tie, &hz[..1], &ends, 1.0), vec![1.0]);
+    }
+
+    /// The start's design per horizon: none before any fold scored the designs (the inner
+    /// split decides), then the best mean over the folds, ties to the simpler design; a
+    /// fold stored before the designs were scored does not count.
+    #[test]
+    fn the_start_design_follows_the_mean_over_earlier_folds() {
+        let hz = ["1d".to_string(), "5d".to_string()];
+        let scored = |ics: [(&str, Vec<f64>); 2]| {
+            let mut f = fold_with(&[("1d", 0.05, 0.04), ("5d", 0.03, 0.02)]);
+            for (c, (h, d)) in f.fallback.iter_mut().zip(ics) {
+                assert_eq!(c.horizon, h);
+                c.design_rank_ics = d;
+            }
+            f
+        };
+        assert_eq!(design_choice(&[], &hz), vec![None, None]);
+        let old = fold_with(&[("1d", 0.05, 0.04), ("5d", 0.03, 0.02)]);
+        assert_eq!(
+            design_choice(std::slice::from_ref(&old), &hz),
+            vec![None, None]
+        );
+        let folds = [
+            scored([("1d", vec![0.03, 0.05]), ("5d", vec![0.04, 0.02])]),
+            scored([("1d", vec![0.04, 0.03]), ("5d", vec![0.01, 0.04])]),
+            old,
+        ];
+        // 1d: skip 0.035, skip + graph 0.04; 5d: 0.025 and 0.03.
+        assert_eq!(design_choice(&folds[..1], &hz), vec![Some(1), Some(0)]);
+        assert_eq!(design_choice(&folds, &hz), vec![Some(1), Some(1)]);
+        let tie = [scored([("1d", vec![0.03, 0.03]), ("5d", vec![0.02, 0.01])])];
+        assert_eq!(design_choice(&tie, &hz), vec![Some(0), Some(0)]);
     }
 
     /// With blends on offer the weight with the best mean over the folds wins, a weight a
@@ -1355,10 +1536,10 @@ mod tests {
             fold_with_blends(&[("1d", vec![(0.0, 0.04), (0.5, 0.06), (1.0, 0.05)])]),
             fold_with_blends(&[("1d", vec![(0.0, 0.06), (0.5, 0.065), (1.0, 0.03)])]),
         ];
-        assert_eq!(blend_choice(&folds, &hz, &w), vec![0.5]);
+        assert_eq!(blend_choice(&folds, &hz, &w, 1.0), vec![0.5]);
         // Without 0.5 in one fold, only the ends compete: 0.05 (start) > 0.04 (trained).
         let partial = [folds[0].clone(), fold_with(&[("1d", 0.03, 0.06)])];
-        assert_eq!(blend_choice(&partial, &hz, &w), vec![0.0]);
+        assert_eq!(blend_choice(&partial, &hz, &w, 1.0), vec![0.0]);
         assert_eq!(
             TrainConfig::default().blend_weights(),
             vec![0.0, 0.25, 0.5, 0.75, 1.0]
@@ -1389,10 +1570,21 @@ mod tests {
                 let c = &f.fallback[0];
                 assert_eq!(c.horizon, "fwd_ret_1d");
                 let weights = cfg_blend.blend_weights();
-                let chosen = blend_choice(&t.folds[..k], &["fwd_ret_1d".to_string()], &weights)[0];
+                let chosen =
+                    blend_choice(&t.folds[..k], &["fwd_ret_1d".to_string()], &weights, 0.0)[0];
                 assert_eq!(c.weight, Some(chosen));
                 assert_eq!(c.from_start, chosen == 0.0);
-                assert!(k > 0 || chosen == 1.0);
+                // The first fold, with no earlier evidence, reports the start.
+                assert!(k > 0 || chosen == 0.0);
+                // Both designs of the start are scored; from the second fold on, the
+                // earlier folds chose the start's design.
+                assert_eq!(c.design_rank_ics.len(), 2, "fold {k}");
+                let how = c.start_fit.expect("a ridge start");
+                assert_eq!(how.by_folds, k > 0, "fold {k}");
+                let want = design_choice(&t.folds[..k], &["fwd_ret_1d".to_string()])[0];
+                if let Some(d) = want {
+                    assert_eq!(how.graph_path, d == 1, "fold {k}");
+                }
                 assert_eq!(
                     c.blends.iter().map(|b| b.weight).collect::<Vec<_>>(),
                     weights
@@ -1416,7 +1608,8 @@ mod tests {
                 blend_choice(
                     &t.folds,
                     &["fwd_ret_1d".to_string()],
-                    &cfg_blend.blend_weights()
+                    &cfg_blend.blend_weights(),
+                    1.0
                 )
             );
         }
