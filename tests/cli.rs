@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use polars::prelude::*;
 
 #[test]
 fn why_names_each_kind_of_reason() -> R {
@@ -494,5 +495,65 @@ fn a_lake_url_is_refused_not_taken_for_a_folder_name() -> R {
         "no folder named after a URL"
     );
     assert!(!p.path("lake").exists(), "nothing was built anywhere");
+    Ok(())
+}
+
+/// Each date of `ma` and how many days of prices its window read (the same for every code).
+fn days_read(p: &Proj) -> R<Vec<(String, i64)>> {
+    let f = p
+        .frame("ma")?
+        .lazy()
+        .group_by([col("Date")])
+        .agg([col("n").cast(DataType::Int64).max()])
+        .sort(["Date"], Default::default())
+        .collect()?;
+    let dates = f.column("Date")?.cast(&DataType::String)?;
+    let n = f.column("n")?.i64()?.clone();
+    Ok(dates
+        .str()?
+        .iter()
+        .zip(n.iter())
+        .map(|(d, n)| (d.unwrap_or("").to_string(), n.unwrap_or(-1)))
+        .collect())
+}
+
+#[test]
+fn full_requires_the_whole_window_or_a_part_of_it_and_the_rest_is_read_where_it_exists() -> R {
+    let p = pipeline(6)?;
+    let rule = |full: &str| {
+        MA_RULE.replace(
+            "window = [-2, 0] }",
+            &format!("window = [-3, 0], full = {full} }}"),
+        )
+    };
+    p.rule("ma", &rule("true"))?;
+    p.ok(&["build", "ma"])?;
+    let whole = days_read(&p)?;
+    assert_eq!(
+        whole.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        [4, 4, 4],
+        "dates only where all 4 days exist: {whole:?}"
+    );
+    p.rule("ma", &rule("[-1, 0]"))?;
+    p.ok(&["build", "ma"])?;
+    let part = days_read(&p)?;
+    assert_eq!(
+        part.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        [2, 3, 4, 4, 4],
+        "dates where the last 2 days exist, each reading what there is of 4: {part:?}"
+    );
+    assert_eq!(
+        part[2..],
+        whole[..],
+        "the dates with a whole window are unchanged"
+    );
+    // Asked for more than the window: refused, naming the file, the input and the window.
+    p.rule("ma", &rule("[-5, 0]"))?;
+    let err = p.fails(&["build", "ma"], 2)?;
+    assert!(
+        err.contains("ma.toml")
+            && err.contains("full = [-5, 0] must be [start, end] within its window [-3, 0]"),
+        "{err}"
+    );
     Ok(())
 }

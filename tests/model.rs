@@ -349,6 +349,23 @@ fn the_same_seed_gives_bit_identical_weights_at_1_and_2_threads() -> R {
 fn a_model_refuses_features_it_was_not_trained_on() -> R {
     let p = project()?;
     build_at(&p, "2026-08-14", &["predictions"], None)?;
+    // A window whose required part is shorter than the model's input window (10 days).
+    let preds = std::fs::read_to_string(p.path("rules/predictions.toml"))?;
+    p.rule(
+        "predictions",
+        &preds.replace("full = true", "full = [-5, 0]"),
+    )?;
+    let out = p
+        .cmd(&["build", "predictions", "--only", "--force"])
+        .env("LAKEBUILD_NOW", "2026-08-14")
+        .output()?;
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("the model's input window is 10 days: give 'processed_features' full = true or full = [-9, 0]"),
+        "{text}"
+    );
+    p.rule("predictions", &preds)?;
     // A feature set without the volume family: rebuild the features only, then predict
     // with the model trained on the full set.
     let rule = std::fs::read_to_string(p.path("rules/processed_features.toml"))?

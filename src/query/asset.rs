@@ -5,7 +5,7 @@
 //! The partition states are the dry run's (the plan a build would act on), so the page
 //! and `build --dry-run` never disagree.
 
-use crate::core::partition::PartitionId;
+use crate::core::partition::{Coverage, PartitionId};
 use crate::engine::checks::CheckResult;
 use crate::engine::project::{Project, States};
 use crate::engine::{BuildOptions, dry_run_with};
@@ -52,7 +52,8 @@ pub struct InputView {
     /// The window, e.g. `[-60, 0]`.
     pub window: String,
     pub alias: Option<String>,
-    pub full: bool,
+    /// The part of the window that must be complete (`full`), e.g. `[-250, 0]`.
+    pub full: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -290,7 +291,7 @@ pub fn view(project: &Project, asset: &str, opts: &BuildOptions) -> Result<Asset
                 asset: i.asset.clone(),
                 window: i.coverage.to_string(),
                 alias: i.alias.clone(),
-                full: i.full,
+                full: i.full.map(|(a, b)| Coverage::Window(a, b).to_string()),
             })
             .collect(),
         checks: rule.checks.iter().map(|c| c.name.clone()).collect(),

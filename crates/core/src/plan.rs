@@ -198,7 +198,7 @@ pub fn domain(
         daily_inputs.first().map(|(v, _)| v.ids.clone())?
     };
     for (view, input) in daily_inputs {
-        if let (true, Coverage::Window(a, b)) = (input.full, input.coverage) {
+        if let Some((a, b)) = input.full {
             dates.retain(|p| {
                 p.date()
                     .is_some_and(|d| window_complete(&view.ids, d, a, b))
@@ -654,7 +654,7 @@ mod tests {
             asset: "prices".into(),
             coverage: Coverage::Window(-3, 0),
             window_given: true,
-            full: true,
+            full: Some((-3, 0)),
             alias: None,
             line: 1,
         };
@@ -667,15 +667,21 @@ mod tests {
             crate::catalog::fixture::catalog(),
         )
         .unwrap();
-        assert!(rule.inputs[0].full);
+        assert_eq!(rule.inputs[0].full, Some((-3, 0)));
         let today = NaiveDate::from_ymd_opt(2024, 2, 1).unwrap();
         let dom = domain(&rule, &[(&view, &input)], today).unwrap();
         assert_eq!(dom, ids[3..].to_vec());
         // Future windows: the last dates lack their future.
         input.coverage = Coverage::Window(0, 2);
+        input.full = Some((0, 2));
         let dom = domain(&rule, &[(&view, &input)], today).unwrap();
         assert_eq!(dom, ids[..8].to_vec());
-        input.full = false;
+        // A part of the window: [-3, 0] read where it exists, [-1, 0] required.
+        input.coverage = Coverage::Window(-3, 0);
+        input.full = Some((-1, 0));
+        let dom = domain(&rule, &[(&view, &input)], today).unwrap();
+        assert_eq!(dom, ids[1..].to_vec());
+        input.full = None;
         let dom = domain(&rule, &[(&view, &input)], today).unwrap();
         assert_eq!(dom, ids);
     }

@@ -69,7 +69,7 @@ impl OpSpec for PredictOp {
         match rule.inputs.iter().find(|i| i.asset == f) {
             None => errs.push((1, format!("op predict needs the input '{f}': add {{ asset = \"{f}\", window = [-19, 0], full = true }}"))),
             Some(i) => match i.coverage {
-                Coverage::Window(a, 0) if a < 0 && i.full => {}
+                Coverage::Window(a, 0) if a < 0 && i.full.is_some_and(|(_, end)| end == 0) => {}
                 c => errs.push((i.line, format!("input '{f}': predict reads the model's window of past days up to the date, e.g. window = [-19, 0], full = true (not {c})"))),
             },
         }
@@ -110,6 +110,22 @@ impl Op for PredictOp {
                 "the model reads {days} days (input window {t}, lead-lag lookback {}): give '{f_name}' window = [-{}, 0]",
                 model.model.graph_lag_lookback,
                 days - 1
+            )));
+        }
+        // Every predicted date has the model's whole input window (the lead-lag history
+        // may be shorter at the data's start, as in training).
+        let required = ctx
+            .rule
+            .inputs
+            .iter()
+            .find(|i| i.asset == f_in.asset)
+            .and_then(|i| i.full);
+        if let Some((a, _)) = required
+            && ((-a) as usize) + 1 < t
+        {
+            return Err(usage(format!(
+                "the model's input window is {t} days: give '{f_name}' full = true or full = [-{}, 0]",
+                t - 1
             )));
         }
         let (features, masks) = model_columns(&manifest);

@@ -209,7 +209,7 @@ async function assetPage(name) {
   if (v.description) out.push(el("p", { text: v.description }));
   out.push(el("h2", { text: "Rule" }), table("rule", ["op", "partitioned", "params", "inputs", "checks", "SLA"], [[
     v.op, v.daily ? "daily" : "whole", el("pre", { text: JSON.stringify(v.params, null, 1) }),
-    el("div", {}, v.inputs.map((i) => el("div", {}, assetLink(i.asset), ` window ${i.window}${i.alias ? " @" + i.alias : ""}${i.full ? " (full)" : ""}`))),
+    el("div", {}, v.inputs.map((i) => el("div", {}, assetLink(i.asset), ` window ${i.window}${i.alias ? " @" + i.alias : ""}${i.full ? ` (complete ${i.full})` : ""}`))),
     v.checks.join(", ") || "-", v.sla || "-",
   ]]));
   out.push(el("h2", { text: `Partitions (${v.partitions.length})` }),

@@ -127,15 +127,64 @@ pub(super) fn parse(
                 }
             }
         };
+        let full = r
+            .full
+            .as_ref()
+            .and_then(|f| full_part(f, &name, coverage, errs));
         inputs.push(Input {
             asset: name,
             coverage,
             window_given: r.window.is_some(),
-            full: r.full.unwrap_or(false),
+            full,
             alias,
             line,
         });
     }
 
     inputs
+}
+
+/// The part of input `name`'s window that `full = …` requires: the whole window for
+/// `true`, `[a, b]` when it lies within the window, nothing for `false` or without a
+/// window (a whole or periodic input is complete by definition).
+fn full_part(
+    f: &Spanned<toml::Value>,
+    name: &str,
+    coverage: Coverage,
+    errs: &mut Errors,
+) -> Option<(i64, i64)> {
+    let Coverage::Window(a, b) = coverage else {
+        return None;
+    };
+    match f.get_ref() {
+        toml::Value::Boolean(true) => Some((a, b)),
+        toml::Value::Boolean(false) => None,
+        toml::Value::Array(v) => {
+            let part: Vec<i64> = v.iter().filter_map(toml::Value::as_integer).collect();
+            match part[..] {
+                [x, y] if v.len() == 2 && a <= x && x <= y && y <= b => Some((x, y)),
+                _ => {
+                    errs.at(
+                        f.span().start,
+                        format!(
+                            "input '{name}': full = {} must be [start, end] within its window [{a}, {b}], e.g. full = [{}, {b}]",
+                            f.get_ref(),
+                            (a / 2).min(b)
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+        other => {
+            errs.at(
+                f.span().start,
+                format!(
+                    "input '{name}': full = {other} must be true, false or the part of the window that must be complete, e.g. full = [{}, {b}]",
+                    (a / 2).min(b)
+                ),
+            );
+            None
+        }
+    }
 }

@@ -53,10 +53,13 @@ pub struct Input {
     pub coverage: Coverage,
     /// Whether the rule wrote `window = [...]` (an error on an unpartitioned input).
     pub window_given: bool,
-    /// `full = true`: the output has a partition only where this input's window is
-    /// complete (no partition before the input's first one is needed), e.g. features
-    /// that need a full year of history.
-    pub full: bool,
+    /// The part of the window that must be complete for the output to have a partition
+    /// (no partition of it before the input's first one is needed): `full = true`, the
+    /// whole window, e.g. features that need a full year of history; `full = [a, b]`,
+    /// only that part, the rest being read where it exists (a long history that is
+    /// shorter at the data's start, as a model saw it in training). `None` (`full =
+    /// false`, or no window): no requirement.
+    pub full: Option<(i64, i64)>,
     /// `asset@alias`: read the version the alias points to, not the current one.
     pub alias: Option<String>,
     pub line: usize,

@@ -48,8 +48,9 @@ pub(super) struct RawInput {
     pub(super) window: Option<Spanned<Vec<i64>>>,
     #[serde(default)]
     pub(super) as_of: Option<bool>,
+    /// `true`, `false` or `[a, b]` (read by [`super::inputs`], which names what is wrong).
     #[serde(default)]
-    pub(super) full: Option<bool>,
+    pub(super) full: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub(super) period: Option<Spanned<String>>,
     #[serde(default)]

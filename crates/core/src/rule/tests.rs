@@ -71,7 +71,7 @@ window = 10
     assert!(r.daily);
     assert_eq!(r.inputs.len(), 2);
     assert_eq!(r.inputs[0].coverage, Coverage::Window(-2, 0));
-    assert!(r.inputs[0].full && r.inputs[0].window_given);
+    assert!(r.inputs[0].full == Some((-2, 0)) && r.inputs[0].window_given);
     assert_eq!(r.inputs[1].coverage, Coverage::Window(0, 0));
     assert_eq!(r.inputs[1].line, 7);
     assert_eq!(r.sources, ["scripts/*.py"]);
@@ -173,6 +173,16 @@ fn input_errors() {
         "window must be [start, end] with start <= end",
     );
     error_at(
+        &daily("{ asset = \"prices\", window = [-9, 0], full = [-10, 0] }"),
+        4,
+        "input 'prices': full = [-10, 0] must be [start, end] within its window [-9, 0]",
+    );
+    error_at(
+        &daily("{ asset = \"prices\", window = [-9, 0], full = \"yes\" }"),
+        4,
+        "full = \"yes\" must be true, false or the part of the window that must be complete",
+    );
+    error_at(
         &daily("{ asset = \"prices\", window = [1] }"),
         4,
         "window must be [start, end]",
@@ -202,6 +212,18 @@ fn input_errors() {
         4,
         "period is for an unpartitioned output",
     );
+    // What `full` requires of a window: all of it, a part, or nothing.
+    for (full, want) in [
+        ("true", Some((-9, 0))),
+        ("[-4, 0]", Some((-4, 0))),
+        ("false", None),
+    ] {
+        let r = parse(&daily(&format!(
+            "{{ asset = \"prices\", window = [-9, 0], full = {full} }}"
+        )))
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(r.inputs[0].full, want, "full = {full}");
+    }
 }
 
 #[test]
