@@ -850,7 +850,6 @@ impl Trainer<'_> {
     }
 }
 
-/// Per horizon, the mean daily RankIC on `valid` (`None` where no day has one).
 /// A day's rows for a ridge fit of the network's linear paths: each stock's linear inputs
 /// and a constant 1 (the intercept) last, with the sample's targets. `None` without an
 /// active linear path.
@@ -870,6 +869,7 @@ fn ridge_rows(net: &Network, s: &Sample) -> Option<ridge::DayRows> {
     })
 }
 
+/// Per horizon, the mean daily RankIC on `valid` (`None` where no day has one).
 fn horizon_rank_ics(net: &Network, p: &[f32], valid: &[Sample]) -> Vec<Option<f64>> {
     let hz = net.cfg.horizons;
     let mut per: Vec<Vec<DayMetrics>> = vec![Vec::new(); hz];
