@@ -3,8 +3,9 @@
 //!     cargo bench --bench model
 //!
 //! Builds the repository's market, features and labels at the default size (300 stocks
-//! from 2023-01-04 to `LAKEBUILD_BENCH_NOW`, default 2026-10-30; `LAKEBUILD_BENCH_DIR`
-//! keeps the lake) and, with the training config of `rules/trained_model.toml`, prints:
+//! from `LAKEBUILD_BENCH_START`, default the rules' 2023-01-04, to `LAKEBUILD_BENCH_NOW`,
+//! default 2026-10-30; `LAKEBUILD_BENCH_DIR` keeps the lake) and, with the training
+//! config of `rules/trained_model.toml`, prints:
 //! - training throughput (stock-days/s, forward + backward + AdamW) and inference time per
 //!   day at the default size and at full scale (4,000 stocks, a synthetic day batch);
 //! - the day graph's recovery of the synthetic market's planted lead-lag links (recall,
@@ -387,6 +388,7 @@ const RECOVERY_HEADER: &str = "| graph | in-edges per node | recall of true link
 
 fn main() -> anyhow::Result<()> {
     let now = std::env::var("LAKEBUILD_BENCH_NOW").unwrap_or_else(|_| "2026-10-30".into());
+    let start = std::env::var("LAKEBUILD_BENCH_START").unwrap_or_else(|_| "2023-01-04".into());
     let (_tmp, root) = bench_root()?;
     std::fs::create_dir_all(root.join("rules"))?;
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
@@ -397,7 +399,11 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         if let Some(name) = p.file_name() {
-            std::fs::copy(&p, root.join("rules").join(name))?;
+            let text = std::fs::read_to_string(&p)?;
+            std::fs::write(
+                root.join("rules").join(name),
+                text.replace("2023-01-04", &start),
+            )?;
         }
     }
     let t = Instant::now();

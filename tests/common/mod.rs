@@ -196,7 +196,10 @@ pub const TINY_MODEL: [(&str, &str); 10] = [
     ("folds = 5", "folds = 2"),
     ("min_train_days = 252", "min_train_days = 30"),
     ("graph_lag_lookback = 500", "graph_lag_lookback = 60"),
-    ("window = [-500, 0], full = [-250, 0]", "window = [-60, 0], full = true"),
+    (
+        "window = [-500, 0], full = [-250, 0]",
+        "window = [-60, 0], full = true",
+    ),
 ];
 
 /// The distinct model ids an asset's rows were made with (its `model_id` column).

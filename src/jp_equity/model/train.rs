@@ -375,6 +375,17 @@ pub struct StartFit {
     pub by_folds: bool,
 }
 
+impl StartFit {
+    /// Whether two starts have the same design (a fold stored before the starts were
+    /// recorded matches any).
+    pub fn same_design(a: Option<StartFit>, b: Option<StartFit>) -> bool {
+        match (a, b) {
+            (Some(a), Some(b)) => a.graph_path == b.graph_path,
+            _ => true,
+        }
+    }
+}
+
 /// Per horizon, the design of the ridge start with the best mean validation RankIC over
 /// `folds` (ties to the simpler, the lower index), or `None` where no fold scored the
 /// designs (the first fold: the fit's inner split chooses, [`ridge::DESIGN_MARGIN_SE`]).
@@ -443,24 +454,31 @@ pub struct FoldReport {
 }
 
 /// Per horizon, the trained network's weight in its blend with the start: of `weights`,
-/// the one with the best mean validation RankIC over `folds` (ties go to the larger
-/// weight; no fold compared: `no_evidence`). Fold k decides with folds 0..k, so its
-/// reported metrics never select on its own validation days, and the first fold, with
-/// no evidence yet, reports the start (`no_evidence = 0`: the trained network earns its
+/// the one with the best mean validation RankIC over the `folds` whose start had the
+/// same design as this one's (`starts[h]`; ties go to the larger weight; no such fold:
+/// `no_evidence`). A fold whose start was the skip path alone says nothing about how
+/// the network trained from a skip + graph start compares with that start (measured:
+/// docs/BENCHMARKS.md, model quality step 11). Fold k decides with folds 0..k, so its
+/// reported metrics never select on its own validation days, and a fold with no
+/// evidence yet reports the start (`no_evidence = 0`: the trained network earns its
 /// weight out of sample first); the final fit decides with every fold (without
 /// cross-validation it has none and keeps the trained network, `no_evidence = 1`).
 pub fn blend_choice(
     folds: &[FoldReport],
     horizons: &[String],
+    starts: &[Option<StartFit>],
     weights: &[f64],
     no_evidence: f64,
 ) -> Vec<f64> {
     horizons
         .iter()
-        .map(|h| {
+        .enumerate()
+        .map(|(k, h)| {
+            let start = starts.get(k).copied().flatten();
             let compared: Vec<&HorizonFallback> = folds
                 .iter()
                 .flat_map(|f| f.fallback.iter().filter(|c| &c.horizon == h))
+                .filter(|c| StartFit::same_design(c.start_fit, start))
                 .collect();
             let mut best = (no_evidence, f64::NEG_INFINITY);
             for &w in weights.iter().rev() {
@@ -1033,7 +1051,9 @@ pub fn train(
             let mut p = fit.params;
             if cfg.fallback_active() {
                 let weights = cfg.blend_weights();
-                let choice = blend_choice(&folds, &panel.horizons, &weights, 0.0);
+                let starts: Vec<Option<StartFit>> =
+                    fit.start_fit.iter().copied().map(Some).collect();
+                let choice = blend_choice(&folds, &panel.horizons, &starts, &weights, 0.0);
                 let scores = blend_rank_ics(&net, &p, &fit.start, &valid, &weights);
                 let design_scores = trainer.design_rank_ics(&fit.start_designs, &valid);
                 for (h, name) in panel.horizons.iter().enumerate() {
@@ -1125,7 +1145,18 @@ pub fn train(
         &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
     )?;
     let weights = if cfg.fallback_active() {
-        blend_choice(&folds, &panel.horizons, &cfg.blend_weights(), 1.0)
+        let starts: Vec<Option<StartFit>> = fit.start_fit.iter().copied().map(Some).collect();
+        // With folds, a horizon none of whose folds had this start's design keeps the
+        // start (the network has not been compared with it); without cross-validation,
+        // the trained network.
+        let no_evidence = if folds.is_empty() { 1.0 } else { 0.0 };
+        blend_choice(
+            &folds,
+            &panel.horizons,
+            &starts,
+            &cfg.blend_weights(),
+            no_evidence,
+        )
     } else {
         vec![1.0; model.horizons]
     };
@@ -1469,28 +1500,31 @@ mod tests {
         let ends = [0.0, 1.0];
         // No fold compared: the default asked for (a first fold: the start; a final fit
         // without cross-validation: the trained network).
-        assert_eq!(blend_choice(&[], &hz, &ends, 0.0), vec![0.0, 0.0]);
-        assert_eq!(blend_choice(&[], &hz, &ends, 1.0), vec![1.0, 1.0]);
+        assert_eq!(blend_choice(&[], &hz, &[], &ends, 0.0), vec![0.0, 0.0]);
+        assert_eq!(blend_choice(&[], &hz, &[], &ends, 1.0), vec![1.0, 1.0]);
         // 1d: the start wins once by 0.01 and loses once by 0.03 (mean −0.01: trained);
         // 5d: it loses by 0.01 and wins by 0.02 (mean +0.005: start).
         let folds = [
             fold_with(&[("1d", 0.05, 0.06), ("5d", 0.03, 0.02)]),
             fold_with(&[("1d", 0.07, 0.04), ("5d", 0.01, 0.03)]),
         ];
-        assert_eq!(blend_choice(&folds, &hz, &ends, 1.0), vec![1.0, 0.0]);
-        assert_eq!(blend_choice(&folds[..1], &hz, &ends, 1.0), vec![0.0, 1.0]);
+        assert_eq!(blend_choice(&folds, &hz, &[], &ends, 1.0), vec![1.0, 0.0]);
+        assert_eq!(
+            blend_choice(&folds[..1], &hz, &[], &ends, 1.0),
+            vec![0.0, 1.0]
+        );
         // A horizon no fold compared takes the default.
         assert_eq!(
-            blend_choice(&folds, &["20d".to_string()], &ends, 1.0),
+            blend_choice(&folds, &["20d".to_string()], &[], &ends, 1.0),
             vec![1.0]
         );
         assert_eq!(
-            blend_choice(&folds, &["20d".to_string()], &ends, 0.0),
+            blend_choice(&folds, &["20d".to_string()], &[], &ends, 0.0),
             vec![0.0]
         );
         // A tie goes to the trained network.
         let tie = [fold_with(&[("1d", 0.05, 0.05)])];
-        assert_eq!(blend_choice(&tie, &hz[..1], &ends, 1.0), vec![1.0]);
+        assert_eq!(blend_choice(&tie, &hz[..1], &[], &ends, 1.0), vec![1.0]);
     }
 
     /// The start's design per horizon: none before any fold scored the designs (the inner
@@ -1525,6 +1559,61 @@ mod tests {
         assert_eq!(design_choice(&tie, &hz), vec![Some(0), Some(0)]);
     }
 
+    /// A fold whose start had another design is no evidence: the blend weighs only the
+    /// folds whose start had this one's design, and with none keeps the default asked for.
+    #[test]
+    fn the_blend_weighs_only_folds_whose_start_had_the_same_design() {
+        let hz = ["1d".to_string()];
+        let ends = [0.0, 1.0];
+        let start = |graph_path| StartFit {
+            lambda: 1e4,
+            graph_path,
+            by_folds: true,
+        };
+        let with_start = |trained, st, graph_path| {
+            let mut f = fold_with(&[("1d", trained, st)]);
+            f.fallback[0].start_fit = Some(start(graph_path));
+            f
+        };
+        // A skip start the network beat by far, then a skip + graph start it lost to.
+        let folds = [
+            with_start(0.06, 0.037, false),
+            with_start(0.048, 0.055, true),
+        ];
+        // Fold 2's skip + graph start: fold 1 (a skip start) is no evidence.
+        assert_eq!(
+            blend_choice(&folds[..1], &hz, &[Some(start(true))], &ends, 0.0),
+            vec![0.0]
+        );
+        assert_eq!(
+            blend_choice(&folds[..1], &hz, &[Some(start(true))], &ends, 1.0),
+            vec![1.0]
+        );
+        // A skip start: fold 1 is, and the trained network won it.
+        assert_eq!(
+            blend_choice(&folds[..1], &hz, &[Some(start(false))], &ends, 0.0),
+            vec![1.0]
+        );
+        // Over both folds, each design weighs its own fold: the mean of both (0.054
+        // against 0.046) would have chosen the trained network for either.
+        assert_eq!(
+            blend_choice(&folds, &hz, &[Some(start(true))], &ends, 1.0),
+            vec![0.0]
+        );
+        assert_eq!(
+            blend_choice(&folds, &hz, &[Some(start(false))], &ends, 0.0),
+            vec![1.0]
+        );
+        // A start without a recorded design (a zero start, or a fold stored before the
+        // starts were) matches any.
+        assert_eq!(blend_choice(&folds, &hz, &[None], &ends, 0.0), vec![1.0]);
+        assert!(StartFit::same_design(None, Some(start(true))));
+        assert!(!StartFit::same_design(
+            Some(start(false)),
+            Some(start(true))
+        ));
+    }
+
     /// With blends on offer the weight with the best mean over the folds wins, a weight a
     /// fold did not score is not on offer, and a fold stored before the blend (ends only)
     /// still offers its two ends.
@@ -1536,10 +1625,10 @@ mod tests {
             fold_with_blends(&[("1d", vec![(0.0, 0.04), (0.5, 0.06), (1.0, 0.05)])]),
             fold_with_blends(&[("1d", vec![(0.0, 0.06), (0.5, 0.065), (1.0, 0.03)])]),
         ];
-        assert_eq!(blend_choice(&folds, &hz, &w, 1.0), vec![0.5]);
+        assert_eq!(blend_choice(&folds, &hz, &[], &w, 1.0), vec![0.5]);
         // Without 0.5 in one fold, only the ends compete: 0.05 (start) > 0.04 (trained).
         let partial = [folds[0].clone(), fold_with(&[("1d", 0.03, 0.06)])];
-        assert_eq!(blend_choice(&partial, &hz, &w, 1.0), vec![0.0]);
+        assert_eq!(blend_choice(&partial, &hz, &[], &w, 1.0), vec![0.0]);
         assert_eq!(
             TrainConfig::default().blend_weights(),
             vec![0.0, 0.25, 0.5, 0.75, 1.0]
@@ -1570,8 +1659,13 @@ mod tests {
                 let c = &f.fallback[0];
                 assert_eq!(c.horizon, "fwd_ret_1d");
                 let weights = cfg_blend.blend_weights();
-                let chosen =
-                    blend_choice(&t.folds[..k], &["fwd_ret_1d".to_string()], &weights, 0.0)[0];
+                let chosen = blend_choice(
+                    &t.folds[..k],
+                    &["fwd_ret_1d".to_string()],
+                    &[c.start_fit],
+                    &weights,
+                    0.0,
+                )[0];
                 assert_eq!(c.weight, Some(chosen));
                 assert_eq!(c.from_start, chosen == 0.0);
                 // The first fold, with no earlier evidence, reports the start.
@@ -1603,13 +1697,23 @@ mod tests {
                 }
                 assert_ne!(c.trained_rank_ic, c.start_rank_ic);
             }
+            // The final fit's start takes the design every fold chose; its blend weighs
+            // the folds whose start had that design.
+            let hz = ["fwd_ret_1d".to_string()];
+            let design = design_choice(&t.folds, &hz)[0].expect("the folds scored the designs");
+            let start = StartFit {
+                lambda: 0.0,
+                graph_path: design == 1,
+                by_folds: true,
+            };
             assert_eq!(
                 t.weights,
                 blend_choice(
                     &t.folds,
-                    &["fwd_ret_1d".to_string()],
+                    &hz,
+                    &[Some(start)],
                     &cfg_blend.blend_weights(),
-                    1.0
+                    0.0
                 )
             );
         }
