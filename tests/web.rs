@@ -300,16 +300,20 @@ fn actions_need_the_token_and_the_host_and_origin_must_be_the_servers() -> R {
     Ok(())
 }
 
+/// `lakebuild build` of the project in the background, its output discarded.
+fn quiet_build(p: &Proj) -> R<std::process::Child> {
+    Ok(p.cmd(&["build"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?)
+}
+
 #[test]
 fn a_running_builds_progress_is_live_and_goes_when_it_ends() -> R {
     let p = Proj::new()?;
     p.rule("slow", SLOW_RULE)?;
     let s = serve(&p, "127.0.0.1:0", &[], &[])?;
-    let mut build = p
-        .cmd(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut build = quiet_build(&p)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let seen = loop {
         let live = get(&s.addr, "/api/live")?;
@@ -345,11 +349,7 @@ fn a_running_builds_progress_is_live_and_goes_when_it_ends() -> R {
     // A build killed with SIGKILL leaves its file, which stops counting as live once its
     // heartbeat is stale (15 s).
     p.write("rules/slow.toml", &SLOW_RULE.replace("sleep 4", "sleep 30"))?;
-    let mut build = p
-        .cmd(&["build"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
+    let mut build = quiet_build(&p)?;
     let deadline = Instant::now() + Duration::from_secs(60);
     while get(&s.addr, "/api/live")?
         .as_array()

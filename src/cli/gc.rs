@@ -1,7 +1,6 @@
 //! `lakebuild gc`.
 
 use super::print_json;
-use crate::core::catalog::Catalog as _;
 use crate::core::error::UsageError;
 use crate::engine::project::Project;
 use anyhow::Result;
@@ -13,11 +12,8 @@ pub(super) fn run(project: &Project, retention: &str, dry_run: bool, json: bool)
         ))
     })?;
     // The caches the ops of this program use; any other version's is collectable.
-    let registry = crate::registry();
-    let live: Vec<_> = registry
-        .op_names()
-        .into_iter()
-        .filter_map(|name| registry.find(name))
+    let live: Vec<_> = crate::registry()
+        .ops()
         .map(|op| project.lake.op_cache(op.name(), op.code_version()))
         .collect();
     let reports = crate::lake::gc::collect_lake(

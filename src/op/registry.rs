@@ -56,6 +56,11 @@ impl Registry {
         self
     }
 
+    /// Every registered op.
+    pub fn ops(&self) -> impl Iterator<Item = &'static dyn Op> + '_ {
+        self.ops.iter().copied()
+    }
+
     /// The op to run a rule of `op = name`.
     pub fn find(&self, name: &str) -> Option<&'static dyn Op> {
         self.ops.iter().copied().find(|o| o.name() == name)
