@@ -455,7 +455,8 @@ pub struct FoldReport {
 
 /// Per horizon, the trained network's weight in its blend with the start: of `weights`,
 /// the one with the best mean validation RankIC over the `folds` whose start had the
-/// same design as this one's (`starts[h]`; ties go to the larger weight; no such fold:
+/// same design as this one's (`starts[h]`, absent for a zero start: any fold; ties go to
+/// the larger weight; no such fold:
 /// `no_evidence`). A fold whose start was the skip path alone says nothing about how
 /// the network trained from a skip + graph start compares with that start (measured:
 /// docs/BENCHMARKS.md, model quality step 11). Fold k decides with folds 0..k, so its
@@ -466,7 +467,7 @@ pub struct FoldReport {
 pub fn blend_choice(
     folds: &[FoldReport],
     horizons: &[String],
-    starts: &[Option<StartFit>],
+    starts: &[StartFit],
     weights: &[f64],
     no_evidence: f64,
 ) -> Vec<f64> {
@@ -474,7 +475,7 @@ pub fn blend_choice(
         .iter()
         .enumerate()
         .map(|(k, h)| {
-            let start = starts.get(k).copied().flatten();
+            let start = starts.get(k).copied();
             let compared: Vec<&HorizonFallback> = folds
                 .iter()
                 .flat_map(|f| f.fallback.iter().filter(|c| &c.horizon == h))
@@ -942,7 +943,6 @@ fn blend_rank_ics(
         .collect()
 }
 
-/// Mean over horizons of the mean daily RankIC on `valid`.
 /// The mean of the horizons' validation RankICs that exist (0 when none does).
 fn mean_of_horizons(by_horizon: &[Option<f64>]) -> f64 {
     let ics: Vec<f64> = by_horizon.iter().flatten().copied().collect();
@@ -1051,9 +1051,7 @@ pub fn train(
             let mut p = fit.params;
             if cfg.fallback_active() {
                 let weights = cfg.blend_weights();
-                let starts: Vec<Option<StartFit>> =
-                    fit.start_fit.iter().copied().map(Some).collect();
-                let choice = blend_choice(&folds, &panel.horizons, &starts, &weights, 0.0);
+                let choice = blend_choice(&folds, &panel.horizons, &fit.start_fit, &weights, 0.0);
                 let scores = blend_rank_ics(&net, &p, &fit.start, &valid, &weights);
                 let design_scores = trainer.design_rank_ics(&fit.start_designs, &valid);
                 for (h, name) in panel.horizons.iter().enumerate() {
@@ -1145,7 +1143,6 @@ pub fn train(
         &mut |state| checkpoints.save(&fingerprint, &folds, &best_epochs, Some(&state)),
     )?;
     let weights = if cfg.fallback_active() {
-        let starts: Vec<Option<StartFit>> = fit.start_fit.iter().copied().map(Some).collect();
         // With folds, a horizon none of whose folds had this start's design keeps the
         // start (the network has not been compared with it); without cross-validation,
         // the trained network.
@@ -1153,7 +1150,7 @@ pub fn train(
         blend_choice(
             &folds,
             &panel.horizons,
-            &starts,
+            &fit.start_fit,
             &cfg.blend_weights(),
             no_evidence,
         )
@@ -1582,31 +1579,31 @@ mod tests {
         ];
         // Fold 2's skip + graph start: fold 1 (a skip start) is no evidence.
         assert_eq!(
-            blend_choice(&folds[..1], &hz, &[Some(start(true))], &ends, 0.0),
+            blend_choice(&folds[..1], &hz, &[start(true)], &ends, 0.0),
             vec![0.0]
         );
         assert_eq!(
-            blend_choice(&folds[..1], &hz, &[Some(start(true))], &ends, 1.0),
+            blend_choice(&folds[..1], &hz, &[start(true)], &ends, 1.0),
             vec![1.0]
         );
         // A skip start: fold 1 is, and the trained network won it.
         assert_eq!(
-            blend_choice(&folds[..1], &hz, &[Some(start(false))], &ends, 0.0),
+            blend_choice(&folds[..1], &hz, &[start(false)], &ends, 0.0),
             vec![1.0]
         );
         // Over both folds, each design weighs its own fold: the mean of both (0.054
         // against 0.046) would have chosen the trained network for either.
         assert_eq!(
-            blend_choice(&folds, &hz, &[Some(start(true))], &ends, 1.0),
+            blend_choice(&folds, &hz, &[start(true)], &ends, 1.0),
             vec![0.0]
         );
         assert_eq!(
-            blend_choice(&folds, &hz, &[Some(start(false))], &ends, 0.0),
+            blend_choice(&folds, &hz, &[start(false)], &ends, 0.0),
             vec![1.0]
         );
         // A start without a recorded design (a zero start, or a fold stored before the
         // starts were) matches any.
-        assert_eq!(blend_choice(&folds, &hz, &[None], &ends, 0.0), vec![1.0]);
+        assert_eq!(blend_choice(&folds, &hz, &[], &ends, 0.0), vec![1.0]);
         assert!(StartFit::same_design(None, Some(start(true))));
         assert!(!StartFit::same_design(
             Some(start(false)),
@@ -1662,7 +1659,7 @@ mod tests {
                 let chosen = blend_choice(
                     &t.folds[..k],
                     &["fwd_ret_1d".to_string()],
-                    &[c.start_fit],
+                    c.start_fit.as_slice(),
                     &weights,
                     0.0,
                 )[0];
@@ -1708,13 +1705,7 @@ mod tests {
             };
             assert_eq!(
                 t.weights,
-                blend_choice(
-                    &t.folds,
-                    &hz,
-                    &[Some(start)],
-                    &cfg_blend.blend_weights(),
-                    0.0
-                )
+                blend_choice(&t.folds, &hz, &[start], &cfg_blend.blend_weights(), 0.0)
             );
         }
         // Off, nothing is compared and nothing falls back.
